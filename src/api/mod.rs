@@ -1,0 +1,4 @@
+//! The SQL surface, one file per concern.
+
+pub mod identity;
+pub mod rows;

@@ -1,0 +1,240 @@
+//! Every `mcp_oauth.*` setting, registered once in `init()`.
+//!
+//! Secrets are `SUSET` and `SUPERUSER_ONLY` (hidden from `SHOW`, `SHOW ALL`
+//! and `pg_settings` for other roles). Syntax is checked by check hooks, so
+//! `SET` and `ALTER SYSTEM` report a mistake at once; check hooks never echo a
+//! secret value. The timeouts are `USERSET`, but a role that is not a
+//! superuser may only lower them (see `lower_only`).
+
+use mcp_oauth_core::{identity::IdentitySource, settings};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::{pg_guard, pg_sys};
+use std::ffi::{c_char, c_void, CStr, CString};
+
+pub static STATE_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static ENCRYPTION_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static ENCRYPTION_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static REDIRECT_URI: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CLIENT_NAME: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"mcp_oauth"));
+pub static CLIENT_URI: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CLIENT_METADATA_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static STATE_TTL: GucSetting<i32> = GucSetting::<i32>::new(300);
+pub static IDENTITY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"role"));
+pub static ALLOWED_HOSTS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static ALLOW_PRIVATE_NETWORKS: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static ALLOW_HTTP_LOOPBACK: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static MAX_RESPONSE_BYTES: GucSetting<i32> = GucSetting::<i32>::new(10 * 1024 * 1024);
+pub static CONNECT_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5_000);
+pub static REQUEST_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(60_000);
+
+/// A string setting's value, `None` when unset or empty.
+pub fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
+    setting.get().map(|c| c.to_string_lossy().into_owned()).filter(|s| !s.is_empty())
+}
+
+pub fn init() {
+    let secret = GucFlags::SUPERUSER_ONLY;
+    let plain = GucFlags::default();
+    // SAFETY: every hook below is a #[pg_guard] function of the signature
+    // PostgreSQL expects, and never panics across the boundary.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"mcp_oauth.state_secret",
+            c"Key that signs OAuth state tokens (at least 32 bytes).",
+            c"Required for sign-in. Superuser only; hidden from other roles.",
+            &STATE_SECRET, GucContext::Suset, secret,
+            Some(check_state_secret), None, None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"mcp_oauth.encryption_key",
+            c"Key that encrypts tokens and other secrets at rest: 64 hexadecimal characters.",
+            c"Superuser only; hidden from other roles. Prefer mcp_oauth.encryption_key_file.",
+            &ENCRYPTION_KEY, GucContext::Suset, secret,
+            Some(check_encryption_key), None, None,
+        );
+        GucRegistry::define_string_guc(
+            c"mcp_oauth.encryption_key_file",
+            c"Path of a file holding the encryption key (64 hexadecimal characters).",
+            c"The file should be readable only by the server's operating-system user.",
+            &ENCRYPTION_KEY_FILE, GucContext::Suset, secret,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"mcp_oauth.redirect_uri",
+            c"The application's OAuth redirect URI (absolute http(s) URL).",
+            c"Where the authorization server sends the user back; required for OAuth.",
+            &REDIRECT_URI, GucContext::Suset, plain,
+            Some(check_web_url), None, None,
+        );
+        GucRegistry::define_string_guc(
+            c"mcp_oauth.client_name",
+            c"client_name sent in dynamic client registration.",
+            c"",
+            &CLIENT_NAME, GucContext::Suset, plain,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"mcp_oauth.client_uri",
+            c"client_uri sent in dynamic client registration (absolute http(s) URL).",
+            c"",
+            &CLIENT_URI, GucContext::Suset, plain,
+            Some(check_web_url), None, None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"mcp_oauth.client_metadata_url",
+            c"https URL of this application's OAuth Client ID Metadata Document.",
+            c"Used as client_id where the authorization server supports it.",
+            &CLIENT_METADATA_URL, GucContext::Suset, plain,
+            Some(check_client_metadata_url), None, None,
+        );
+        GucRegistry::define_int_guc(
+            c"mcp_oauth.state_ttl",
+            c"How long a sign-in may take, from mcp_oauth_start to the callback.",
+            c"",
+            &STATE_TTL, 10, 86_400, GucContext::Suset, GucFlags::UNIT_S,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"mcp_oauth.identity",
+            c"Where mcp_current_user_id() finds the user: role, setting:<name> or jwt_claim:<claim>.",
+            c"role: the current database role. setting:<name>: a setting the trusted backend sets \
+              per request (SET LOCAL). jwt_claim:<claim>: a claim of request.jwt.claims (PostgREST, Supabase).",
+            &IDENTITY, GucContext::Suset, plain,
+            Some(check_identity), None, None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"mcp_oauth.allowed_hosts",
+            c"Comma-separated hosts (or host:port) the extension may connect to; empty allows any public host.",
+            c"",
+            &ALLOWED_HOSTS, GucContext::Suset, plain,
+            Some(check_allowed_hosts), None, None,
+        );
+        GucRegistry::define_bool_guc(
+            c"mcp_oauth.allow_private_networks",
+            c"Allows connections to private, loopback and link-local addresses.",
+            c"An escape hatch for servers on an internal network; off protects against SSRF.",
+            &ALLOW_PRIVATE_NETWORKS, GucContext::Suset, plain,
+        );
+        GucRegistry::define_bool_guc(
+            c"mcp_oauth.allow_http_loopback",
+            c"Allows plain http to loopback addresses (tests and demos).",
+            c"",
+            &ALLOW_HTTP_LOOPBACK, GucContext::Suset, plain,
+        );
+        GucRegistry::define_int_guc(
+            c"mcp_oauth.max_response_bytes",
+            c"Largest response body the extension reads, after decompression.",
+            c"",
+            &MAX_RESPONSE_BYTES, 1024, i32::MAX, GucContext::Suset, GucFlags::UNIT_BYTE,
+        );
+        GucRegistry::define_int_guc_with_hooks(
+            c"mcp_oauth.connect_timeout",
+            c"Time allowed to establish a connection.",
+            c"A role that is not a superuser may lower it for its session, never raise it.",
+            &CONNECT_TIMEOUT, 100, 600_000, GucContext::Userset, GucFlags::UNIT_MS,
+            Some(check_connect_timeout), None, None,
+        );
+        GucRegistry::define_int_guc_with_hooks(
+            c"mcp_oauth.request_timeout",
+            c"Time allowed for a whole request, response body included.",
+            c"A role that is not a superuser may lower it for its session, never raise it.",
+            &REQUEST_TIMEOUT, 100, 3_600_000, GucContext::Userset, GucFlags::UNIT_MS,
+            Some(check_request_timeout), None, None,
+        );
+        pg_sys::MarkGUCPrefixReserved(c"mcp_oauth".as_ptr());
+    }
+}
+
+/// Runs `check` on a string setting's new value; on failure hands PostgreSQL
+/// the reason as the error DETAIL.
+unsafe fn check_string(newval: *mut *mut c_char, check: impl FnOnce(&str) -> Result<(), String>) -> bool {
+    let value = unsafe { *newval };
+    if value.is_null() {
+        return true;
+    }
+    let text = unsafe { CStr::from_ptr(value) }.to_string_lossy();
+    if text.is_empty() {
+        return true;
+    }
+    match check(&text) {
+        Ok(()) => true,
+        Err(reason) => {
+            let reason = CString::new(reason.replace('\0', "")).unwrap_or_default();
+            unsafe { pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(reason.as_ptr()) };
+            false
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_state_secret(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
+    unsafe { check_string(newval, settings::state_secret) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_encryption_key(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
+    unsafe { check_string(newval, |v| settings::encryption_key(v).map(drop)) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_web_url(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
+    unsafe { check_string(newval, settings::web_url) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_client_metadata_url(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
+    unsafe { check_string(newval, settings::client_metadata_url) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_allowed_hosts(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
+    unsafe { check_string(newval, |v| settings::allowed_hosts(v).map(drop)) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_identity(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
+    unsafe {
+        check_string(newval, |v| {
+            v.parse::<IdentitySource>().map(drop).map_err(|_| {
+                "expected role, setting:<name> (e.g. setting:app.user_id) or jwt_claim:<claim> (e.g. jwt_claim:sub)"
+                    .to_owned()
+            })
+        })
+    }
+}
+
+/// Timeouts are capped by what a superuser configured: a role that is not a
+/// superuser may set a value up to the one in force when its session started
+/// (postgresql.conf, ALTER SYSTEM, ALTER DATABASE/ROLE SET), never above.
+/// Values stored by ALTER DATABASE/ROLE SET were checked when they were
+/// stored (source PGC_S_TEST), so they are trusted when a session starts.
+unsafe fn lower_only(name: &CStr, newval: *mut i32, source: pg_sys::GucSource::Type) -> bool {
+    use pg_sys::GucSource::*;
+    let checked_source = matches!(source, PGC_S_CLIENT | PGC_S_TEST | PGC_S_INTERACTIVE | PGC_S_SESSION);
+    if !checked_source || unsafe { pg_sys::superuser() } {
+        return true;
+    }
+    let cap = unsafe {
+        let reset = pg_sys::GetConfigOptionResetString(name.as_ptr());
+        if reset.is_null() { None } else { CStr::from_ptr(reset).to_str().ok().and_then(|s| s.parse::<i32>().ok()) }
+    };
+    let requested = unsafe { *newval };
+    match cap {
+        Some(cap) if requested > cap => {
+            let reason = CString::new(format!(
+                "Only a superuser may raise this setting; the limit for this session is {cap} ms."
+            ))
+            .unwrap_or_default();
+            unsafe { pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(reason.as_ptr()) };
+            false
+        }
+        _ => true,
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_connect_timeout(newval: *mut i32, _extra: *mut *mut c_void, source: pg_sys::GucSource::Type) -> bool {
+    unsafe { lower_only(c"mcp_oauth.connect_timeout", newval, source) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_request_timeout(newval: *mut i32, _extra: *mut *mut c_void, source: pg_sys::GucSource::Type) -> bool {
+    unsafe { lower_only(c"mcp_oauth.request_timeout", newval, source) }
+}
