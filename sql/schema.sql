@@ -112,9 +112,10 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'not_null_violation', MESSAGE = 'an MCP server needs a name',
             TABLE = TG_TABLE_NAME, COLUMN = 'name';
     END IF;
-    IF char_length(btrim(NEW.name)) = 0 OR char_length(NEW.name) > 80 THEN
+    NEW.name := btrim(NEW.name);
+    IF char_length(NEW.name) = 0 OR char_length(NEW.name) > 80 THEN
         RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'invalid MCP server name',
-            DETAIL = format('A name has 1 to 80 characters and is not blank; this one has %s.', char_length(NEW.name)),
+            DETAIL = format('A name has 1 to 80 characters besides leading and trailing spaces; this one has %s.', char_length(NEW.name)),
             TABLE = TG_TABLE_NAME, COLUMN = 'name', CONSTRAINT = 'user_mcp_servers_name_check';
     END IF;
     IF NEW.url IS NULL THEN

@@ -70,29 +70,29 @@ impl Error {
         match self {
             Error::State(e @ (StateError::SecretMissing | StateError::SecretTooShort { .. })) => {
                 Report::new(CONFIGURATION_MISSING, "mcp_oauth.state_secret is not usable")
-                    .detail(capitalised(&e.to_string()))
+                    .detail(sentence(&e.to_string()))
                     .hint(STATE_SECRET_HINT)
             }
             Error::State(StateError::UserIdLength) => {
                 Report::new(INVALID_PARAMETER_VALUE, "the user id cannot be carried in a sign-in state")
-                    .detail(capitalised(&StateError::UserIdLength.to_string()))
+                    .detail(sentence(&StateError::UserIdLength.to_string()))
             }
             Error::State(e) => Report::new(INVALID_STATE, "invalid OAuth state")
-                .detail(capitalised(&e.to_string()))
+                .detail(sentence(&e.to_string()))
                 .hint("Start the sign-in again with mcp_oauth_start(); a state is valid once, for mcp_oauth.state_ttl, for the user who started it."),
             Error::Identity(IdentityError::InvalidSource(_)) => {
                 Report::new(CONFIGURATION_MISSING, "mcp_oauth.identity is not valid")
-                    .detail(capitalised(&self.to_string()))
+                    .detail(sentence(&self.to_string()))
                     .hint("Set it to role, setting:<name> or jwt_claim:<claim>.")
             }
             Error::Identity(IdentityError::Missing(why)) => {
                 Report::new(INVALID_AUTHORIZATION_SPECIFICATION, "no user identity for mcp_oauth")
-                    .detail(capitalised(why))
+                    .detail(sentence(why))
                     .hint(identity_hint())
             }
             Error::Identity(IdentityError::Invalid(source, why)) => {
                 Report::new(INVALID_AUTHORIZATION_SPECIFICATION, "the user identity for mcp_oauth is not usable")
-                    .detail(capitalised(&format!("{source} {why}")))
+                    .detail(sentence(&format!("{source} {why}")))
                     .hint(identity_hint())
             }
             Error::SettingMissing { setting, hint } => {
@@ -115,7 +115,8 @@ fn identity_hint() -> String {
     }
 }
 
-fn capitalised(text: &str) -> String {
+/// `text` as a sentence: capital first letter, final period.
+pub fn sentence(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => {

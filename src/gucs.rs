@@ -1,9 +1,9 @@
 //! Every `mcp_oauth.*` setting, registered once in `init()`.
 //!
 //! Secrets are `SUSET` and `SUPERUSER_ONLY` (hidden from `SHOW`, `SHOW ALL`
-//! and `pg_settings` for other roles). Syntax is checked by check hooks, so
-//! `SET` and `ALTER SYSTEM` report a mistake at once; check hooks never echo a
-//! secret value. The timeouts are `USERSET`, but a role that is not a
+//! and `pg_settings` for other roles). The syntax of the other settings is
+//! checked by check hooks, so `SET` and `ALTER SYSTEM` report a mistake at
+//! once. The timeouts are `USERSET`, but a role that is not a
 //! superuser may only lower them (see `lower_only`).
 
 use mcp_oauth_core::{identity::IdentitySource, settings};
@@ -38,19 +38,20 @@ pub fn init() {
     // SAFETY: every hook below is a #[pg_guard] function of the signature
     // PostgreSQL expects, and never panics across the boundary.
     unsafe {
-        GucRegistry::define_string_guc_with_hooks(
+        // No check hooks on secrets: PostgreSQL's "invalid value" error would
+        // repeat the value, and log the statement that carried it. They are
+        // checked where they are used (MC008, naming only the length).
+        GucRegistry::define_string_guc(
             c"mcp_oauth.state_secret",
             c"Key that signs OAuth state tokens (at least 32 bytes).",
             c"Required for sign-in. Superuser only; hidden from other roles.",
             &STATE_SECRET, GucContext::Suset, secret,
-            Some(check_state_secret), None, None,
         );
-        GucRegistry::define_string_guc_with_hooks(
+        GucRegistry::define_string_guc(
             c"mcp_oauth.encryption_key",
             c"Key that encrypts tokens and other secrets at rest: 64 hexadecimal characters.",
             c"Superuser only; hidden from other roles. Prefer mcp_oauth.encryption_key_file.",
             &ENCRYPTION_KEY, GucContext::Suset, secret,
-            Some(check_encryption_key), None, None,
         );
         GucRegistry::define_string_guc(
             c"mcp_oauth.encryption_key_file",
@@ -156,21 +157,11 @@ unsafe fn check_string(newval: *mut *mut c_char, check: impl FnOnce(&str) -> Res
     match check(&text) {
         Ok(()) => true,
         Err(reason) => {
-            let reason = CString::new(reason.replace('\0', "")).unwrap_or_default();
+            let reason = CString::new(crate::error::sentence(&reason).replace('\0', "")).unwrap_or_default();
             unsafe { pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(reason.as_ptr()) };
             false
         }
     }
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn check_state_secret(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
-    unsafe { check_string(newval, settings::state_secret) }
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn check_encryption_key(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
-    unsafe { check_string(newval, |v| settings::encryption_key(v).map(drop)) }
 }
 
 #[pg_guard]
@@ -193,7 +184,8 @@ unsafe extern "C-unwind" fn check_identity(newval: *mut *mut c_char, _extra: *mu
     unsafe {
         check_string(newval, |v| {
             v.parse::<IdentitySource>().map(drop).map_err(|_| {
-                "expected role, setting:<name> (e.g. setting:app.user_id) or jwt_claim:<claim> (e.g. jwt_claim:sub)"
+                "Use role, setting:<name> (e.g. setting:app.user_id) or jwt_claim:<claim> (e.g. jwt_claim:sub); \
+                 no mcp_oauth.* setting can hold the identity."
                     .to_owned()
             })
         })

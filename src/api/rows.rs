@@ -2,6 +2,7 @@
 //! take no secrets out of the row, and return the problem (or NULL) so the
 //! trigger can raise a precise error.
 
+use crate::error::sentence;
 use mcp_oauth_core::validate;
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -9,13 +10,13 @@ use pgrx::JsonB;
 /// Why `url` is not a valid MCP server URL, or NULL.
 #[pg_extern(immutable, parallel_safe, strict)]
 fn mcp_oauth_url_problem(url: &str) -> Option<String> {
-    validate::server_url(url).err().map(|why| capitalise_sentence(why))
+    validate::server_url(url).err().map(sentence)
 }
 
 /// Why `headers` is not a valid headers object, or NULL. Never names a value.
 #[pg_extern(immutable, parallel_safe, strict)]
 fn mcp_oauth_headers_problem(headers: JsonB) -> Option<String> {
-    validate::headers(&headers.0).err().map(|why| capitalise_sentence(&why))
+    validate::headers(&headers.0).err().map(|why| sentence(&why))
 }
 
 /// The header names, sorted (the `header_keys` column).
@@ -28,15 +29,4 @@ fn mcp_oauth_header_keys(headers: JsonB) -> Vec<String> {
 #[pg_extern(immutable, parallel_safe, strict)]
 fn mcp_oauth_slug(name: &str) -> String {
     validate::slug_from_name(name)
-}
-
-fn capitalise_sentence(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 1);
-    let mut chars = text.chars();
-    if let Some(first) = chars.next() {
-        out.extend(first.to_uppercase());
-    }
-    out.push_str(chars.as_str());
-    out.push('.');
-    out
 }

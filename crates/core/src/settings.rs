@@ -23,14 +23,6 @@ pub fn client_metadata_url(raw: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// `state_secret`: at least 32 bytes. The value itself is never echoed.
-pub fn state_secret(raw: &str) -> Result<(), String> {
-    match crate::state::StateSecret::new(Some(raw)) {
-        Ok(_) | Err(crate::state::StateError::SecretMissing) => Ok(()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// `encryption_key`: 64 hexadecimal characters (32 bytes).
 pub fn encryption_key(raw: &str) -> Result<[u8; 32], String> {
     let raw = raw.trim();
@@ -113,11 +105,7 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_checked_without_echo() {
-        assert!(state_secret("").is_ok());
-        assert!(state_secret(&"s".repeat(32)).is_ok());
-        let err = state_secret("hunter2-short").unwrap_err();
-        assert!(err.contains("13 bytes") && !err.contains("hunter2"));
+    fn encryption_keys_are_checked_without_echo() {
         let key = "00112233445566778899aabbccddeeff00112233445566778899AABBCCDDEEFF";
         assert_eq!(encryption_key(key).unwrap()[31], 0xff);
         let err = encryption_key("not-hex-secret").unwrap_err();

@@ -1,0 +1,58 @@
+# Shared helpers for the demo and test scripts. Source it; do not run it.
+# PostgreSQL 15 from Debian; initdb refuses root, so clusters run as the
+# "postgres" operating-system user when we are root.
+
+PG_MAJOR=15
+PG_BIN=/usr/lib/postgresql/${PG_MAJOR}/bin
+PG_CONFIG=${PG_BIN}/pg_config
+ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+say() { printf '\n==> %s\n' "$*"; }
+
+# Runs a command as the cluster's operating-system user.
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then
+    sudo -u postgres -H -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# A fresh scratch directory the cluster's user can write to.
+scratch_dir() {
+  local dir
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/mcp_oauth.XXXXXX")
+  chmod 755 "$dir"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres: "$dir"; fi
+  echo "$dir"
+}
+
+# Builds the extension and installs it into Debian's PostgreSQL.
+install_extension() {
+  local sudo_flag=()
+  [ "$(id -u)" -eq 0 ] || sudo_flag=(--sudo)
+  (cd "$ROOT_DIR" && cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" "$@")
+}
+
+# start_cluster DIR: initdb + start a throwaway cluster listening only on a
+# Unix socket in DIR. Sets PGHOST, PGPORT, PGUSER, PGDATABASE for psql.
+start_cluster() {
+  local dir=$1
+  as_pg "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust --no-instructions -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log"
+  cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$dir'
+port = 5432
+shared_preload_libraries = 'mcp_oauth'
+fsync = off
+CONF
+  as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+  export PGHOST=$dir PGPORT=5432 PGUSER=postgres PGDATABASE=postgres
+}
+
+stop_cluster() {
+  local dir=$1
+  [ -d "$dir/data" ] && as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+psql_q() { "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -q "$@"; }

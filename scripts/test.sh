@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs every test from a fresh machine: set-up, core unit tests, the
+# extension's #[pg_test]s, pg_regress expected output, integration tests.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT_DIR"
+
+bash scripts/setup.sh || { echo "set-up failed"; exit 1; }
+
+passed=0
+failed=0
+failures=()
+suite() {
+  local name=$1
+  shift
+  say "$name"
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+  fi
+}
+
+work=$(scratch_dir)
+
+core_tests() { cargo test -p mcp_oauth_core; }
+
+pg_tests() {
+  cargo pgrx test pg15 --runas postgres --pgdata "$work/pgrx-data"
+}
+
+regress_tests() {
+  # pg_tests installed a build with the test functions: install the real one.
+  install_extension >"$work/install.log" 2>&1 || { cat "$work/install.log"; return 1; }
+  local out="$work/regress"
+  mkdir -p "$out" && chmod 777 "$out"
+  local status=0
+  as_pg "$(dirname "$(dirname "$PG_CONFIG")")/lib/pgxs/src/test/regress/pg_regress" \
+    --bindir="$PG_BIN" \
+    --temp-instance="$out/instance" \
+    --temp-config="$ROOT_DIR/tests/regress/regress.conf" \
+    --inputdir="$ROOT_DIR/tests/regress" \
+    --outputdir="$out" \
+    --schedule="$ROOT_DIR/tests/regress/schedule" \
+    --dbname=mcp_oauth_regress \
+    --no-locale || status=$?
+  if [ "$status" -ne 0 ] && [ -f "$out/regression.diffs" ]; then
+    cat "$out/regression.diffs"
+    echo "pg_regress output kept in $out/results"
+  fi
+  return "$status"
+}
+
+integration_tests() { bash tests/integration/run.sh; }
+
+suite "core unit tests (cargo test -p mcp_oauth_core)" core_tests
+suite "extension tests (cargo pgrx test)" pg_tests
+suite "pg_regress" regress_tests
+suite "integration tests" integration_tests
+
+echo
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "suites: $passed passed, $failed failed"
+# Keep the scratch directory (pg_regress results) only when something failed.
+if [ "$failed" -eq 0 ]; then rm -rf "$work"; exit 0; fi
+exit 1
