@@ -1,7 +1,12 @@
 //! Protocol core of `mcp_oauth`: everything that can be written and tested
 //! without PostgreSQL. The extension crate (`src/`) is thin glue around it.
 
+pub mod discovery;
 pub mod identity;
+pub mod mcp;
+pub mod net;
+pub mod oauth;
 pub mod settings;
 pub mod state;
 pub mod validate;
+pub mod www_authenticate;

@@ -1,0 +1,389 @@
+//! The one HTTP client every outbound request goes through, and the network
+//! policy that governs it: which URLs may be fetched, how long a request may
+//! take, how large a response may be. No redirects are followed and no proxy
+//! is taken from the environment.
+
+use crate::settings::AllowedHost;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use std::net::IpAddr;
+use std::time::Duration;
+use url::{Host, Url};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetPolicy {
+    /// Plain http (and loopback addresses) for tests and demos.
+    pub allow_http_loopback: bool,
+    /// Private, loopback and link-local addresses.
+    pub allow_private_networks: bool,
+    /// When not empty, the only hosts that may be contacted.
+    pub allowed_hosts: Vec<AllowedHost>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetConfig {
+    pub policy: NetPolicy,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_response_bytes: usize,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            policy: NetPolicy { allow_http_loopback: false, allow_private_networks: false, allowed_hosts: vec![] },
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(60),
+            max_response_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+/// What went wrong on the wire. Carries the host, never the path, query,
+/// headers or body of the request or response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetError {
+    #[error("{host}: {reason}")]
+    Blocked { host: String, reason: String },
+    #[error("{host}: the request timed out")]
+    Timeout { host: String },
+    #[error("{host}: could not connect")]
+    Connect { host: String },
+    #[error("{host}: the response is larger than {limit} bytes")]
+    TooLarge { host: String, limit: usize },
+    #[error("{host}: {detail}")]
+    Transport { host: String, detail: String },
+}
+
+impl NetError {
+    pub fn host(&self) -> &str {
+        match self {
+            NetError::Blocked { host, .. }
+            | NetError::Timeout { host }
+            | NetError::Connect { host }
+            | NetError::TooLarge { host, .. }
+            | NetError::Transport { host, .. } => host,
+        }
+    }
+}
+
+/// The host (and port, when not the default) of a URL, for messages.
+pub fn display_host(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("(no host)");
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+fn is_loopback_host(host: &Host<&str>) -> bool {
+    match host {
+        Host::Domain(d) => d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost"),
+        Host::Ipv4(ip) => ip.is_loopback(),
+        Host::Ipv6(ip) => ip.is_loopback(),
+    }
+}
+
+/// Addresses that are not on the public internet.
+pub fn is_non_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64/10
+                || (a == 192 && b == 0)
+                || a >= 240
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_non_public(IpAddr::V4(v4));
+            }
+            let seg = v6.segments();
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+                || (seg[0] & 0xffc0) == 0xfe80 // link local fe80::/10
+                || (seg[0] == 0x64 && seg[1] == 0xff9b) // NAT64 64:ff9b::/96
+                || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
+        }
+    }
+}
+
+impl NetPolicy {
+    /// Whether `url` may be fetched: http(s) only, no credentials in the URL,
+    /// https unless plain http to loopback is allowed, no non-public address
+    /// literal unless allowed, and the allow list when there is one.
+    pub fn check(&self, url: &Url) -> Result<(), NetError> {
+        let host_label = display_host(url);
+        let blocked = |reason: &str| NetError::Blocked { host: host_label.clone(), reason: reason.to_owned() };
+        let scheme = url.scheme();
+        if scheme != "https" && scheme != "http" {
+            return Err(blocked("only http and https URLs may be fetched"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(blocked("URLs with credentials are not fetched"));
+        }
+        let Some(host) = url.host() else {
+            return Err(blocked("the URL has no host"));
+        };
+        let loopback = is_loopback_host(&host);
+        if scheme == "http" && !(loopback && self.allow_http_loopback) {
+            return Err(blocked("https is required (plain http only to loopback with mcp_oauth.allow_http_loopback)"));
+        }
+        let literal = match host {
+            Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+            Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+            Host::Domain(_) => None,
+        };
+        let private_allowed = self.allow_private_networks || (loopback && self.allow_http_loopback);
+        if !private_allowed && (loopback || literal.is_some_and(is_non_public)) {
+            return Err(blocked("the address is not public (see mcp_oauth.allow_private_networks)"));
+        }
+        if !self.allowed_hosts.is_empty() {
+            let name = match url.host() {
+                Some(Host::Ipv6(ip)) => format!("[{ip}]"),
+                Some(h) => h.to_string().to_ascii_lowercase(),
+                None => String::new(),
+            };
+            let port = url.port_or_known_default();
+            let listed = self.allowed_hosts.iter().any(|a| a.host == name && (a.port.is_none() || a.port == port));
+            if !listed {
+                return Err(blocked("the host is not in mcp_oauth.allowed_hosts"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Delete,
+}
+
+/// A request as the protocol code builds it.
+#[derive(Debug)]
+pub struct HttpRequest {
+    pub method: Method,
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub body: Option<Vec<u8>>,
+}
+
+impl HttpRequest {
+    pub fn get(url: Url) -> Self {
+        Self { method: Method::Get, url, headers: HeaderMap::new(), body: None }
+    }
+
+    pub fn post(url: Url, content_type: &'static str, body: Vec<u8>) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        Self { method: Method::Post, url, headers, body: Some(body) }
+    }
+
+    /// Adds a header. Credentials are marked sensitive so that no debug
+    /// output of the HTTP stack shows them.
+    pub fn header(mut self, name: HeaderName, value: &str, sensitive: bool) -> Self {
+        if let Ok(mut v) = HeaderValue::from_str(value) {
+            v.set_sensitive(sensitive);
+            self.headers.append(name, v);
+        }
+        self
+    }
+
+    pub fn accept(self, value: &'static str) -> Self {
+        self.header(reqwest::header::ACCEPT, value, false)
+    }
+
+    pub fn bearer(self, token: &str) -> Self {
+        self.header(reqwest::header::AUTHORIZATION, &format!("Bearer {token}"), true)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn headers_all<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers.get_all(name).into_iter().filter_map(|v| v.to_str().ok())
+    }
+
+    pub fn content_type(&self) -> String {
+        self.header("content-type")
+            .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .unwrap_or_default()
+    }
+}
+
+/// One per backend: a connection pool with keep-alive, reused by every request.
+pub struct HttpClient {
+    client: reqwest::Client,
+    config: NetConfig,
+}
+
+impl HttpClient {
+    pub fn new(config: NetConfig) -> Result<Self, NetError> {
+        // ring as rustls' crypto; installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("mcp_oauth/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| NetError::Transport { host: String::new(), detail: format!("HTTP client: {e}") })?;
+        Ok(Self { client, config })
+    }
+
+    pub fn config(&self) -> &NetConfig {
+        &self.config
+    }
+
+    /// Sends `request` under the policy and reads the whole body, up to
+    /// `max_response_bytes`, within `request_timeout`.
+    pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError> {
+        self.config.policy.check(&request.url)?;
+        let host = display_host(&request.url);
+        let deadline = self.config.request_timeout;
+        match tokio::time::timeout(deadline, self.send_unbounded(request, &host)).await {
+            Ok(result) => result,
+            Err(_) => Err(NetError::Timeout { host }),
+        }
+    }
+
+    async fn send_unbounded(&self, request: HttpRequest, host: &str) -> Result<HttpResponse, NetError> {
+        let method = match request.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut builder = self.client.request(method, request.url).headers(request.headers);
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
+        let mut response = builder.send().await.map_err(|e| classify(e, host))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let limit = self.config.max_response_bytes;
+        if response.content_length().is_some_and(|len| len > limit as u64) {
+            return Err(NetError::TooLarge { host: host.to_owned(), limit });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(e, host))? {
+            if body.len() + chunk.len() > limit {
+                return Err(NetError::TooLarge { host: host.to_owned(), limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(HttpResponse { status, headers, body })
+    }
+}
+
+fn classify(error: reqwest::Error, host: &str) -> NetError {
+    let host = host.to_owned();
+    if error.is_timeout() {
+        NetError::Timeout { host }
+    } else if error.is_connect() {
+        NetError::Connect { host }
+    } else {
+        // reqwest's Display can include the URL; keep only the kind.
+        let detail = if error.is_body() || error.is_decode() {
+            "the response body could not be read"
+        } else if error.is_request() {
+            "the request could not be sent"
+        } else {
+            "the HTTP exchange failed"
+        };
+        NetError::Transport { host, detail: detail.to_owned() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(loopback: bool, private: bool, hosts: &str) -> NetPolicy {
+        NetPolicy {
+            allow_http_loopback: loopback,
+            allow_private_networks: private,
+            allowed_hosts: crate::settings::allowed_hosts(hosts).unwrap(),
+        }
+    }
+
+    fn check(p: &NetPolicy, url: &str) -> Result<(), NetError> {
+        p.check(&Url::parse(url).unwrap())
+    }
+
+    #[test]
+    fn https_public_hosts_pass_by_default() {
+        let p = policy(false, false, "");
+        assert!(check(&p, "https://mcp.example.com/mcp").is_ok());
+        assert!(check(&p, "https://93.184.216.34/").is_ok());
+    }
+
+    #[test]
+    fn schemes_http_and_credentials() {
+        let p = policy(false, false, "");
+        for bad in ["http://mcp.example.com/", "ftp://x.example/", "file:///etc/passwd", "https://u:p@x.example/"] {
+            assert!(matches!(check(&p, bad), Err(NetError::Blocked { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn loopback_needs_the_setting() {
+        let off = policy(false, false, "");
+        let on = policy(true, false, "");
+        for url in ["http://127.0.0.1:8080/mcp", "http://localhost:1/", "http://[::1]:9/", "https://127.0.0.1/"] {
+            assert!(check(&off, url).is_err(), "{url}");
+            assert!(check(&on, url).is_ok(), "{url}");
+        }
+        assert!(check(&on, "http://mcp.example.com/").is_err());
+    }
+
+    #[test]
+    fn private_literals_are_blocked_unless_allowed() {
+        let p = policy(true, false, "");
+        for url in [
+            "https://10.0.0.1/", "https://172.16.0.1/", "https://192.168.1.1/", "https://169.254.169.254/",
+            "https://100.64.0.1/", "https://0.0.0.0/", "https://[fd00::1]/", "https://[fe80::1]/",
+            "https://[::ffff:10.0.0.1]/", "https://[::]/",
+        ] {
+            assert!(check(&p, url).is_err(), "{url}");
+        }
+        assert!(check(&policy(false, true, ""), "https://10.0.0.1/").is_ok());
+    }
+
+    #[test]
+    fn allow_list() {
+        let p = policy(false, false, "mcp.example.com, api.example.com:8443");
+        assert!(check(&p, "https://mcp.example.com/x").is_ok());
+        assert!(check(&p, "https://MCP.example.com:443/x").is_ok());
+        assert!(check(&p, "https://api.example.com:8443/").is_ok());
+        assert!(check(&p, "https://api.example.com/").is_err());
+        assert!(check(&p, "https://other.example.com/").is_err());
+    }
+
+    #[test]
+    fn errors_name_only_the_host() {
+        let err = check(&policy(false, false, ""), "http://mcp.example.com/path?code=secret").unwrap_err();
+        assert_eq!(err.host(), "mcp.example.com");
+        assert!(!err.to_string().contains("secret"));
+    }
+}

@@ -1,0 +1,196 @@
+//! The OAuth client and MCP client against the in-process fixture server.
+
+use mcp_oauth_core::discovery::{self, DiscoveryError};
+use mcp_oauth_core::mcp::{self, McpError, Target};
+use mcp_oauth_core::net::{HttpClient, HttpRequest, NetConfig, NetError, NetPolicy};
+use mcp_oauth_core::oauth::{self, ClientAuthMethod, ClientCredentials, ClientProfile, OAuthError, Pkce};
+use mcp_oauth_fixture::{spawn, Behaviour};
+use std::time::Duration;
+use url::Url;
+
+fn client() -> HttpClient {
+    HttpClient::new(NetConfig {
+        policy: NetPolicy { allow_http_loopback: true, allow_private_networks: false, allowed_hosts: vec![] },
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(5),
+        max_response_bytes: 1024 * 1024,
+    })
+    .unwrap()
+}
+
+const REDIRECT: &str = "http://127.0.0.1:1/callback";
+
+fn profile() -> ClientProfile {
+    ClientProfile { client_name: "test".into(), client_uri: None, redirect_uri: REDIRECT.into() }
+}
+
+/// Runs the authorization step as a browser would, without following the
+/// redirect back, and returns the callback URL.
+async fn authorize(http: &HttpClient, url: &str) -> Url {
+    let response = http.send(HttpRequest::get(Url::parse(url).unwrap())).await.unwrap();
+    assert_eq!(response.status, 303, "authorize answered {}", response.status);
+    Url::parse(response.header("location").unwrap()).unwrap()
+}
+
+fn param(url: &Url, name: &str) -> Option<String> {
+    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+#[tokio::test]
+async fn whole_flow_discovery_registration_code_refresh_and_tools() {
+    let fixture = spawn().await;
+    let http = client();
+    let server = Url::parse(&fixture.mcp_url()).unwrap();
+
+    let found = discovery::discover(&http, &server, None).await.unwrap();
+    assert_eq!(found.resource, fixture.mcp_url());
+    assert_eq!(found.auth_server.issuer, fixture.base_url);
+    assert!(found.resource_metadata_url.unwrap().ends_with("/.well-known/oauth-protected-resource/mcp"));
+
+    let (registration, secret) = oauth::register(&http, &found.auth_server, &profile()).await.unwrap();
+    assert_eq!(registration.auth_method, ClientAuthMethod::None);
+    assert_eq!(secret, None);
+
+    let pkce = Pkce::new();
+    let scope = oauth::choose_scope(None, None, None, found.auth_server.scopes_supported.as_deref());
+    assert_eq!(scope.as_deref(), Some("offline_access"));
+    let url = oauth::authorization_url(&found.auth_server, &registration.client_id, REDIRECT, &pkce.challenge, "st", scope.as_deref(), &found.resource).unwrap();
+    let callback = authorize(&http, &url).await;
+    assert_eq!(param(&callback, "state").as_deref(), Some("st"));
+    assert_eq!(fixture.stats().last_resource.as_deref(), Some(found.resource.as_str()));
+    let code = param(&callback, "code").unwrap();
+
+    let creds = ClientCredentials { client_id: &registration.client_id, secret: None, method: registration.auth_method };
+    let tokens = oauth::exchange_code(&http, &found.auth_server, &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 1000).await.unwrap();
+    assert_eq!(tokens.expires_at, Some(4600));
+    assert_eq!(fixture.stats().last_resource.as_deref(), Some(found.resource.as_str()));
+
+    // The code is single use.
+    let again = oauth::exchange_code(&http, &found.auth_server, &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 1000).await;
+    assert!(matches!(again, Err(OAuthError::Rejected { ref code, .. }) if code == "invalid_grant"), "{again:?}");
+
+    // MCP with the token.
+    let target = Target { url: &server, headers: &[], bearer: Some(&tokens.access_token) };
+    let session = mcp::initialize(&http, &target).await.unwrap();
+    assert_eq!(session.protocol_version, "2025-11-25");
+    let tools = mcp::list_tools(&http, &target, &session).await.unwrap();
+    assert_eq!(tools.len(), 7);
+    let result = mcp::call_tool(&http, &target, &session, "add", serde_json::json!({"a": 2, "b": 3})).await.unwrap();
+    assert_eq!(result["structuredContent"]["sum"], 5.0);
+
+    // Refresh with rotation: the old refresh token is dead afterwards.
+    let fresh = oauth::refresh(&http, &found.auth_server, &creds, &tokens, &found.resource, 2000).await.unwrap();
+    assert_ne!(fresh.access_token, tokens.access_token);
+    assert_ne!(fresh.refresh_token, tokens.refresh_token);
+    let replay = oauth::refresh(&http, &found.auth_server, &creds, &tokens, &found.resource, 2000).await;
+    assert!(matches!(replay, Err(OAuthError::Rejected { ref code, .. }) if code == "invalid_grant"));
+    assert_eq!(fixture.stats().refreshes, 2);
+
+    // Without a token: 401 with the challenge.
+    let anonymous = Target { url: &server, headers: &[], bearer: None };
+    match mcp::initialize(&http, &anonymous).await {
+        Err(McpError::Unauthorized { challenge: Some(c), .. }) => assert!(c.resource_metadata.is_some()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn tools_come_from_every_page() {
+    let fixture = spawn().await;
+    fixture.set(Behaviour { page_size: Some(2), ..Default::default() });
+    let http = client();
+    let server = Url::parse(&fixture.mcp_url()).unwrap();
+    let found = discovery::discover(&http, &server, None).await.unwrap();
+    let (reg, _) = oauth::register(&http, &found.auth_server, &profile()).await.unwrap();
+    let pkce = Pkce::new();
+    let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce.challenge, "s", None, &found.resource).unwrap();
+    let code = param(&authorize(&http, &url).await, "code").unwrap();
+    let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method };
+    let tokens = oauth::exchange_code(&http, &found.auth_server, &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap();
+    let target = Target { url: &server, headers: &[], bearer: Some(&tokens.access_token) };
+    let session = mcp::initialize(&http, &target).await.unwrap();
+    let names: Vec<String> = mcp::list_tools(&http, &target, &session).await.unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names, ["echo", "add", "fail", "extra_1", "extra_2", "extra_3", "extra_4"]);
+}
+
+#[tokio::test]
+async fn hostile_metadata_is_refused() {
+    let http = client();
+    for (behaviour, expected) in [
+        (Behaviour { wrong_issuer: true, ..Default::default() }, "issuer"),
+        (Behaviour { no_s256: true, ..Default::default() }, "S256"),
+        (Behaviour { wrong_resource: true, ..Default::default() }, "not for this server"),
+    ] {
+        let fixture = spawn().await;
+        fixture.set(behaviour);
+        let server = Url::parse(&fixture.mcp_url()).unwrap();
+        match discovery::discover(&http, &server, None).await {
+            Err(DiscoveryError::Invalid(message)) => assert!(message.contains(expected), "{message}"),
+            other => panic!("expected {expected}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn token_endpoint_errors_and_client_auth() {
+    let fixture = spawn().await;
+    let http = client();
+    let server = Url::parse(&fixture.mcp_url()).unwrap();
+    let mut found = discovery::discover(&http, &server, None).await.unwrap();
+    // A server that only takes client_secret_basic: register for it and use it.
+    found.auth_server.token_endpoint_auth_methods_supported = Some(vec!["client_secret_basic".into()]);
+    let (reg, secret) = oauth::register(&http, &found.auth_server, &profile()).await.unwrap();
+    assert_eq!(reg.auth_method, ClientAuthMethod::ClientSecretBasic);
+    let secret = secret.expect("a secret for a confidential client");
+    let pkce = Pkce::new();
+    let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce.challenge, "s", None, &found.resource).unwrap();
+    let code = param(&authorize(&http, &url).await, "code").unwrap();
+
+    let wrong = ClientCredentials { client_id: &reg.client_id, secret: Some("wrong"), method: ClientAuthMethod::ClientSecretBasic };
+    let err = oauth::exchange_code(&http, &found.auth_server, &wrong, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap_err();
+    assert!(matches!(err, OAuthError::Rejected { ref code, status: 401, .. } if code == "invalid_client"), "{err:?}");
+
+    let right = ClientCredentials { client_id: &reg.client_id, secret: Some(&secret), method: ClientAuthMethod::ClientSecretBasic };
+    oauth::exchange_code(&http, &found.auth_server, &right, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap();
+    assert_eq!(fixture.stats().last_client_auth.as_deref(), Some("client_secret_basic"));
+
+    // A wrong verifier is refused by the server (PKCE really is checked).
+    let pkce2 = Pkce::new();
+    let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce2.challenge, "s", None, &found.resource).unwrap();
+    let code = param(&authorize(&http, &url).await, "code").unwrap();
+    let err = oauth::exchange_code(&http, &found.auth_server, &right, &code, &Pkce::new().verifier, REDIRECT, &found.resource, 0).await.unwrap_err();
+    assert!(matches!(err, OAuthError::Rejected { ref code, .. } if code == "invalid_grant"));
+}
+
+#[tokio::test]
+async fn slow_servers_time_out_and_big_bodies_are_cut() {
+    let fixture = spawn().await;
+    fixture.set(Behaviour { mcp_delay_ms: 3000, ..Default::default() });
+    let http = HttpClient::new(NetConfig {
+        policy: NetPolicy { allow_http_loopback: true, allow_private_networks: false, allowed_hosts: vec![] },
+        connect_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_millis(300),
+        max_response_bytes: 1024,
+    })
+    .unwrap();
+    let server = Url::parse(&fixture.mcp_url()).unwrap();
+    let started = std::time::Instant::now();
+    let err = discovery::probe(&http, &server).await.unwrap_err();
+    assert!(matches!(err, NetError::Timeout { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    fixture.set(Behaviour::default());
+    let metadata = Url::parse(&format!("{}/.well-known/oauth-authorization-server", fixture.base_url)).unwrap();
+    let tiny = HttpClient::new(NetConfig { max_response_bytes: 64, ..http.config().clone() }).unwrap();
+    let err = tiny.send(HttpRequest::get(metadata)).await.unwrap_err();
+    assert!(matches!(err, NetError::TooLarge { limit: 64, .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn policy_applies_to_every_request() {
+    let fixture = spawn().await;
+    let strict = HttpClient::new(NetConfig::default()).unwrap();
+    let server = Url::parse(&fixture.mcp_url()).unwrap();
+    let err = discovery::discover(&strict, &server, None).await.unwrap_err();
+    assert!(matches!(err, DiscoveryError::Net(NetError::Blocked { .. })), "{err:?}");
+}
