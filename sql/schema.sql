@@ -275,6 +275,22 @@ COMMENT ON VIEW @extschema@.mcp_servers IS
 
 COMMENT ON FUNCTION @extschema@.mcp_current_user_id() IS
     'The current user''s id, as mcp_oauth.identity says: the role (default), a per-request setting, or a JWT claim. Errors (28000) when there is none.';
+COMMENT ON FUNCTION @extschema@.mcp_oauth_start(uuid) IS
+    'Starts an OAuth sign-in for one of your servers: discovery (RFC 9728, RFC 8414/OIDC), client (pre-registered > Client ID Metadata Document > RFC 7591), PKCE S256 and a signed state. Returns the URL to send the user to.';
+COMMENT ON FUNCTION @extschema@.mcp_oauth_finish(text, text, text) IS
+    'Completes a sign-in from the callback''s state, code and (RFC 9207) iss: checks the state, exchanges the code, stores the tokens. Returns the server id.';
+COMMENT ON FUNCTION @extschema@.mcp_oauth_callback(text) IS
+    'mcp_oauth_finish from the whole redirect URL; an error response from the authorization server raises MC004.';
+COMMENT ON FUNCTION @extschema@.mcp_oauth_reset(uuid) IS
+    'Forgets a server''s tokens, sign-in in progress, client registration and last error.';
+COMMENT ON FUNCTION @extschema@.mcp_oauth_set_client(uuid, text, text) IS
+    'Sets a pre-registered OAuth client (and secret) for a server; it is used before Client ID Metadata Documents and dynamic registration.';
+COMMENT ON FUNCTION @extschema@.mcp_list_tools(uuid) IS
+    'The tools of one of your servers, all pages: name, title, description, input_schema, output_schema, annotations.';
+COMMENT ON FUNCTION @extschema@.mcp_call_tool(uuid, text, jsonb) IS
+    'Calls a tool and returns the CallToolResult as jsonb (content, structuredContent, isError). A tool error is a result, not an SQL error.';
+COMMENT ON FUNCTION @extschema@.mcp_test_server(uuid) IS
+    'Connects to a server and lists its tools: {ok, tool_count, tools} or {ok: false, error}; records last_error.';
 COMMENT ON FUNCTION @extschema@.mcp_oauth_url_problem(text) IS 'Internal: why a URL is not a valid MCP server URL, or NULL.';
 COMMENT ON FUNCTION @extschema@.mcp_oauth_headers_problem(jsonb) IS 'Internal: why a headers object is not valid, or NULL. Never shows a value.';
 COMMENT ON FUNCTION @extschema@.mcp_oauth_header_keys(jsonb) IS 'Internal: the sorted header names (the header_keys column).';
@@ -324,6 +340,14 @@ GRANT DELETE ON @extschema@.user_mcp_servers TO mcp_oauth_user;
 GRANT SELECT ON @extschema@.mcp_servers TO mcp_oauth_user;
 GRANT EXECUTE ON FUNCTION
     @extschema@.mcp_current_user_id(),
+    @extschema@.mcp_oauth_start(uuid),
+    @extschema@.mcp_oauth_finish(text, text, text),
+    @extschema@.mcp_oauth_callback(text),
+    @extschema@.mcp_oauth_reset(uuid),
+    @extschema@.mcp_oauth_set_client(uuid, text, text),
+    @extschema@.mcp_list_tools(uuid),
+    @extschema@.mcp_call_tool(uuid, text, jsonb),
+    @extschema@.mcp_test_server(uuid),
     @extschema@.mcp_oauth_url_problem(text),
     @extschema@.mcp_oauth_headers_problem(jsonb),
     @extschema@.mcp_oauth_header_keys(jsonb),

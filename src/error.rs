@@ -6,7 +6,12 @@
 //! words and from values the user supplied — never from a secret — and are
 //! sanitised once more on the way out.
 
+use mcp_oauth_core::discovery::DiscoveryError;
 use mcp_oauth_core::identity::IdentityError;
+use mcp_oauth_core::mcp::McpError;
+use mcp_oauth_core::net::NetError;
+use mcp_oauth_core::oauth::OAuthError;
+use mcp_oauth_core::signin::SignInError;
 use mcp_oauth_core::state::StateError;
 use pgrx::pg_sys;
 use std::ffi::{c_char, c_int, CString};
@@ -25,6 +30,12 @@ pub mod sqlstate {
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
     /// PostgreSQL's own: no usable identity for the current user.
     pub const INVALID_AUTHORIZATION_SPECIFICATION: &str = "28000";
+    /// PostgreSQL's own: no such object (a server id that is not the caller's).
+    pub const UNDEFINED_OBJECT: &str = "42704";
+    /// PostgreSQL's own: the row is not in a state that allows this.
+    pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
+    /// PostgreSQL's own: the query was cancelled.
+    pub const QUERY_CANCELED: &str = "57014";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +46,34 @@ pub enum Error {
     Identity(#[from] IdentityError),
     #[error("{setting} is not set")]
     SettingMissing { setting: &'static str, hint: &'static str },
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
+    #[error(transparent)]
+    SignIn(#[from] SignInError),
+    #[error(transparent)]
+    Mcp(#[from] McpError),
+    #[error("no MCP server {0} for this user")]
+    ServerNotFound(uuid::Uuid),
+    #[error("MCP server {0} does not use OAuth")]
+    NotOAuth(uuid::Uuid),
+    #[error("MCP server {0} is disabled")]
+    Disabled(uuid::Uuid),
+    #[error("sign-in required: {0}")]
+    ReauthRequired(String),
+    #[error("the authorization server returned {code}")]
+    AuthorizationDenied { code: String, description: Option<String> },
+    #[error("{0}")]
+    InvalidCallback(String),
+    #[error("the issuer in the callback does not match")]
+    IssuerMismatch { expected: String, got: Option<String> },
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("canceled")]
+    Cancelled,
 }
 
 /// What the user sees.
@@ -47,6 +86,14 @@ pub struct Report {
 }
 
 impl Report {
+    /// One line for `last_error`.
+    pub fn message_with_detail(&self) -> String {
+        match &self.detail {
+            Some(d) => format!("{}: {}", self.message, d),
+            None => self.message.clone(),
+        }
+    }
+
     fn new(sqlstate: &'static str, message: impl Into<String>) -> Self {
         Self { sqlstate, message: message.into(), detail: None, hint: None }
     }
@@ -98,8 +145,100 @@ impl Error {
             Error::SettingMissing { setting, hint } => {
                 Report::new(CONFIGURATION_MISSING, format!("{setting} is not set")).hint(*hint)
             }
+            Error::Net(e) => net_report(e, DISCOVERY_FAILED, "the request failed"),
+            Error::Discovery(DiscoveryError::Net(e)) => net_report(e, DISCOVERY_FAILED, "OAuth discovery failed"),
+            Error::Discovery(DiscoveryError::Invalid(why)) => Report::new(DISCOVERY_FAILED, "OAuth discovery failed")
+                .detail(sentence(why))
+                .hint("Check the server URL; the server's OAuth metadata must match it and support PKCE (S256)."),
+            Error::SignIn(SignInError::Discovery(e)) => Error::Discovery(e.clone()).report(),
+            Error::SignIn(SignInError::OAuth(e)) => Error::OAuth(e.clone()).report(),
+            Error::SignIn(e @ SignInError::ForeignClient { .. }) => {
+                Report::new(DISCOVERY_FAILED, "the server moved to another authorization server")
+                    .detail(sentence(&e.to_string()))
+                    .hint("Credentials are bound to their issuer: register a client for the new one with mcp_oauth_set_client(), or call mcp_oauth_reset().")
+            }
+            Error::OAuth(OAuthError::Net(e)) => net_report(e, AUTHORIZATION_SERVER_ERROR, "the authorization server could not be reached"),
+            Error::OAuth(OAuthError::Rejected { host, code, description, .. }) => {
+                let detail = match description {
+                    Some(d) => format!("The authorization server at {host} answered {code}: {}.", escape(d)),
+                    None => format!("The authorization server at {host} answered {code}."),
+                };
+                let hint = match code.as_str() {
+                    "invalid_client" => "The client registration was dropped; call mcp_oauth_start() to register again and sign in.",
+                    "invalid_grant" => "The code or token is no longer valid; call mcp_oauth_start() to sign in again.",
+                    _ => "Call mcp_oauth_start() to sign in again.",
+                };
+                Report::new(AUTHORIZATION_SERVER_ERROR, "the authorization server rejected the request").detail(detail).hint(hint)
+            }
+            Error::OAuth(e @ OAuthError::InvalidResponse { .. }) => {
+                Report::new(AUTHORIZATION_SERVER_ERROR, "the authorization server sent an invalid response").detail(sentence(&e.to_string()))
+            }
+            Error::OAuth(OAuthError::Unsupported(why)) => Report::new(DISCOVERY_FAILED, "the authorization server cannot be used")
+                .detail(sentence(why)),
+            Error::Mcp(McpError::Net(e)) => net_report(e, MCP_ERROR, "the MCP server could not be reached"),
+            Error::Mcp(e @ (McpError::Unauthorized { .. } | McpError::Forbidden { .. })) => {
+                Report::new(REAUTH_REQUIRED, "sign-in required").detail(sentence(&e.to_string())).hint(SIGN_IN_HINT)
+            }
+            Error::Mcp(e) => Report::new(MCP_ERROR, "MCP request failed").detail(sentence(&escape(&e.to_string()))),
+            Error::ServerNotFound(id) => Report::new(UNDEFINED_OBJECT, format!("MCP server {id} not found"))
+                .detail("There is no such server, or it belongs to another user.")
+                .hint("List your servers with SELECT id, slug FROM mcp_servers;"),
+            Error::NotOAuth(id) => Report::new(INVALID_PARAMETER_VALUE, format!("MCP server {id} does not use OAuth"))
+                .hint("Set auth_type = 'oauth' on the row first."),
+            Error::Disabled(id) => Report::new(OBJECT_NOT_IN_PREREQUISITE_STATE, format!("MCP server {id} is disabled"))
+                .hint("Set enabled = true on the row to use it."),
+            Error::ReauthRequired(why) => Report::new(REAUTH_REQUIRED, "sign-in required").detail(sentence(why)).hint(SIGN_IN_HINT),
+            Error::AuthorizationDenied { code, description } => {
+                let detail = match description {
+                    Some(d) => format!("The authorization server answered {}: {}.", escape(code), escape(d)),
+                    None => format!("The authorization server answered {}.", escape(code)),
+                };
+                Report::new(AUTHORIZATION_SERVER_ERROR, "the sign-in was not completed")
+                    .detail(detail)
+                    .hint("The user may have declined; call mcp_oauth_start() to try again.")
+            }
+            Error::InvalidCallback(why) => Report::new(INVALID_STATE, "invalid OAuth callback").detail(sentence(why)),
+            Error::IssuerMismatch { expected, got } => Report::new(DISCOVERY_FAILED, "the callback comes from another issuer")
+                .detail(format!(
+                    "The authorization response names issuer {}, but the sign-in was started with {} (RFC 9207).",
+                    got.as_deref().map(|g| format!("{:?}", escape(g))).unwrap_or_else(|| "none".into()),
+                    escape(expected)
+                ))
+                .hint("Possibly a mix-up attack; the sign-in in progress is kept, so the genuine callback still works."),
+            Error::InvalidArgument(why) => Report::new(INVALID_PARAMETER_VALUE, why.clone()),
+            Error::Cancelled => Report::new(QUERY_CANCELED, "canceling statement due to user request"),
         }
     }
+}
+
+const SIGN_IN_HINT: &str = "Call mcp_oauth_start() for this server and send the user to the URL it returns.";
+
+fn net_report(e: &NetError, otherwise: &'static str, message: &str) -> Report {
+    use sqlstate::*;
+    match e {
+        NetError::Blocked { host, reason } => Report::new(NETWORK_POLICY, "blocked by the network policy")
+            .detail(format!("{}: {}.", host, reason))
+            .hint("An administrator can allow it with mcp_oauth.allowed_hosts, mcp_oauth.allow_private_networks or mcp_oauth.allow_http_loopback."),
+        NetError::Timeout { host } => Report::new(NETWORK_TIMEOUT, "network timeout")
+            .detail(format!("{host} did not answer in time."))
+            .hint("mcp_oauth.connect_timeout and mcp_oauth.request_timeout set the limits."),
+        other => Report::new(otherwise, message.to_owned()).detail(sentence(&other.to_string())),
+    }
+}
+
+/// Text from a remote party, at most 300 characters, with control
+/// characters and markup-significant characters escaped (`\u{3c}` for `<`),
+/// so it is never reflected raw into an application's page or log.
+pub fn escape(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().take(300) {
+        if c.is_control() || matches!(c, '<' | '>' | '&' | '"' | '\'' | '\\' | '`') {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn identity_hint() -> String {

@@ -10,7 +10,10 @@ use pgrx::prelude::*;
 pub mod api;
 pub mod error;
 pub mod gucs;
+pub mod runtime;
+pub mod secrets;
 pub mod state;
+pub mod store;
 
 // The table, policies, triggers, view, role and grants, written by hand.
 // `finalize` places it after every function pgrx generates.

@@ -1,6 +1,5 @@
 //! Signed OAuth state, with the secret and TTL from the settings. The
 //! sign-in functions issue and check states through here.
-#![allow(dead_code)] // the sign-in functions (issue 3) are its callers; tests use it now
 
 use crate::error::Error;
 use crate::gucs;

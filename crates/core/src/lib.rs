@@ -7,6 +7,7 @@ pub mod mcp;
 pub mod net;
 pub mod oauth;
 pub mod settings;
+pub mod signin;
 pub mod state;
 pub mod validate;
 pub mod www_authenticate;

@@ -1,0 +1,250 @@
+//! The row store: every statement that reads or writes a server row for the
+//! extension. Rows are always addressed by (id, user_id), the user id having
+//! been resolved as the caller before anything else, and statements that
+//! touch secret columns run with the extension owner's rights (see
+//! `as_owner`), which application roles do not have.
+
+use crate::error::Error;
+use crate::secrets;
+use mcp_oauth_core::oauth::TokenSet;
+use mcp_oauth_core::signin::OAuthRecord;
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::{JsonB, Uuid};
+
+/// A server row as the extension sees it, secrets opened.
+pub struct ServerRow {
+    pub id: uuid::Uuid,
+    pub user_id: String,
+    pub url: String,
+    pub auth_type: String,
+    pub enabled: bool,
+    /// Header names and values (headers mode).
+    pub headers: Vec<(String, String)>,
+    pub record: OAuthRecord,
+    pub tokens: Option<TokenSet>,
+    pub verifier: Option<String>,
+    pub client_secret: Option<String>,
+    pub reauth_required: bool,
+}
+
+/// The table, schema-qualified and quoted, wherever the extension lives.
+fn table() -> String {
+    let schema: String = Spi::get_one(
+        "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
+         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'mcp_oauth'",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| "public".into());
+    format!("{schema}.user_mcp_servers")
+}
+
+fn owner() -> pg_sys::Oid {
+    Spi::get_one::<pg_sys::Oid>("SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'mcp_oauth'")
+        .ok()
+        .flatten()
+        .expect("the extension is installed")
+}
+
+/// Runs `f` as the extension's owner, then restores the caller's identity
+/// (also when `f` unwinds; PostgreSQL restores it on an aborted transaction).
+fn as_owner<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(pg_sys::Oid, i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: restores exactly what GetUserIdAndSecContext returned.
+            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) }
+        }
+    }
+    let owner = owner();
+    let (mut uid, mut ctx) = (pg_sys::Oid::INVALID, 0i32);
+    // SAFETY: plain reads and a local user-id switch, the same pattern as
+    // PostgreSQL's own SECURITY DEFINER handling.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut uid, &mut ctx);
+        pg_sys::SetUserIdAndSecContext(owner, ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+    }
+    let _restore = Restore(uid, ctx);
+    f()
+}
+
+fn args<'a>(id: uuid::Uuid, user_id: &'a str) -> [DatumWithOid<'a>; 2] {
+    [Uuid::from_bytes(*id.as_bytes()).into(), user_id.into()]
+}
+
+/// Loads a row of `user_id`. `lock` takes the row lock (FOR UPDATE).
+pub fn load(id: uuid::Uuid, user_id: &str, lock: bool) -> Result<ServerRow, Error> {
+    let sql = format!(
+        "SELECT pg_catalog.jsonb_build_object(
+            'user_id', user_id, 'url', url, 'auth_type', auth_type, 'enabled', enabled,
+            'headers', headers, 'record', coalesce(oauth_metadata, '{{}}'::jsonb),
+            'tokens', pg_catalog.encode(oauth_tokens, 'base64'), 'verifier', oauth_code_verifier,
+            'client_secret', oauth_client_secret, 'reauth_required', reauth_required)
+         FROM {} WHERE id = $1 AND user_id = $2 {}",
+        table(),
+        if lock { "FOR UPDATE" } else { "" }
+    );
+    let row = as_owner(|| Spi::get_one_with_args::<JsonB>(&sql, &args(id, user_id)))
+        .map_err(|e| Error::InvalidArgument(format!("reading the server row failed: {e}")))?
+        .ok_or(Error::ServerNotFound(id))?
+        .0;
+    let text = |k: &str| row.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let headers = row
+        .get("headers")
+        .and_then(|h| h.as_object())
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), secrets::open_text(v.as_str()?)))).collect())
+        .unwrap_or_default();
+    let tokens = match text("tokens") {
+        Some(b64) => {
+            use base64::Engine as _;
+            let clean: String = b64.split_whitespace().collect();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(clean)
+                .map_err(|_| Error::ReauthRequired("the stored tokens cannot be read".into()))?;
+            Some(secrets::open_tokens(&bytes)?)
+        }
+        None => None,
+    };
+    Ok(ServerRow {
+        id,
+        user_id: text("user_id").unwrap_or_default(),
+        url: text("url").unwrap_or_default(),
+        auth_type: text("auth_type").unwrap_or_default(),
+        enabled: row.get("enabled").and_then(|v| v.as_bool()).unwrap_or(false),
+        headers,
+        record: serde_json::from_value(row.get("record").cloned().unwrap_or_default()).unwrap_or_default(),
+        tokens,
+        verifier: text("verifier").map(|v| secrets::open_text(&v)),
+        client_secret: text("client_secret").map(|v| secrets::open_text(&v)),
+        reauth_required: row.get("reauth_required").and_then(|v| v.as_bool()).unwrap_or(false),
+    })
+}
+
+fn record_json(record: &OAuthRecord) -> JsonB {
+    JsonB(serde_json::to_value(record).expect("record serialises"))
+}
+
+fn run(sql: &str, args: &[DatumWithOid<'_>]) -> Result<u64, Error> {
+    as_owner(|| {
+        Spi::connect_mut(|client| client.update(sql, None, args).map(|t| t.len() as u64))
+    })
+    .map_err(|e| Error::InvalidArgument(format!("writing the server row failed: {e}")))
+}
+
+/// Stores a started flow: the record, the verifier, and (when `Some`) a new
+/// client secret.
+pub fn save_flow(row: &ServerRow, record: &OAuthRecord, verifier: &str, client_secret: Option<Option<String>>) -> Result<(), Error> {
+    let [id, user] = args(row.id, &row.user_id);
+    let verifier = secrets::seal_text(verifier);
+    let (replace_secret, secret) = match client_secret {
+        Some(s) => (true, s.map(|s| secrets::seal_text(&s))),
+        None => (false, None),
+    };
+    run(
+        &format!(
+            "UPDATE {} SET oauth_metadata = $3, oauth_code_verifier = $4,
+                 oauth_client_secret = CASE WHEN $5 THEN $6 ELSE oauth_client_secret END
+             WHERE id = $1 AND user_id = $2",
+            table()
+        ),
+        &[id, user, record_json(record).into(), verifier.into(), replace_secret.into(), secret.into()],
+    )?;
+    Ok(())
+}
+
+/// Takes the verifier of flow `flow_id` and ends the flow, atomically: a
+/// second caller with the same state finds nothing.
+pub fn consume_flow(row: &ServerRow, flow_id: &str) -> Result<Option<String>, Error> {
+    let [id, user] = args(row.id, &row.user_id);
+    let sql = format!(
+        "WITH old AS (
+             SELECT id, oauth_code_verifier AS verifier FROM {t}
+              WHERE id = $1 AND user_id = $2 AND oauth_metadata -> 'flow' ->> 'id' = $3 FOR UPDATE)
+         UPDATE {t} s SET oauth_code_verifier = NULL, oauth_metadata = s.oauth_metadata - 'flow'
+           FROM old WHERE s.id = old.id
+         RETURNING old.verifier",
+        t = table()
+    );
+    let verifier = as_owner(|| Spi::get_one_with_args::<String>(&sql, &[id, user, flow_id.into()]))
+        .map_err(|e| Error::InvalidArgument(format!("writing the server row failed: {e}")))?;
+    Ok(verifier.map(|v| secrets::open_text(&v)))
+}
+
+/// Stores new tokens; the sign-in is complete.
+pub fn save_tokens(row: &ServerRow, record: &OAuthRecord, tokens: &TokenSet) -> Result<(), Error> {
+    let [id, user] = args(row.id, &row.user_id);
+    run(
+        &format!(
+            "UPDATE {} SET oauth_tokens = $3, oauth_metadata = $4, reauth_required = false, last_error = NULL
+             WHERE id = $1 AND user_id = $2",
+            table()
+        ),
+        &[id, user, secrets::seal_tokens(tokens).into(), record_json(record).into()],
+    )?;
+    Ok(())
+}
+
+/// Replaces the public record only.
+pub fn save_record(row: &ServerRow, record: &OAuthRecord) -> Result<(), Error> {
+    let [id, user] = args(row.id, &row.user_id);
+    run(
+        &format!("UPDATE {} SET oauth_metadata = $3 WHERE id = $1 AND user_id = $2", table()),
+        &[id, user, record_json(record).into()],
+    )?;
+    Ok(())
+}
+
+/// Records a failure; `reauth` also marks the row as needing a sign-in.
+pub fn record_failure(row: &ServerRow, message: &str, reauth: bool) -> Result<(), Error> {
+    let [id, user] = args(row.id, &row.user_id);
+    let message: String = crate::error::sanitise(message).chars().take(1000).collect();
+    run(
+        &format!(
+            "UPDATE {} SET last_error = $3, reauth_required = reauth_required OR $4 WHERE id = $1 AND user_id = $2",
+            table()
+        ),
+        &[id, user, message.into(), reauth.into()],
+    )?;
+    Ok(())
+}
+
+/// Clears last_error after a call that worked.
+pub fn clear_failure(row: &ServerRow) -> Result<(), Error> {
+    let [id, user] = args(row.id, &row.user_id);
+    run(
+        &format!("UPDATE {} SET last_error = NULL WHERE id = $1 AND user_id = $2 AND last_error IS NOT NULL", table()),
+        &[id, user],
+    )?;
+    Ok(())
+}
+
+/// Clears tokens, verifier, registration and last error.
+pub fn reset(row: &ServerRow) -> Result<(), Error> {
+    let [id, user] = args(row.id, &row.user_id);
+    run(
+        &format!(
+            "UPDATE {} SET oauth_tokens = NULL, oauth_code_verifier = NULL, oauth_client_secret = NULL,
+                 oauth_metadata = NULL, last_error = NULL, reauth_required = false
+             WHERE id = $1 AND user_id = $2",
+            table()
+        ),
+        &[id, user],
+    )?;
+    Ok(())
+}
+
+/// Stores a pre-registered client (and its secret, or none).
+pub fn set_client(row: &ServerRow, record: &OAuthRecord, secret: Option<&str>) -> Result<(), Error> {
+    let [id, user] = args(row.id, &row.user_id);
+    let secret = secret.map(secrets::seal_text);
+    run(
+        &format!(
+            "UPDATE {} SET oauth_metadata = $3, oauth_client_secret = $4, oauth_code_verifier = NULL
+             WHERE id = $1 AND user_id = $2",
+            table()
+        ),
+        &[id, user, record_json(record).into(), secret.into()],
+    )?;
+    Ok(())
+}
