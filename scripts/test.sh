@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test from a fresh machine: set-up, core unit tests, the
-# extension's #[pg_test]s, pg_regress expected output, integration tests.
+# extension's #[pg_test]s, pg_regress expected output, integration tests,
+# and the official MCP conformance suite.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT_DIR"
@@ -54,10 +55,13 @@ regress_tests() {
 
 integration_tests() { bash tests/integration/run.sh; }
 
+conformance_tests() { bash tests/conformance/run.sh auth backcompat draft; }
+
 suite "core unit tests (cargo test -p mcp_oauth_core)" core_tests
 suite "extension tests (cargo pgrx test)" pg_tests
 suite "pg_regress" regress_tests
 suite "integration tests" integration_tests
+suite "MCP conformance suite (auth, backcompat, draft)" conformance_tests
 
 echo
 for f in "${failures[@]}"; do echo "FAILED: $f"; done

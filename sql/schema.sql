@@ -146,6 +146,9 @@ BEGIN
 
     IF NEW.slug IS NULL THEN
         -- Derive a slug unique among this user's rows: "github", "github-2", ...
+        -- Concurrent inserts for one user take turns here (the lock is held
+        -- to the end of the transaction), so they do not pick the same slug.
+        PERFORM pg_advisory_xact_lock(hashtextextended('mcp_oauth.slug:' || NEW.user_id, 0));
         base_slug := @extschema@.mcp_oauth_slug(NEW.name);
         candidate := base_slug;
         WHILE EXISTS (SELECT FROM @extschema@.user_mcp_servers s

@@ -5,6 +5,7 @@
 //! `as_owner`), which application roles do not have.
 
 use crate::error::Error;
+use crate::durable;
 use crate::secrets;
 use mcp_oauth_core::oauth::TokenSet;
 use mcp_oauth_core::signin::OAuthRecord;
@@ -29,7 +30,7 @@ pub struct ServerRow {
 }
 
 /// The table, schema-qualified and quoted, wherever the extension lives.
-fn table() -> String {
+pub fn table() -> String {
     let schema: String = Spi::get_one(
         "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
          JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'mcp_oauth'",
@@ -195,17 +196,20 @@ pub fn save_record(row: &ServerRow, record: &OAuthRecord) -> Result<(), Error> {
     Ok(())
 }
 
-/// Records a failure; `reauth` also marks the row as needing a sign-in.
-pub fn record_failure(row: &ServerRow, message: &str, reauth: bool) -> Result<(), Error> {
-    let [id, user] = args(row.id, &row.user_id);
+/// Records a failure durably (it survives the ERROR the caller raises next);
+/// `reauth` also marks the row as needing a sign-in. `record`, when given,
+/// replaces the public OAuth record in the same write.
+pub fn record_failure(row: &ServerRow, message: &str, reauth: bool, record: Option<&OAuthRecord>) -> Result<(), Error> {
     let message: String = crate::error::sanitise(message).chars().take(1000).collect();
-    run(
-        &format!(
-            "UPDATE {} SET last_error = $3, reauth_required = reauth_required OR $4 WHERE id = $1 AND user_id = $2",
-            table()
-        ),
-        &[id, user, message.into(), reauth.into()],
-    )?;
+    let update = durable::RowUpdate {
+        id: row.id.to_string(),
+        user_id: row.user_id.clone(),
+        last_error: Some(message),
+        reauth_required: reauth,
+        record: record.map(|r| serde_json::to_value(r).expect("record serialises")),
+        ..Default::default()
+    };
+    durable::write(update, &table(), owner(), |sql, args| run(sql, args))?;
     Ok(())
 }
 

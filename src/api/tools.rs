@@ -55,7 +55,7 @@ fn refresh(http: &HttpClient, row: &mut ServerRow) -> Result<(), Error> {
 }
 
 fn reauth(row: &ServerRow, why: &str) -> Result<(), Error> {
-    store::record_failure(row, &format!("reauth_required: {why}"), true)?;
+    store::record_failure(row, &format!("reauth_required: {why}"), true, None)?;
     Err(Error::ReauthRequired(why.to_owned()))
 }
 
@@ -107,7 +107,7 @@ fn with_session<T>(
             }
             Err(e) => {
                 let report = e.report();
-                let _ = store::record_failure(&row, &report.message_with_detail(), false);
+                store::record_failure(&row, &report.message_with_detail(), false, None)?;
                 return Err(e);
             }
             Ok(value) => {
@@ -137,7 +137,6 @@ fn step_up(row: &ServerRow, needed: Option<&str>) -> Result<(), Error> {
         }
     }
     record.step_up_scope = (!scopes.is_empty()).then(|| scopes.join(" "));
-    store::save_record(row, &record)?;
     let why = if record.step_up_attempts >= MAX_STEP_UPS {
         format!(
             "the server still refuses with insufficient_scope after {} sign-ins; stopping. Call mcp_oauth_reset() to start over",
@@ -146,7 +145,8 @@ fn step_up(row: &ServerRow, needed: Option<&str>) -> Result<(), Error> {
     } else {
         format!("the server requires more scope ({})", needed.unwrap_or("unspecified"))
     };
-    reauth(row, &why)
+    store::record_failure(row, &format!("reauth_required: {why}"), true, Some(&record))?;
+    Err(Error::ReauthRequired(why))
 }
 
 fn list_tools(server_id: uuid::Uuid) -> Result<Vec<Value>, Error> {
@@ -222,7 +222,7 @@ fn test_server(server_id: uuid::Uuid) -> Result<Value, Error> {
             let report = e.report();
             let message = report.message_with_detail();
             if let Ok(row) = current_user_id().and_then(|u| store::load(server_id, &u, false)) {
-                store::record_failure(&row, &message, false)?;
+                store::record_failure(&row, &message, false, None)?;
             }
             Ok(serde_json::json!({"ok": false, "error": message, "sqlstate": report.sqlstate}))
         }

@@ -211,18 +211,30 @@ async fn fetch_auth_server(http: &HttpClient, issuer: &str) -> Result<AuthServer
         let doc = parse_json::<AuthServerDoc>(&response).ok_or_else(|| {
             invalid(format!("the authorization server metadata at {} is not valid JSON metadata", display_host(&url)))
         })?;
-        return validate_auth_server(doc, issuer, true);
+        return validate_auth_server(doc, issuer, IssuerRule::Identical);
     }
     Err(invalid(format!("no authorization server metadata found for {}", display_host(&issuer_url))))
 }
 
-fn validate_auth_server(doc: AuthServerDoc, expected_issuer: &str, strict_issuer: bool) -> Result<AuthServer, DiscoveryError> {
+/// How the metadata's `issuer` must relate to the URL it was fetched for.
+#[derive(Clone, Copy)]
+enum IssuerRule {
+    /// RFC 8414 §3.3: identical to the issuer the well-known URL was built from.
+    Identical,
+    /// 2025-03-26 fallback: no issuer was given, the metadata came from the
+    /// MCP server's origin; accept an issuer on that same origin (the same
+    /// party controls both), never another origin.
+    SameOrigin,
+}
+
+fn validate_auth_server(doc: AuthServerDoc, expected_issuer: &str, rule: IssuerRule) -> Result<AuthServer, DiscoveryError> {
     let issuer = doc.issuer.ok_or_else(|| invalid("the authorization server metadata has no issuer"))?;
-    // RFC 8414 §3.3: the issuer must be the one the metadata was fetched for.
-    let matches = if strict_issuer {
-        issuer == expected_issuer
-    } else {
-        issuer.trim_end_matches('/') == expected_issuer.trim_end_matches('/')
+    let matches = match rule {
+        IssuerRule::Identical => issuer == expected_issuer,
+        IssuerRule::SameOrigin => match (Url::parse(&issuer), Url::parse(expected_issuer)) {
+            (Ok(a), Ok(b)) => a.origin() == b.origin() && a.query().is_none() && a.fragment().is_none(),
+            _ => false,
+        },
     };
     if !matches {
         return Err(invalid(format!(
@@ -277,7 +289,7 @@ async fn legacy_auth_server(http: &HttpClient, server_url: &Url) -> Result<AuthS
         let doc = parse_json::<AuthServerDoc>(&response).ok_or_else(|| {
             invalid(format!("the authorization server metadata at {} is not valid JSON metadata", display_host(&url)))
         })?;
-        return validate_auth_server(doc, &origin, false);
+        return validate_auth_server(doc, &origin, IssuerRule::SameOrigin);
     }
     Ok(AuthServer {
         issuer: origin.clone(),
@@ -400,16 +412,23 @@ mod tests {
 
     #[test]
     fn auth_server_metadata_is_checked() {
-        assert!(validate_auth_server(doc("https://as.example", Some(vec!["S256"])), "https://as.example", true).is_ok());
-        let wrong = validate_auth_server(doc("https://evil.example", Some(vec!["S256"])), "https://as.example", true);
+        assert!(validate_auth_server(doc("https://as.example", Some(vec!["S256"])), "https://as.example", IssuerRule::Identical).is_ok());
+        let wrong = validate_auth_server(doc("https://evil.example", Some(vec!["S256"])), "https://as.example", IssuerRule::Identical);
         assert!(matches!(wrong, Err(DiscoveryError::Invalid(m)) if m.contains("issuer")));
-        let plain = validate_auth_server(doc("https://as.example", Some(vec!["plain"])), "https://as.example", true);
+        let plain = validate_auth_server(doc("https://as.example", Some(vec!["plain"])), "https://as.example", IssuerRule::Identical);
         assert!(matches!(plain, Err(DiscoveryError::Invalid(m)) if m.contains("S256")));
-        let none = validate_auth_server(doc("https://as.example", None), "https://as.example", true);
+        let none = validate_auth_server(doc("https://as.example", None), "https://as.example", IssuerRule::Identical);
         assert!(matches!(none, Err(DiscoveryError::Invalid(m)) if m.contains("S256")));
         let mut bad = doc("https://as.example", Some(vec!["S256"]));
         bad.token_endpoint = Some("javascript:alert(1)".into());
-        assert!(validate_auth_server(bad, "https://as.example", true).is_err());
+        assert!(validate_auth_server(bad, "https://as.example", IssuerRule::Identical).is_err());
+        // The 2025-03-26 fallback takes a same-origin issuer, never another origin.
+        let path = doc("https://as.example/oauth", Some(vec!["S256"]));
+        assert!(validate_auth_server(path, "https://as.example", IssuerRule::SameOrigin).is_ok());
+        let path = doc("https://as.example/oauth", Some(vec!["S256"]));
+        assert!(validate_auth_server(path, "https://as.example", IssuerRule::Identical).is_err());
+        let other = doc("https://evil.example", Some(vec!["S256"]));
+        assert!(validate_auth_server(other, "https://as.example", IssuerRule::SameOrigin).is_err());
     }
 
     #[test]
