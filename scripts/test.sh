@@ -53,7 +53,13 @@ regress_tests() {
   return "$status"
 }
 
-integration_tests() { bash tests/integration/run.sh; }
+integration_tests() {
+  cargo build -q -p mcp_oauth_fixture || return 1
+  local status=0
+  bash tests/integration/run.sh || status=1
+  bash tests/integration/oauth.sh || status=1
+  return "$status"
+}
 
 conformance_tests() { bash tests/conformance/run.sh auth backcompat draft; }
 

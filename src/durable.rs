@@ -7,9 +7,11 @@
 //! in a transaction of its own and commits before the caller goes on.
 //!
 //! The payload travels in a dynamic shared memory segment: `[status: u32]
-//! [length: u32][JSON]`. The worker never waits for a lock (`SKIP LOCKED`):
-//! if the caller's own transaction holds the row, waiting would deadlock, so
-//! the worker reports "busy" and the caller writes in its own transaction.
+//! [rows: u32][length: u32][JSON]`. The worker never waits for a lock (`SKIP
+//! LOCKED`): if the caller's own transaction holds the row, waiting would
+//! deadlock. When the worker updates no row (locked, or a condition not met)
+//! the caller runs the same statement in its own transaction, which waits
+//! for the lock and gives the authoritative answer.
 
 use crate::error::Error;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
@@ -19,8 +21,7 @@ use serde::{Deserialize, Serialize};
 
 const PENDING: u32 = 0;
 const COMMITTED: u32 = 1;
-const BUSY: u32 = 2;
-const HEADER: usize = 8;
+const HEADER: usize = 12;
 
 /// One row update. `None` leaves a column as it is.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -28,11 +29,16 @@ pub struct RowUpdate {
     pub id: String,
     pub user_id: String,
     pub last_error: Option<String>,
+    pub clear_error: bool,
     pub reauth_required: bool,
     pub clear_reauth: bool,
     pub record: Option<serde_json::Value>,
     /// Sealed tokens, base64.
     pub tokens: Option<String>,
+    /// Update only while this flow is the one in progress...
+    pub require_flow: Option<String>,
+    /// ...and end it (verifier and flow removed).
+    pub end_flow: bool,
     /// Where and as whom the worker connects; filled in by `write`.
     #[serde(default)]
     pub database: u32,
@@ -40,16 +46,20 @@ pub struct RowUpdate {
     pub owner: u32,
 }
 
-/// The statement both the worker and the fallback run: $1 id, $2 user_id,
-/// $3 last_error, $4 set reauth, $5 clear reauth, $6 record, $7 tokens.
+/// The statement both the worker and the fallback run.
 fn statement(table: &str, skip_locked: bool) -> String {
     format!(
         "UPDATE {table} s SET
-             last_error = COALESCE($3, s.last_error),
-             reauth_required = (s.reauth_required AND NOT $5) OR $4,
-             oauth_metadata = COALESCE($6, s.oauth_metadata),
-             oauth_tokens = COALESCE(pg_catalog.decode($7, 'base64'), s.oauth_tokens)
-         WHERE s.id IN (SELECT id FROM {table} WHERE id = $1::uuid AND user_id = $2 {})
+             last_error = CASE WHEN $4 THEN NULL ELSE COALESCE($3, s.last_error) END,
+             reauth_required = (s.reauth_required AND NOT $6) OR $5,
+             oauth_metadata = CASE WHEN $9 THEN COALESCE($7, s.oauth_metadata) - 'flow'
+                                   ELSE COALESCE($7, s.oauth_metadata) END,
+             oauth_code_verifier = CASE WHEN $9 THEN NULL ELSE s.oauth_code_verifier END,
+             oauth_tokens = COALESCE(pg_catalog.decode($8, 'base64'), s.oauth_tokens)
+         WHERE s.id IN (SELECT id FROM {table}
+                         WHERE id = $1::uuid AND user_id = $2
+                           AND ($10::text IS NULL OR oauth_metadata -> 'flow' ->> 'id' = $10)
+                           {})
          RETURNING 1",
         if skip_locked { "FOR UPDATE SKIP LOCKED" } else { "" }
     )
@@ -60,32 +70,37 @@ fn args(u: &RowUpdate) -> Vec<pgrx::datum::DatumWithOid<'_>> {
         u.id.as_str().into(),
         u.user_id.as_str().into(),
         u.last_error.clone().into(),
+        u.clear_error.into(),
         u.reauth_required.into(),
         u.clear_reauth.into(),
         u.record.clone().map(JsonB).into(),
         u.tokens.clone().into(),
+        u.end_flow.into(),
+        u.require_flow.clone().into(),
     ]
 }
 
 /// Applies `update` so that it survives the caller's rollback when it can;
-/// otherwise (no worker slot, or the caller holds the row) in the caller's
-/// transaction. Returns whether the write is durable.
-pub fn write(mut update: RowUpdate, table: &str, owner: pg_sys::Oid, local: impl FnOnce(&str, &[pgrx::datum::DatumWithOid<'_>]) -> Result<u64, Error>) -> Result<bool, Error> {
+/// otherwise (no worker slot, the row locked, a condition not met) in the
+/// caller's transaction. Returns the number of rows updated (0 or 1).
+pub fn write(
+    mut update: RowUpdate,
+    table: &str,
+    owner: pg_sys::Oid,
+    local: impl FnOnce(&str, &[pgrx::datum::DatumWithOid<'_>]) -> Result<u64, Error>,
+) -> Result<u64, Error> {
     // SAFETY: MyDatabaseId is set for every connected backend.
     update.database = unsafe { pg_sys::MyDatabaseId }.to_u32();
     update.owner = owner.to_u32();
     match in_worker(&update) {
-        Some(COMMITTED) => Ok(true),
-        _ => {
-            local(&statement(table, false), &args(&update))?;
-            Ok(false)
-        }
+        Some(rows) if rows > 0 => Ok(rows),
+        _ => local(&statement(table, false), &args(&update)),
     }
 }
 
-/// Runs the update in a background worker; the status it reported, or None
-/// when no worker could run.
-fn in_worker(update: &RowUpdate) -> Option<u32> {
+/// Runs the update in a background worker; the rows it committed, or None
+/// when no worker could run it.
+fn in_worker(update: &RowUpdate) -> Option<u64> {
     let payload = serde_json::to_vec(update).ok()?;
     // SAFETY: a fresh segment of the size we write; detached below (and by
     // the resource owner at the end of the transaction in any case).
@@ -96,7 +111,8 @@ fn in_worker(update: &RowUpdate) -> Option<u32> {
         }
         let base = pg_sys::dsm_segment_address(segment) as *mut u8;
         (base as *mut u32).write_unaligned(PENDING);
-        (base.add(4) as *mut u32).write_unaligned(payload.len() as u32);
+        (base.add(4) as *mut u32).write_unaligned(0);
+        (base.add(8) as *mut u32).write_unaligned(payload.len() as u32);
         std::ptr::copy_nonoverlapping(payload.as_ptr(), base.add(HEADER), payload.len());
         let handle = pg_sys::dsm_segment_handle(segment);
         let worker = BackgroundWorkerBuilder::new("mcp_oauth durable write")
@@ -110,7 +126,10 @@ fn in_worker(update: &RowUpdate) -> Option<u32> {
             .load_dynamic();
         let status = match worker {
             Ok(worker) => match worker.wait_for_shutdown() {
-                Ok(()) => Some((base as *const u32).read_unaligned()),
+                Ok(()) if (base as *const u32).read_unaligned() == COMMITTED => {
+                    Some(u64::from((base.add(4) as *const u32).read_unaligned()))
+                }
+                Ok(()) => None,
                 Err(_) => None,
             },
             Err(_) => None,
@@ -135,7 +154,7 @@ pub extern "C-unwind" fn mcp_oauth_durable_write_main(arg: pg_sys::Datum) {
             return;
         }
         let base = pg_sys::dsm_segment_address(segment) as *mut u8;
-        let len = (base.add(4) as *const u32).read_unaligned() as usize;
+        let len = (base.add(8) as *const u32).read_unaligned() as usize;
         let bytes = std::slice::from_raw_parts(base.add(HEADER), len);
         match serde_json::from_slice::<RowUpdate>(bytes) {
             Ok(update) => (segment, base, update),
@@ -155,14 +174,14 @@ pub extern "C-unwind" fn mcp_oauth_durable_write_main(arg: pg_sys::Datum) {
             client.update(statement(&table, true).as_str(), None, &args(&update)).map(|t| t.len())
         });
         match updated {
-            Ok(0) => BUSY,
-            Ok(_) => COMMITTED,
-            Err(_) => PENDING,
+            Ok(rows) => (COMMITTED, rows as u32),
+            Err(_) => (PENDING, 0),
         }
     });
     // SAFETY: as above.
     unsafe {
-        (base as *mut u32).write_unaligned(status);
+        (base.add(4) as *mut u32).write_unaligned(status.1);
+        (base as *mut u32).write_unaligned(status.0);
         pg_sys::dsm_detach(segment);
     }
 }

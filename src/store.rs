@@ -74,19 +74,24 @@ fn args<'a>(id: uuid::Uuid, user_id: &'a str) -> [DatumWithOid<'a>; 2] {
     [Uuid::from_bytes(*id.as_bytes()).into(), user_id.into()]
 }
 
-/// Loads a row of `user_id`. `lock` takes the row lock (FOR UPDATE).
-pub fn load(id: uuid::Uuid, user_id: &str, lock: bool) -> Result<ServerRow, Error> {
+/// Loads a row of `user_id`.
+pub fn load(id: uuid::Uuid, user_id: &str) -> Result<ServerRow, Error> {
     let sql = format!(
         "SELECT pg_catalog.jsonb_build_object(
             'user_id', user_id, 'url', url, 'auth_type', auth_type, 'enabled', enabled,
             'headers', headers, 'record', coalesce(oauth_metadata, '{{}}'::jsonb),
             'tokens', pg_catalog.encode(oauth_tokens, 'base64'), 'verifier', oauth_code_verifier,
             'client_secret', oauth_client_secret, 'reauth_required', reauth_required)
-         FROM {} WHERE id = $1 AND user_id = $2 {}",
-        table(),
-        if lock { "FOR UPDATE" } else { "" }
+         FROM {} WHERE id = $1 AND user_id = $2",
+        table()
     );
-    let row = as_owner(|| Spi::get_one_with_args::<JsonB>(&sql, &args(id, user_id)))
+    let found = as_owner(|| {
+        Spi::connect(|client| {
+            let rows = client.select(sql.as_str(), Some(1), &args(id, user_id))?;
+            if rows.is_empty() { Ok(None) } else { rows.first().get_one::<JsonB>() }
+        })
+    });
+    let row = found
         .map_err(|e| Error::InvalidArgument(format!("reading the server row failed: {e}")))?
         .ok_or(Error::ServerNotFound(id))?
         .0;
@@ -154,35 +159,20 @@ pub fn save_flow(row: &ServerRow, record: &OAuthRecord, verifier: &str, client_s
     Ok(())
 }
 
-/// Takes the verifier of flow `flow_id` and ends the flow, atomically: a
-/// second caller with the same state finds nothing.
-pub fn consume_flow(row: &ServerRow, flow_id: &str) -> Result<Option<String>, Error> {
-    let [id, user] = args(row.id, &row.user_id);
-    let sql = format!(
-        "WITH old AS (
-             SELECT id, oauth_code_verifier AS verifier FROM {t}
-              WHERE id = $1 AND user_id = $2 AND oauth_metadata -> 'flow' ->> 'id' = $3 FOR UPDATE)
-         UPDATE {t} s SET oauth_code_verifier = NULL, oauth_metadata = s.oauth_metadata - 'flow'
-           FROM old WHERE s.id = old.id
-         RETURNING old.verifier",
-        t = table()
-    );
-    let verifier = as_owner(|| Spi::get_one_with_args::<String>(&sql, &[id, user, flow_id.into()]))
-        .map_err(|e| Error::InvalidArgument(format!("writing the server row failed: {e}")))?;
-    Ok(verifier.map(|v| secrets::open_text(&v)))
-}
-
-/// Stores new tokens; the sign-in is complete.
+/// Stores new tokens durably (they are the result of a one-time code or a
+/// rotation that cannot be repeated); the sign-in is complete.
 pub fn save_tokens(row: &ServerRow, record: &OAuthRecord, tokens: &TokenSet) -> Result<(), Error> {
-    let [id, user] = args(row.id, &row.user_id);
-    run(
-        &format!(
-            "UPDATE {} SET oauth_tokens = $3, oauth_metadata = $4, reauth_required = false, last_error = NULL
-             WHERE id = $1 AND user_id = $2",
-            table()
-        ),
-        &[id, user, secrets::seal_tokens(tokens).into(), record_json(record).into()],
-    )?;
+    use base64::Engine as _;
+    let update = durable::RowUpdate {
+        id: row.id.to_string(),
+        user_id: row.user_id.clone(),
+        clear_error: true,
+        clear_reauth: true,
+        record: Some(serde_json::to_value(record).expect("record serialises")),
+        tokens: Some(base64::engine::general_purpose::STANDARD.encode(secrets::seal_tokens(tokens))),
+        ..Default::default()
+    };
+    durable::write(update, &table(), owner(), |sql, args| run(sql, args))?;
     Ok(())
 }
 
@@ -211,6 +201,19 @@ pub fn record_failure(row: &ServerRow, message: &str, reauth: bool, record: Opti
     };
     durable::write(update, &table(), owner(), |sql, args| run(sql, args))?;
     Ok(())
+}
+
+/// Ends flow `flow_id` durably: the verifier and the flow are removed, so the
+/// same state can never be used again. False if it is no longer in progress.
+pub fn end_flow(row: &ServerRow, flow_id: &str) -> Result<bool, Error> {
+    let update = durable::RowUpdate {
+        id: row.id.to_string(),
+        user_id: row.user_id.clone(),
+        require_flow: Some(flow_id.to_owned()),
+        end_flow: true,
+        ..Default::default()
+    };
+    Ok(durable::write(update, &table(), owner(), |sql, args| run(sql, args))? > 0)
 }
 
 /// Clears last_error after a call that worked.

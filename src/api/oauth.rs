@@ -21,8 +21,8 @@ pub fn now() -> i64 {
 }
 
 /// The caller's OAuth row, or why it cannot be used.
-fn oauth_row(id: uuid::Uuid, user_id: &str, lock: bool) -> Result<ServerRow, Error> {
-    let row = store::load(id, user_id, lock)?;
+fn oauth_row(id: uuid::Uuid, user_id: &str) -> Result<ServerRow, Error> {
+    let row = store::load(id, user_id)?;
     if row.auth_type != "oauth" {
         return Err(Error::NotOAuth(id));
     }
@@ -38,7 +38,7 @@ fn redirect_uri() -> Result<String, Error> {
 
 fn start(server_id: uuid::Uuid) -> Result<String, Error> {
     let user_id = current_user_id()?;
-    let row = oauth_row(server_id, &user_id, false)?;
+    let row = oauth_row(server_id, &user_id)?;
     if !row.enabled {
         return Err(Error::Disabled(server_id));
     }
@@ -85,7 +85,7 @@ fn finish(state_token: &str, code: &str, iss: Option<&str>) -> Result<uuid::Uuid
         return Err(Error::InvalidCallback("the authorization code is empty or too long".into()));
     }
     let server_id = claims.server_id;
-    let row = store::load(server_id, &claims.user_id, false).map_err(|e| match e {
+    let row = store::load(server_id, &claims.user_id).map_err(|e| match e {
         Error::ServerNotFound(_) => Error::InvalidCallback("the server of this state no longer exists".into()),
         other => other,
     })?;
@@ -113,8 +113,11 @@ fn finish(state_token: &str, code: &str, iss: Option<&str>) -> Result<uuid::Uuid
         _ => {}
     }
     let redirect_uri = flow.redirect_uri.clone();
-    let verifier = store::consume_flow(&row, &flow_id)?
-        .ok_or_else(|| Error::InvalidCallback("this sign-in was already completed".into()))?;
+    let verifier = row.verifier.clone().ok_or_else(|| Error::InvalidCallback("this sign-in was already completed".into()))?;
+    // Single use: whoever ends the flow first may redeem the code.
+    if !store::end_flow(&row, &flow_id)? {
+        return Err(Error::InvalidCallback("this sign-in was already completed".into()));
+    }
     let credentials = ClientCredentials {
         client_id: &client.client_id,
         secret: row.client_secret.as_deref(),
@@ -135,7 +138,7 @@ fn finish(state_token: &str, code: &str, iss: Option<&str>) -> Result<uuid::Uuid
                 let mut cleared = record.clone();
                 cleared.client = None;
                 cleared.flow = None;
-                store::save_record(&row, &cleared)?;
+                store::record_failure(&row, "the authorization server no longer knows the client (invalid_client)", false, Some(&cleared))?;
             }
             return Err(e.into());
         }
@@ -165,7 +168,7 @@ fn callback(callback_url: &str) -> Result<uuid::Uuid, Error> {
 
 fn reset(server_id: uuid::Uuid) -> Result<(), Error> {
     let user_id = current_user_id()?;
-    let row = store::load(server_id, &user_id, false)?;
+    let row = store::load(server_id, &user_id)?;
     store::reset(&row)
 }
 
@@ -177,7 +180,7 @@ fn set_client(server_id: uuid::Uuid, client_id: &str, client_secret: Option<&str
     if client_secret.is_some_and(|s| s.is_empty() || s.len() > 4096 || s.chars().any(char::is_control)) {
         return Err(Error::InvalidArgument("client_secret must be 1 to 4096 printable characters, or NULL".into()));
     }
-    let row = oauth_row(server_id, &user_id, false)?;
+    let row = oauth_row(server_id, &user_id)?;
     let mut record: OAuthRecord = row.record.clone();
     record.client = Some(ClientRegistration {
         client_id: client_id.to_owned(),

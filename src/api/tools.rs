@@ -19,7 +19,7 @@ const REFRESH_MARGIN_SECS: i64 = 60;
 
 fn usable_row(server_id: uuid::Uuid) -> Result<ServerRow, Error> {
     let user_id = current_user_id()?;
-    let row = store::load(server_id, &user_id, false)?;
+    let row = store::load(server_id, &user_id)?;
     if !row.enabled {
         return Err(Error::Disabled(server_id));
     }
@@ -208,7 +208,7 @@ fn test_server(server_id: uuid::Uuid) -> Result<Value, Error> {
     match list_tools(server_id) {
         Ok(tools) => {
             let user_id = current_user_id()?;
-            let row = store::load(server_id, &user_id, false)?;
+            let row = store::load(server_id, &user_id)?;
             store::clear_failure(&row)?;
             let listed: Vec<Value> = tools
                 .iter()
@@ -221,7 +221,7 @@ fn test_server(server_id: uuid::Uuid) -> Result<Value, Error> {
         Err(e) => {
             let report = e.report();
             let message = report.message_with_detail();
-            if let Ok(row) = current_user_id().and_then(|u| store::load(server_id, &u, false)) {
+            if let Ok(row) = current_user_id().and_then(|u| store::load(server_id, &u)) {
                 store::record_failure(&row, &message, false, None)?;
             }
             Ok(serde_json::json!({"ok": false, "error": message, "sqlstate": report.sqlstate}))

@@ -9,31 +9,7 @@ dir=$(scratch_dir)
 trap 'stop_cluster "$dir"; rm -rf "$dir"' EXIT
 start_cluster "$dir"
 
-passed=0
-failed=0
-check() {
-  local name=$1 expected=$2 actual=$3
-  if grep -qE -- "$expected" <<<"$actual"; then
-    passed=$((passed + 1))
-    echo "ok   - $name"
-  else
-    failed=$((failed + 1))
-    echo "FAIL - $name"
-    echo "       expected to match: $expected"
-    echo "       got: $(head -c 2000 <<<"$actual")"
-  fi
-}
-refute() {
-  local name=$1 unexpected=$2 actual=$3
-  if grep -qE -- "$unexpected" <<<"$actual"; then
-    failed=$((failed + 1))
-    echo "FAIL - $name"
-    echo "       must not match: $unexpected"
-  else
-    passed=$((passed + 1))
-    echo "ok   - $name"
-  fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 psql_q -c "CREATE EXTENSION mcp_oauth" -c "CREATE ROLE carol LOGIN" -c "GRANT mcp_oauth_user TO carol"
 server_id=$(psql_q -U carol -At -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('Linear', 'https://mcp.linear.example/mcp', 'oauth') RETURNING id")
@@ -117,5 +93,4 @@ messages=$(grep -v 'STATEMENT:' "$dir/server.log")
 check "the failures were logged" "invalid MCP server URL" "$messages"
 refute "logged errors do not repeat header values" "sk-integration-secret|sk-log-canary|Failing row" "$messages"
 
-echo "integration: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish_checks schema

@@ -1,0 +1,43 @@
+# Assertions for the integration scripts. Source it.
+passed=0
+failed=0
+check() {
+  local name=$1 expected=$2 actual=$3
+  if grep -qE -- "$expected" <<<"$actual"; then
+    passed=$((passed + 1))
+    echo "ok   - $name"
+  else
+    failed=$((failed + 1))
+    echo "FAIL - $name"
+    echo "       expected to match: $expected"
+    echo "       got: $(head -c 2000 <<<"$actual")"
+  fi
+}
+refute() {
+  local name=$1 unexpected=$2 actual=$3
+  if grep -qE -- "$unexpected" <<<"$actual"; then
+    failed=$((failed + 1))
+    echo "FAIL - $name"
+    echo "       must not match: $unexpected"
+  else
+    passed=$((passed + 1))
+    echo "ok   - $name"
+  fi
+}
+
+
+# expect_error NAME SQLSTATE PATTERN -- psql args...: the statement fails
+# with SQLSTATE and its message/DETAIL matches PATTERN.
+expect_error() {
+  local name=$1 state=$2 pattern=$3
+  shift 4
+  local out
+  out=$("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -v VERBOSITY=verbose "$@" 2>&1)
+  check "$name (SQLSTATE $state)" "ERROR:  $state:" "$out"
+  check "$name (message)" "$pattern" "$out"
+}
+
+finish_checks() {
+  echo "integration $1: $passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+}

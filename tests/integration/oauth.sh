@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Sign-in and tool calls through SQL against the loopback fixture server:
+# the happy path and the hostile cases (forged, replayed, foreign and
+# superseded state; issuer, resource and PKCE problems; AS errors).
+set -uo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$here/../../scripts/lib.sh"
+source "$here/lib.sh"
+fixture_bin="${CARGO_TARGET_DIR:-$ROOT_DIR/target}/debug/mcp-oauth-fixture"
+[ -x "$fixture_bin" ] || (cd "$ROOT_DIR" && cargo build -q -p mcp_oauth_fixture)
+
+dir=$(scratch_dir)
+fixture_pid=
+trap '[ -n "$fixture_pid" ] && kill "$fixture_pid" 2>/dev/null; stop_cluster "$dir"; rm -rf "$dir"' EXIT
+start_cluster "$dir"
+"$fixture_bin" 0 >"$dir/fixture.out" 2>&1 &
+fixture_pid=$!
+for _ in $(seq 50); do [ -s "$dir/fixture.out" ] && break; sleep 0.1; done
+base=$(head -1 "$dir/fixture.out")
+behave() { curl -s -X POST -H 'content-type: application/json' -d "${1:-{\}}" "$base/_fixture/config"; }
+stat() { curl -s "$base/_fixture/stats" | jq -r ".$1"; }
+
+psql_q <<'SQL'
+CREATE EXTENSION mcp_oauth;
+CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN;
+GRANT mcp_oauth_user TO alice, bob;
+SQL
+as_alice() { psql_q -U alice -At "$@"; }
+id=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('Fixture', '$base/mcp', 'oauth') RETURNING id")
+headers_id=$(as_alice -c "INSERT INTO user_mcp_servers (name, url) VALUES ('Plain', '$base/mcp') RETURNING id")
+
+# Configuration is checked before anything is fetched.
+expect_error "start without a redirect URI" MC008 "redirect_uri" -- -U alice -c "SELECT mcp_oauth_start('$id')"
+psql_q -c "ALTER SYSTEM SET mcp_oauth.redirect_uri = 'http://127.0.0.1:1/callback'" -c "SELECT pg_reload_conf()" >/dev/null
+expect_error "start without a state secret" MC008 "state_secret" -- -U alice -c "SELECT mcp_oauth_start('$id')"
+psql_q -c "ALTER SYSTEM SET mcp_oauth.state_secret = 'short'" -c "SELECT pg_reload_conf()" >/dev/null
+expect_error "start with a short state secret" MC008 "5 bytes long; at least 32" -- -U alice -c "SELECT mcp_oauth_start('$id')"
+psql_q -c "ALTER SYSTEM SET mcp_oauth.state_secret = 'integration-state-secret-0123456789abcdef'" -c "SELECT pg_reload_conf()" >/dev/null
+expect_error "plain http to loopback is off by default" MC006 "blocked by the network policy" -- -U alice -c "SELECT mcp_oauth_start('$id')"
+psql_q -c "ALTER SYSTEM SET mcp_oauth.allow_http_loopback = on" -c "SELECT pg_reload_conf()" >/dev/null
+
+# Which rows may be started.
+expect_error "unknown server" 42704 "not found" -- -U alice -c "SELECT mcp_oauth_start(gen_random_uuid())"
+expect_error "another user's server" 42704 "not found" -- -U bob -c "SELECT mcp_oauth_start('$id')"
+expect_error "a headers-mode server" 22023 "does not use OAuth" -- -U alice -c "SELECT mcp_oauth_start('$headers_id')"
+
+# The happy path.
+url=$(as_alice -c "SELECT mcp_oauth_start('$id')")
+check "authorize URL uses PKCE S256" "code_challenge_method=S256" "$url"
+check "authorize URL carries the resource" "resource=http%3A%2F%2F127\.0\.0\.1%3A[0-9]+%2Fmcp" "$url"
+check "authorize URL asks for offline_access (the AS lists it)" "scope=offline_access" "$url"
+check "one dynamic registration" "^1$" "$(stat registrations)"
+location=$(curl -s -o /dev/null -w '%{redirect_url}' "$url")
+state=$(sed -n 's/.*[?&]state=\([^&]*\).*/\1/p' <<<"$location")
+code=$(sed -n 's/.*[?&]code=\([^&]*\).*/\1/p' <<<"$location")
+# Bob cannot complete alice's sign-in, and a tampered state is refused; neither consumes it.
+expect_error "another user's state" MC002 "another user" -- -U bob -c "SELECT mcp_oauth_finish('$state', '$code')"
+expect_error "a tampered state" MC002 "signature" -- -U alice -c "SELECT mcp_oauth_finish('${state%?}A', '$code')"
+expect_error "garbage state" MC002 "malformed" -- -U alice -c "SELECT mcp_oauth_finish('not-a-state', '$code')"
+check "an unauthenticated callback handler may finish (the state says who)" "^$id$" \
+  "$(psql_q -At -c "SET mcp_oauth.identity = 'setting:app.user_id'" -c "SELECT mcp_oauth_finish('$state', '$code')" | tail -1)"
+check "the row is signed in, without showing a token" "^t\|f\|$" \
+  "$(as_alice -c "SELECT oauth_authorized, reauth_required, last_error FROM mcp_servers WHERE id = '$id'")"
+check "the code was exchanged with the same resource" "^$base/mcp$" "$(stat last_resource)"
+expect_error "a replayed callback" MC002 "already completed" -- -U alice -c "SELECT mcp_oauth_callback('$location')"
+expect_error "tokens are not readable by the owner" 42501 "permission denied" -- -U alice -c "SELECT oauth_tokens FROM user_mcp_servers"
+
+# Tools.
+check "tools are listed" "^7$" "$(as_alice -c "SELECT count(*) FROM mcp_list_tools('$id')")"
+check "a tool is called" '"sum": 5' "$(as_alice -c "SELECT mcp_call_tool('$id', 'add', '{\"a\": 2, \"b\": 3}')")"
+check "a tool error is a result" '"isError": true' "$(as_alice -c "SELECT mcp_call_tool('$id', 'fail')")"
+check "mcp_test_server reports ok" '"ok": true.*"tool_count": 7' "$(as_alice -c "SELECT mcp_test_server('$id')")"
+
+# A newer start supersedes the older one.
+first=$(curl -s -o /dev/null -w '%{redirect_url}' "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
+second=$(curl -s -o /dev/null -w '%{redirect_url}' "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
+expect_error "a superseded sign-in" MC002 "superseded" -- -U alice -c "SELECT mcp_oauth_callback('$first')"
+check "the newest sign-in completes" "^$id$" "$(as_alice -c "SELECT mcp_oauth_callback('$second')")"
+check "the client registration is reused for the same issuer" "^1$" "$(stat registrations)"
+
+# RFC 9207: a wrong or missing iss is refused before anything is consumed.
+behave '{"send_iss": true}'
+location=$(curl -s -o /dev/null -w '%{redirect_url}' "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
+state=$(sed -n 's/.*[?&]state=\([^&]*\).*/\1/p' <<<"$location")
+code=$(sed -n 's/.*[?&]code=\([^&]*\).*/\1/p' <<<"$location")
+expect_error "iss mismatch" MC003 "another issuer" -- -U alice -c "SELECT mcp_oauth_finish('$state', '$code', 'https://evil.example')"
+expect_error "iss missing where the AS promises it" MC003 "another issuer" -- -U alice -c "SELECT mcp_oauth_finish('$state', '$code')"
+check "the genuine callback still works" "^$id$" "$(as_alice -c "SELECT mcp_oauth_callback('$location')")"
+
+# An error response from the authorization server, reflected escaped.
+behave '{"authorize_error": "access_denied"}'
+location=$(curl -s -o /dev/null -w '%{redirect_url}' "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
+out=$(psql_q -U alice -c "SELECT mcp_oauth_callback('$location')" 2>&1)
+check "an AS error response is MC004 with the code" "access_denied" "$out"
+refute "its description is not reflected raw" "<script>" "$out"
+
+# Hostile or broken metadata.
+for case in wrong_issuer:issuer no_s256:S256 wrong_resource:"not for this server"; do
+  behave "{\"${case%%:*}\": true}"
+  expect_error "discovery refuses ${case%%:*}" MC003 "${case#*:}" -- -U alice -c "SELECT mcp_oauth_start('$id')"
+done
+
+# invalid_client at the token endpoint drops the registration; the next start registers again.
+behave '{"invalid_client": true}'
+location=$(curl -s -o /dev/null -w '%{redirect_url}' "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
+expect_error "invalid_client" MC004 "invalid_client" -- -U alice -c "SELECT mcp_oauth_callback('$location')"
+check "the registration was dropped" "^$" "$(as_alice -c "SELECT oauth_metadata -> 'client' FROM mcp_servers s JOIN user_mcp_servers u USING (id) WHERE id = '$id'")"
+behave '{}'
+as_alice -c "SELECT mcp_oauth_start('$id')" >/dev/null
+check "a new registration followed" "^2$" "$(stat registrations)"
+
+# A pre-registered client comes first, and authenticates with its secret.
+as_alice -c "SELECT mcp_oauth_set_client('$id', 'fixture-preregistered', 'fixture-preregistered-secret')" >/dev/null
+url=$(as_alice -c "SELECT mcp_oauth_start('$id')")
+check "the pre-registered client is used" "client_id=fixture-preregistered" "$url"
+check "a pre-registered client completes" "^$id$" "$(as_alice -c "SELECT mcp_oauth_callback('$(curl -s -o /dev/null -w '%{redirect_url}' "$url")')")"
+check "with client_secret_basic" "^client_secret_basic$" "$(stat last_client_auth)"
+expect_error "set_client checks its arguments" 22023 "client_id" -- -U alice -c "SELECT mcp_oauth_set_client('$id', '')"
+
+# Step-up: 403 insufficient_scope marks the row (durably, although the call
+# raises) and the next start asks for the union.
+behave '{"call_scope": "tools:call"}'
+out=$(psql_q -U alice -c "BEGIN" -c "SELECT mcp_call_tool('$id', 'add')" -c "ROLLBACK" 2>&1)
+check "403 insufficient_scope is MC001" "sign-in required" "$out"
+check "reauth_required and last_error survive the rollback" "^t\|reauth_required: the server requires more scope" \
+  "$(as_alice -c "SELECT reauth_required, last_error FROM mcp_servers WHERE id = '$id'")"
+check "the next sign-in asks for the union" "scope=[^&]*tools%3Acall" "$(as_alice -c "SELECT mcp_oauth_start('$id')")"
+
+# Reset forgets everything.
+as_alice -c "SELECT mcp_oauth_reset('$id')" >/dev/null
+check "reset clears the sign-in" "^f\|f\|$" "$(as_alice -c "SELECT oauth_authorized, reauth_required, last_error FROM mcp_servers WHERE id = '$id'")"
+
+finish_checks oauth
