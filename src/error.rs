@@ -28,6 +28,8 @@ pub mod sqlstate {
     pub const CONFIGURATION_MISSING: &str = "MC008";
     /// PostgreSQL's own: a bad argument value.
     pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    /// PostgreSQL's own: a required argument is NULL.
+    pub const NULL_VALUE_NOT_ALLOWED: &str = "22004";
     /// PostgreSQL's own: no usable identity for the current user.
     pub const INVALID_AUTHORIZATION_SPECIFICATION: &str = "28000";
     /// PostgreSQL's own: no such object (a server id that is not the caller's).
@@ -72,6 +74,8 @@ pub enum Error {
     IssuerMismatch { expected: String, got: Option<String> },
     #[error("{0}")]
     InvalidArgument(String),
+    #[error("{0} must not be null")]
+    NullArgument(&'static str),
     #[error("canceled")]
     Cancelled,
 }
@@ -206,6 +210,7 @@ impl Error {
                 ))
                 .hint("Possibly a mix-up attack; the sign-in in progress is kept, so the genuine callback still works."),
             Error::InvalidArgument(why) => Report::new(INVALID_PARAMETER_VALUE, why.clone()),
+            Error::NullArgument(name) => Report::new(NULL_VALUE_NOT_ALLOWED, format!("{name} must not be null")),
             Error::Cancelled => Report::new(QUERY_CANCELED, "canceling statement due to user request"),
         }
     }
@@ -268,6 +273,11 @@ pub fn sentence(text: &str) -> String {
         }
         None => String::new(),
     }
+}
+
+/// A required argument: NULL is an error (22004), not a silent NULL result.
+pub fn required<T>(value: Option<T>, name: &'static str) -> Result<T, Error> {
+    value.ok_or(Error::NullArgument(name))
 }
 
 /// Returns the value, or raises the error as a PostgreSQL ERROR.

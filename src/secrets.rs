@@ -5,16 +5,14 @@
 //! added here and nowhere else. Today the values are stored as they are,
 //! protected by column privileges: no application role can read them.
 
-use crate::error::Error;
 use mcp_oauth_core::oauth::TokenSet;
 
 pub fn seal_tokens(tokens: &TokenSet) -> Vec<u8> {
     serde_json::to_vec(tokens).expect("tokens serialise")
 }
 
-pub fn open_tokens(stored: &[u8]) -> Result<TokenSet, Error> {
-    serde_json::from_slice(stored)
-        .map_err(|_| Error::ReauthRequired("the stored tokens cannot be read".into()))
+pub fn open_tokens(stored: &[u8]) -> Option<TokenSet> {
+    serde_json::from_slice(stored).ok()
 }
 
 pub fn seal_text(plain: &str) -> String {

@@ -24,6 +24,8 @@ pub struct ServerRow {
     pub headers: Vec<(String, String)>,
     pub record: OAuthRecord,
     pub tokens: Option<TokenSet>,
+    /// Tokens are stored but cannot be read (a new sign-in fixes it).
+    pub tokens_unreadable: bool,
     pub verifier: Option<String>,
     pub client_secret: Option<String>,
     pub reauth_required: bool,
@@ -101,17 +103,14 @@ pub fn load(id: uuid::Uuid, user_id: &str) -> Result<ServerRow, Error> {
         .and_then(|h| h.as_object())
         .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), secrets::open_text(v.as_str()?)))).collect())
         .unwrap_or_default();
-    let tokens = match text("tokens") {
-        Some(b64) => {
-            use base64::Engine as _;
-            let clean: String = b64.split_whitespace().collect();
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(clean)
-                .map_err(|_| Error::ReauthRequired("the stored tokens cannot be read".into()))?;
-            Some(secrets::open_tokens(&bytes)?)
-        }
-        None => None,
-    };
+    let tokens = text("tokens").map(|b64| {
+        use base64::Engine as _;
+        let clean: String = b64.split_whitespace().collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(clean)
+            .ok()
+            .and_then(|bytes| secrets::open_tokens(&bytes))
+    });
     Ok(ServerRow {
         id,
         user_id: text("user_id").unwrap_or_default(),
@@ -120,7 +119,8 @@ pub fn load(id: uuid::Uuid, user_id: &str) -> Result<ServerRow, Error> {
         enabled: row.get("enabled").and_then(|v| v.as_bool()).unwrap_or(false),
         headers,
         record: serde_json::from_value(row.get("record").cloned().unwrap_or_default()).unwrap_or_default(),
-        tokens,
+        tokens_unreadable: matches!(tokens, Some(None)),
+        tokens: tokens.flatten(),
         verifier: text("verifier").map(|v| secrets::open_text(&v)),
         client_secret: text("client_secret").map(|v| secrets::open_text(&v)),
         reauth_required: row.get("reauth_required").and_then(|v| v.as_bool()).unwrap_or(false),

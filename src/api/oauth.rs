@@ -2,7 +2,7 @@
 //! mcp_oauth_reset, mcp_oauth_set_client.
 
 use crate::api::identity::current_user_id;
-use crate::error::{or_raise, Error};
+use crate::error::{or_raise, required, Error};
 use crate::gucs;
 use crate::runtime;
 use crate::state;
@@ -193,28 +193,37 @@ fn set_client(server_id: uuid::Uuid, client_id: &str, client_secret: Option<&str
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-fn mcp_oauth_start(server_id: pgrx::Uuid) -> String {
-    or_raise(start(to_uuid(server_id)))
+fn mcp_oauth_start(server_id: Option<pgrx::Uuid>) -> String {
+    or_raise(required(server_id, "server_id").and_then(|id| start(to_uuid(id))))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-fn mcp_oauth_finish(state: &str, code: &str, iss: default!(Option<&str>, "NULL")) -> pgrx::Uuid {
-    let id = or_raise(finish(state, code, iss));
+fn mcp_oauth_finish(state: Option<&str>, code: Option<&str>, iss: default!(Option<&str>, "NULL")) -> pgrx::Uuid {
+    let id = or_raise(
+        required(state, "state").and_then(|state| finish(state, required(code, "code")?, iss)),
+    );
     pgrx::Uuid::from_bytes(*id.as_bytes())
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-fn mcp_oauth_callback(callback_url: &str) -> pgrx::Uuid {
-    let id = or_raise(callback(callback_url));
+fn mcp_oauth_callback(callback_url: Option<&str>) -> pgrx::Uuid {
+    let id = or_raise(required(callback_url, "callback_url").and_then(callback));
     pgrx::Uuid::from_bytes(*id.as_bytes())
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-fn mcp_oauth_reset(server_id: pgrx::Uuid) {
-    or_raise(reset(to_uuid(server_id)))
+fn mcp_oauth_reset(server_id: Option<pgrx::Uuid>) {
+    or_raise(required(server_id, "server_id").and_then(|id| reset(to_uuid(id))))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-fn mcp_oauth_set_client(server_id: pgrx::Uuid, client_id: &str, client_secret: default!(Option<&str>, "NULL")) {
-    or_raise(set_client(to_uuid(server_id), client_id, client_secret))
+fn mcp_oauth_set_client(
+    server_id: Option<pgrx::Uuid>,
+    client_id: Option<&str>,
+    client_secret: default!(Option<&str>, "NULL"),
+) {
+    or_raise(
+        required(server_id, "server_id")
+            .and_then(|id| set_client(to_uuid(id), required(client_id, "client_id")?, client_secret)),
+    )
 }

@@ -2,7 +2,7 @@
 
 use crate::api::identity::current_user_id;
 use crate::api::oauth::now;
-use crate::error::{or_raise, Error};
+use crate::error::{or_raise, required, Error};
 use crate::runtime;
 use crate::store::{self, ServerRow};
 use mcp_oauth_core::mcp::{self, McpError, Target};
@@ -65,6 +65,9 @@ fn access_token(http: &HttpClient, row: &mut ServerRow) -> Result<Option<String>
     }
     if row.reauth_required {
         return Err(Error::ReauthRequired("the server needs a new sign-in".into()));
+    }
+    if row.tokens_unreadable {
+        return Err(Error::ReauthRequired("the stored tokens cannot be read".into()));
     }
     let Some(tokens) = &row.tokens else {
         return Err(Error::ReauthRequired("the user has not signed in to this server yet".into()));
@@ -172,7 +175,7 @@ fn uuid_of(id: pgrx::Uuid) -> uuid::Uuid {
 #[pg_extern(volatile, parallel_unsafe)]
 #[allow(clippy::type_complexity)]
 fn mcp_list_tools(
-    server_id: pgrx::Uuid,
+    server_id: Option<pgrx::Uuid>,
 ) -> TableIterator<
     'static,
     (
@@ -184,7 +187,7 @@ fn mcp_list_tools(
         name!(annotations, Option<JsonB>),
     ),
 > {
-    let tools = or_raise(list_tools(uuid_of(server_id)));
+    let tools = or_raise(required(server_id, "server_id").and_then(|id| list_tools(uuid_of(id))));
     let text = |t: &Value, k: &str| t.get(k).and_then(Value::as_str).map(str::to_owned);
     let json = |t: &Value, k: &str| t.get(k).filter(|v| !v.is_null()).cloned().map(JsonB);
     TableIterator::new(tools.into_iter().map(move |t| {
@@ -200,8 +203,11 @@ fn mcp_list_tools(
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-fn mcp_call_tool(server_id: pgrx::Uuid, name: &str, args: default!(JsonB, "'{}'")) -> JsonB {
-    JsonB(or_raise(call_tool(uuid_of(server_id), name, args.0)))
+fn mcp_call_tool(server_id: Option<pgrx::Uuid>, name: Option<&str>, args: default!(Option<JsonB>, "'{}'")) -> JsonB {
+    JsonB(or_raise((|| {
+        let id = required(server_id, "server_id")?;
+        call_tool(uuid_of(id), required(name, "name")?, required(args, "args")?.0)
+    })()))
 }
 
 fn test_server(server_id: uuid::Uuid) -> Result<Value, Error> {
@@ -230,6 +236,6 @@ fn test_server(server_id: uuid::Uuid) -> Result<Value, Error> {
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-fn mcp_test_server(server_id: pgrx::Uuid) -> JsonB {
-    JsonB(or_raise(test_server(uuid_of(server_id))))
+fn mcp_test_server(server_id: Option<pgrx::Uuid>) -> JsonB {
+    JsonB(or_raise(required(server_id, "server_id").and_then(|id| test_server(uuid_of(id)))))
 }
