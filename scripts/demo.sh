@@ -1,48 +1,71 @@
 #!/usr/bin/env bash
 # The main job, on a throwaway cluster: build and install the extension,
-# create it, connect a server as one application role, and show that
-# another role cannot see it, nor anyone read its secrets.
+# start the loopback fixture (an OAuth authorization server + MCP server),
+# connect a server as one application role, sign in (curl plays the
+# browser), call a tool, and show that another role sees none of it and
+# no one reads a token.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT_DIR"
 
 bash scripts/setup.sh
-say "building and installing mcp_oauth into PostgreSQL ${PG_MAJOR}"
+say "building and installing mcp_oauth into PostgreSQL ${PG_MAJOR}, and the fixture server"
 install_extension >/dev/null
+cargo build -q -p mcp_oauth_fixture
+fixture_bin="${CARGO_TARGET_DIR:-$ROOT_DIR/target}/debug/mcp-oauth-fixture"
 
 dir=$(scratch_dir)
-trap 'stop_cluster "$dir"; rm -rf "$dir"' EXIT
+fixture_pid=
+trap '[ -n "$fixture_pid" ] && kill "$fixture_pid" 2>/dev/null; stop_cluster "$dir"; rm -rf "$dir"' EXIT
 say "starting a throwaway cluster in $dir"
 start_cluster "$dir"
+"$fixture_bin" 0 >"$dir/fixture.out" 2>&1 &
+fixture_pid=$!
+for _ in $(seq 50); do [ -s "$dir/fixture.out" ] && break; sleep 0.1; done
+fixture=$(head -1 "$dir/fixture.out")
+say "fixture (authorization server + MCP server) at $fixture"
 
 demo() { "$PG_BIN/psql" -X -v ON_ERROR_STOP=0 -e "$@"; }
 
-say "as the administrator: create the extension and two application roles"
-demo <<'SQL'
+say "as the administrator: settings (a random state secret, not shown), the extension, two roles"
+psql_q -c "ALTER SYSTEM SET mcp_oauth.state_secret = '$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')'"
+demo <<SQL
+ALTER SYSTEM SET mcp_oauth.redirect_uri = 'http://127.0.0.1:3000/oauth/callback';
+ALTER SYSTEM SET mcp_oauth.allow_http_loopback = on;  -- the fixture is plain http on loopback
+SELECT pg_reload_conf();
 CREATE EXTENSION mcp_oauth;
 CREATE ROLE alice LOGIN;
 CREATE ROLE bob LOGIN;
 GRANT mcp_oauth_user TO alice, bob;
 SQL
 
-say "as alice: connect two MCP servers"
-demo -U alice <<'SQL'
-INSERT INTO user_mcp_servers (name, url, headers)
-VALUES ('GitHub', 'https://mcp.github.example/mcp', '{"Authorization": "Bearer ghp_demo_secret"}');
-INSERT INTO user_mcp_servers (name, url, auth_type)
-VALUES ('Linear', 'https://mcp.linear.example/mcp', 'oauth');
-SELECT slug, name, url, auth_type, oauth_authorized, header_keys, reauth_required FROM mcp_servers;
--- The header value is a secret, even to its owner:
-SELECT headers FROM user_mcp_servers;
+say "as alice: connect the fixture's MCP server with OAuth, and start the sign-in"
+id=$("$PG_BIN/psql" -X -q -At -U alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('Fixture', '$fixture/mcp', 'oauth') RETURNING id")
+echo "server id: $id"
+authorize_url=$("$PG_BIN/psql" -X -q -At -U alice -c "SELECT mcp_oauth_start('$id')")
+echo "authorize URL (the application opens it in a popup):"
+echo "  $authorize_url"
+
+say "the browser: the authorization server approves and redirects to the application"
+callback=$(curl -s -o /dev/null -w '%{redirect_url}' "$authorize_url")
+echo "  $callback"
+
+say "the application's callback handler finishes the sign-in"
+demo -U alice <<SQL
+SELECT mcp_oauth_callback('$callback') AS signed_in_server;
+SELECT slug, auth_type, oauth_authorized, reauth_required, last_error FROM mcp_servers;
+SELECT name, description FROM mcp_list_tools('$id');
+SELECT mcp_call_tool('$id', 'add', '{"a": 2, "b": 40}');
+SELECT oauth_tokens FROM user_mcp_servers;  -- the token is a secret, even to its owner
 SQL
 
-say "as bob: alice's servers are invisible and untouchable"
-demo -U bob <<'SQL'
+say "as bob: alice's server is invisible and untouchable"
+demo -U bob <<SQL
 SELECT count(*) AS servers_bob_sees FROM mcp_servers;
+SELECT mcp_call_tool('$id', 'add', '{"a": 1, "b": 1}');
 UPDATE user_mcp_servers SET url = 'https://evil.example/mcp';
-DELETE FROM user_mcp_servers;
 INSERT INTO user_mcp_servers (user_id, name, url) VALUES ('alice', 'planted', 'https://evil.example/mcp');
 SQL
 
-say "as alice again: nothing changed"
-demo -U alice -c "SELECT slug, url FROM mcp_servers ORDER BY slug"
+say "a replayed callback is refused"
+demo -U alice -c "SELECT mcp_oauth_callback('$callback')"
