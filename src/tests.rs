@@ -132,3 +132,18 @@ fn our_errors_carry_their_sqlstate_detail_and_hint_through_plpgsql() {
     // The backend is fine afterwards.
     assert_eq!(one("SELECT 'still here'").as_deref(), Some("still here"));
 }
+
+#[pg_test]
+fn expired_and_future_states_are_refused_through_sql() {
+    use mcp_oauth_core::state::{sign, StateClaims, StateSecret};
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    Spi::run(&format!("SET LOCAL mcp_oauth.state_secret = '{SECRET}'")).unwrap();
+    let secret = StateSecret::new(Some(SECRET)).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    for (issued_at, why) in [(now - 1000, StateError::Expired), (now + 3600, StateError::NotYetValid)] {
+        let token = sign(&secret, &StateClaims::new("alice", uuid::Uuid::new_v4(), issued_at, 300)).unwrap();
+        let err = crate::state::verify(&token).unwrap_err();
+        assert!(matches!(&err, Error::State(e) if *e == why), "{err:?}");
+        assert_eq!(outcome(&format!("SELECT mcp_oauth_finish('{token}', 'code')")), "MC002: invalid OAuth state");
+    }
+}

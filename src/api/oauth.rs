@@ -193,11 +193,13 @@ fn set_client(server_id: uuid::Uuid, client_id: &str, client_secret: Option<&str
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn mcp_oauth_start(server_id: Option<pgrx::Uuid>) -> String {
     or_raise(required(server_id, "server_id").and_then(|id| start(to_uuid(id))))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn mcp_oauth_finish(state: Option<&str>, code: Option<&str>, iss: default!(Option<&str>, "NULL")) -> pgrx::Uuid {
     let id = or_raise(
         required(state, "state").and_then(|state| finish(state, required(code, "code")?, iss)),
@@ -206,17 +208,20 @@ fn mcp_oauth_finish(state: Option<&str>, code: Option<&str>, iss: default!(Optio
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn mcp_oauth_callback(callback_url: Option<&str>) -> pgrx::Uuid {
     let id = or_raise(required(callback_url, "callback_url").and_then(callback));
     pgrx::Uuid::from_bytes(*id.as_bytes())
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn mcp_oauth_reset(server_id: Option<pgrx::Uuid>) {
     or_raise(required(server_id, "server_id").and_then(|id| reset(to_uuid(id))))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn mcp_oauth_set_client(
     server_id: Option<pgrx::Uuid>,
     client_id: Option<&str>,

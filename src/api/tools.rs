@@ -173,6 +173,7 @@ fn uuid_of(id: pgrx::Uuid) -> uuid::Uuid {
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 #[allow(clippy::type_complexity)]
 fn mcp_list_tools(
     server_id: Option<pgrx::Uuid>,
@@ -203,6 +204,7 @@ fn mcp_list_tools(
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn mcp_call_tool(server_id: Option<pgrx::Uuid>, name: Option<&str>, args: default!(Option<JsonB>, "'{}'")) -> JsonB {
     JsonB(or_raise((|| {
         let id = required(server_id, "server_id")?;
@@ -236,6 +238,7 @@ fn test_server(server_id: uuid::Uuid) -> Result<Value, Error> {
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
 fn mcp_test_server(server_id: Option<pgrx::Uuid>) -> JsonB {
     JsonB(or_raise(required(server_id, "server_id").and_then(|id| test_server(uuid_of(id)))))
 }

@@ -126,6 +126,20 @@ check "reauth_required and last_error survive the rollback" "^t\|reauth_required
   "$(as_alice -c "SELECT reauth_required, last_error FROM mcp_servers WHERE id = '$id'")"
 check "the next sign-in asks for the union" "scope=[^&]*tools%3Acall" "$(as_alice -c "SELECT mcp_oauth_start('$id')")"
 
+# A hostile search_path cannot run code inside the elevated statements.
+psql_q <<'SQL'
+CREATE SCHEMA evil AUTHORIZATION alice;
+SQL
+psql_q -U alice <<'SQL'
+CREATE FUNCTION evil.uuid_eq(uuid, uuid) RETURNS boolean LANGUAGE plpgsql AS
+  $$ BEGIN RAISE EXCEPTION 'hijacked as %', current_user; END $$;
+CREATE OPERATOR evil.= (LEFTARG = uuid, RIGHTARG = uuid, FUNCTION = evil.uuid_eq);
+CREATE FUNCTION evil.jsonb_build_object(VARIADIC "any") RETURNS jsonb LANGUAGE plpgsql AS
+  $$ BEGIN RAISE EXCEPTION 'hijacked as %', current_user; END $$;
+SQL
+out=$(psql_q -U alice -c "SET search_path = evil, pg_catalog, public" -c "SELECT mcp_oauth_set_client('$id', 'fixture-preregistered', 'fixture-preregistered-secret')" 2>&1)
+refute "a shadowing operator or function is never called" "hijacked" "$out"
+
 # Reset forgets everything.
 as_alice -c "SELECT mcp_oauth_reset('$id')" >/dev/null
 check "reset clears the sign-in" "^f\|f\|$" "$(as_alice -c "SELECT oauth_authorized, reauth_required, last_error FROM mcp_servers WHERE id = '$id'")"

@@ -4,7 +4,8 @@ CREATE ROLE regress_alice LOGIN;
 GRANT mcp_oauth_user TO regress_alice;
 SET ROLE regress_alice;
 
-INSERT INTO user_mcp_servers (name, url) VALUES ('GitHub', 'https://mcp.github.example/mcp')
+-- (Fixed ids for the rows later tests use, so messages naming them are stable.)
+INSERT INTO user_mcp_servers (id, name, url) VALUES ('00000000-0000-4000-8000-000000000001', 'GitHub', 'https://mcp.github.example/mcp')
 RETURNING user_id, slug, name, url, enabled, auth_type, header_keys, oauth_authorized, reauth_required,
           created_at = updated_at AS fresh;
 
@@ -13,8 +14,8 @@ INSERT INTO user_mcp_servers (name, url) VALUES ('GitHub', 'https://b.example/mc
 INSERT INTO user_mcp_servers (name, url) VALUES ('  GitHub!! ', 'https://c.example/mcp') RETURNING slug;
 INSERT INTO user_mcp_servers (name, url) VALUES ('A server name long enough to be cut', 'https://d.example/mcp') RETURNING slug;
 INSERT INTO user_mcp_servers (name, url) VALUES ('日本語', 'https://e.example/mcp') RETURNING slug;
-INSERT INTO user_mcp_servers (name, url, slug, auth_type, headers)
-VALUES ('Linear', 'https://mcp.linear.example/sse', 'linear_prod', 'oauth', '{}') RETURNING slug, auth_type;
+INSERT INTO user_mcp_servers (id, name, url, slug, auth_type, headers)
+VALUES ('00000000-0000-4000-8000-000000000002', 'Linear', 'https://mcp.linear.example/sse', 'linear_prod', 'oauth', '{}') RETURNING slug, auth_type;
 INSERT INTO user_mcp_servers (name, url, headers)
 VALUES ('Keyed', 'http://127.0.0.1:9000/mcp', '{"X-Api-Key": "sk-secret-1", "Authorization": "Bearer sk-secret-2"}')
 RETURNING slug, header_keys;
