@@ -9,7 +9,8 @@ fn secret() -> Result<StateSecret, Error> {
     Ok(StateSecret::new(gucs::string(&gucs::STATE_SECRET).as_deref())?)
 }
 
-fn now() -> i64 {
+/// Unix seconds.
+pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -5,7 +5,7 @@ use crate::api::identity::current_user_id;
 use crate::error::{or_raise, required, Error};
 use crate::gucs;
 use crate::runtime;
-use crate::state;
+use crate::state::{self, now};
 use crate::store::{self, ServerRow};
 use mcp_oauth_core::oauth::{self, ClientAuthMethod, ClientCredentials, ClientProfile, ClientRegistration, ClientSource};
 use mcp_oauth_core::signin::{self, OAuthRecord, StartRequest};
@@ -14,10 +14,6 @@ use url::Url;
 
 fn to_uuid(id: pgrx::Uuid) -> uuid::Uuid {
     uuid::Uuid::from_bytes(*id.as_bytes())
-}
-
-pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// The caller's OAuth row, or why it cannot be used.

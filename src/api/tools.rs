@@ -1,7 +1,7 @@
 //! MCP calls: mcp_list_tools, mcp_call_tool, mcp_test_server.
 
 use crate::api::identity::current_user_id;
-use crate::api::oauth::now;
+use crate::state::now;
 use crate::error::{or_raise, required, Error};
 use crate::runtime;
 use crate::store::{self, ServerRow};
