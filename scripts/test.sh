@@ -58,6 +58,7 @@ integration_tests() {
   local status=0
   bash tests/integration/run.sh || status=1
   bash tests/integration/oauth.sh || status=1
+  bash tests/integration/calls.sh || status=1
   return "$status"
 }
 

@@ -78,6 +78,8 @@ pub enum Error {
     NullArgument(&'static str),
     #[error("canceled")]
     Cancelled,
+    #[error("the server refused the row's headers")]
+    HeadersRefused { status: u16 },
 }
 
 /// What the user sees.
@@ -212,6 +214,9 @@ impl Error {
             Error::InvalidArgument(why) => Report::new(INVALID_PARAMETER_VALUE, why.clone()),
             Error::NullArgument(name) => Report::new(NULL_VALUE_NOT_ALLOWED, format!("{name} must not be null")),
             Error::Cancelled => Report::new(QUERY_CANCELED, "canceling statement due to user request"),
+            Error::HeadersRefused { status } => Report::new(MCP_ERROR, "the MCP server refused the configured headers")
+                .detail(format!("It answered HTTP {status}."))
+                .hint("Check the credentials in the row's headers (UPDATE user_mcp_servers SET headers = ...)."),
         }
     }
 }

@@ -216,6 +216,17 @@ pub fn end_flow(row: &ServerRow, flow_id: &str) -> Result<bool, Error> {
     Ok(durable::write(update, &table(), owner(), |sql, args| run(sql, args))? > 0)
 }
 
+/// Serialises token refreshes of one row across backends until the end of
+/// the caller's transaction (a lock wait PostgreSQL can cancel).
+pub fn lock_for_refresh(row: &ServerRow) -> Result<(), Error> {
+    // Key: a fixed class for this extension, and 32 bits of the row id.
+    const CLASS: i32 = 0x6d63_6f61; // "mcoa"
+    let bytes = row.id.as_bytes();
+    let object = i32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+    Spi::run_with_args("SELECT pg_catalog.pg_advisory_xact_lock($1, $2)", &[CLASS.into(), object.into()])
+        .map_err(|e| Error::InvalidArgument(format!("locking the server row for a refresh failed: {e}")))
+}
+
 /// Clears last_error after a call that worked.
 pub fn clear_failure(row: &ServerRow) -> Result<(), Error> {
     let [id, user] = args(row.id, &row.user_id);

@@ -5,7 +5,10 @@ use crate::state::now;
 use crate::error::{or_raise, required, Error};
 use crate::runtime;
 use crate::store::{self, ServerRow};
-use mcp_oauth_core::mcp::{self, McpError, Target};
+use mcp_oauth_core::mcp::{McpError, McpSession, Target};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use mcp_oauth_core::net::HttpClient;
 use mcp_oauth_core::oauth::{self, ClientCredentials, OAuthError, TokenSet};
 use mcp_oauth_core::signin::MAX_STEP_UPS;
@@ -26,9 +29,51 @@ fn usable_row(server_id: uuid::Uuid) -> Result<ServerRow, Error> {
     Ok(row)
 }
 
-/// Refreshes the row's tokens and stores them; an `invalid_grant` (or any
-/// refresh that cannot succeed) marks the row for a new sign-in.
-fn refresh(http: &HttpClient, row: &mut ServerRow) -> Result<(), Error> {
+thread_local! {
+    /// One MCP session per server row, kept for the backend's life and
+    /// replaced when the row's URL, headers or token change.
+    static SESSIONS: RefCell<HashMap<uuid::Uuid, (u64, McpSession)>> = RefCell::new(HashMap::new());
+}
+
+/// Identifies the credentials a session was made with (in memory only).
+fn fingerprint(url: &str, headers: &[(String, String)], token: Option<&str>) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (url, headers, token).hash(&mut h);
+    h.finish()
+}
+
+fn take_session(id: uuid::Uuid, fp: u64) -> McpSession {
+    SESSIONS.with(|s| match s.borrow_mut().remove(&id) {
+        Some((cached, session)) if cached == fp => session,
+        _ => McpSession::new(),
+    })
+}
+
+fn keep_session(id: uuid::Uuid, fp: u64, session: McpSession) {
+    SESSIONS.with(|s| s.borrow_mut().insert(id, (fp, session)));
+}
+
+fn expiring(tokens: &TokenSet) -> bool {
+    tokens.expires_at.is_some_and(|at| at - REFRESH_MARGIN_SECS <= now())
+}
+
+/// Refreshes the row's tokens once for all backends: the refresh holds a
+/// transaction-level advisory lock on the row, and whoever gets it second
+/// finds the tokens already refreshed (rotation makes a second refresh with
+/// the same refresh token fail). The new pair is committed durably before
+/// it is used. `invalid_grant` (or any refresh that cannot succeed) marks
+/// the row for a new sign-in.
+fn refresh(http: &HttpClient, row: &mut ServerRow, stale_access_token: &str) -> Result<(), Error> {
+    store::lock_for_refresh(row)?;
+    let latest = store::load(row.id, &row.user_id)?;
+    let already = latest.tokens.as_ref().is_some_and(|t| t.access_token != stale_access_token && !expiring(t));
+    *row = latest;
+    if already {
+        return Ok(());
+    }
+    if row.reauth_required {
+        return Err(Error::ReauthRequired("the server needs a new sign-in".into()));
+    }
     let (Some(tokens), Some(auth_server), Some(client), Some(resource)) = (
         row.tokens.clone(),
         row.record.authorization_server.clone(),
@@ -48,7 +93,7 @@ fn refresh(http: &HttpClient, row: &mut ServerRow) -> Result<(), Error> {
             Ok(())
         }
         Err(OAuthError::Rejected { code, .. }) if code == "invalid_grant" || code == "invalid_client" => {
-            reauth(row, &format!("the refresh was refused ({code})"))
+            reauth(row, &format!("the refresh was refused ({code}); sign in again"))
         }
         Err(e) => Err(e.into()),
     }
@@ -69,21 +114,31 @@ fn access_token(http: &HttpClient, row: &mut ServerRow) -> Result<Option<String>
     if row.tokens_unreadable {
         return Err(Error::ReauthRequired("the stored tokens cannot be read".into()));
     }
-    let Some(tokens) = &row.tokens else {
+    let Some(tokens) = row.tokens.clone() else {
         return Err(Error::ReauthRequired("the user has not signed in to this server yet".into()));
     };
-    if tokens.expires_at.is_some_and(|at| at - REFRESH_MARGIN_SECS <= now()) {
-        refresh(http, row)?;
+    if expiring(&tokens) {
+        refresh(http, row, &tokens.access_token)?;
     }
-    Ok(row.tokens.as_ref().map(|t: &TokenSet| t.access_token.clone()))
+    Ok(row.tokens.as_ref().map(|t| t.access_token.clone()))
 }
 
-/// Runs `op` in a fresh session with the row's credentials: refreshes once
-/// after a 401, and records a step-up after a 403 insufficient_scope.
-fn with_session<T>(
-    server_id: uuid::Uuid,
-    op: impl Fn(&HttpClient, &Target<'_>, &mcp::Session) -> Result<T, Error>,
-) -> Result<T, Error> {
+/// What a call does once it has a session.
+enum Operation {
+    ListTools,
+    CallTool { name: String, args: Value },
+}
+
+async fn perform(session: &mut McpSession, http: &HttpClient, target: &Target<'_>, op: &Operation) -> Result<Value, McpError> {
+    match op {
+        Operation::ListTools => session.list_tools(http, target).await.map(Value::Array),
+        Operation::CallTool { name, args } => session.call_tool(http, target, name, args.clone()).await,
+    }
+}
+
+/// Runs `op` with the row's credentials and its cached session: refreshes
+/// once after a 401, and records a step-up after a 403 insufficient_scope.
+fn with_session(server_id: uuid::Uuid, op: Operation) -> Result<Value, Error> {
     let mut row = usable_row(server_id)?;
     let http = runtime::http_client()?;
     let url = Url::parse(&row.url).map_err(|_| Error::InvalidArgument("the server URL is not valid".into()))?;
@@ -91,14 +146,24 @@ fn with_session<T>(
     loop {
         let token = access_token(&http, &mut row)?;
         let headers = if row.auth_type == "headers" { row.headers.clone() } else { vec![] };
+        let fp = fingerprint(&row.url, &headers, token.as_deref());
+        let mut session = take_session(server_id, fp);
         let target = Target { url: &url, headers: &headers, bearer: token.as_deref() };
-        let outcome = runtime::block_on(mcp::initialize(&http, &target))?
-            .map_err(Error::from)
-            .and_then(|session| op(&http, &target, &session));
+        let outcome = runtime::block_on(perform(&mut session, &http, &target, &op))?.map_err(Error::from);
         match outcome {
+            Ok(value) => {
+                keep_session(server_id, fp, session);
+                if row.record.step_up_attempts > 0 {
+                    let mut record = row.record.clone();
+                    record.step_up_attempts = 0;
+                    record.step_up_scope = None;
+                    store::save_record(&row, &record)?;
+                }
+                return Ok(value);
+            }
             Err(Error::Mcp(McpError::Unauthorized { .. })) if row.auth_type == "oauth" && !refreshed => {
                 refreshed = true;
-                refresh(&http, &mut row)?;
+                refresh(&http, &mut row, token.as_deref().unwrap_or(""))?;
             }
             Err(Error::Mcp(McpError::Unauthorized { .. })) if row.auth_type == "oauth" => {
                 return reauth(&row, "the server refused the access token").map(|_| unreachable!());
@@ -108,19 +173,20 @@ fn with_session<T>(
             {
                 return step_up(&row, c.scope.as_deref()).map(|_| unreachable!());
             }
+            Err(Error::Mcp(e @ (McpError::Unauthorized { .. } | McpError::Forbidden { .. }))) if row.auth_type == "headers" => {
+                let status = if matches!(e, McpError::Unauthorized { .. }) { 401 } else { 403 };
+                let e = Error::HeadersRefused { status };
+                store::record_failure(&row, &e.report().message_with_detail(), false, None)?;
+                return Err(e);
+            }
             Err(e) => {
+                // A tool-level JSON-RPC error keeps the session; anything else drops it.
+                if matches!(e, Error::Mcp(McpError::Rpc { .. })) {
+                    keep_session(server_id, fp, session);
+                }
                 let report = e.report();
                 store::record_failure(&row, &report.message_with_detail(), false, None)?;
                 return Err(e);
-            }
-            Ok(value) => {
-                if row.record.step_up_attempts > 0 {
-                    let mut record = row.record.clone();
-                    record.step_up_attempts = 0;
-                    record.step_up_scope = None;
-                    store::save_record(&row, &record)?;
-                }
-                return Ok(value);
             }
         }
     }
@@ -153,7 +219,10 @@ fn step_up(row: &ServerRow, needed: Option<&str>) -> Result<(), Error> {
 }
 
 fn list_tools(server_id: uuid::Uuid) -> Result<Vec<Value>, Error> {
-    with_session(server_id, |http, target, session| Ok(runtime::block_on(mcp::list_tools(http, target, session))??))
+    match with_session(server_id, Operation::ListTools)? {
+        Value::Array(tools) => Ok(tools),
+        _ => Ok(vec![]),
+    }
 }
 
 fn call_tool(server_id: uuid::Uuid, name: &str, args: Value) -> Result<Value, Error> {
@@ -163,9 +232,7 @@ fn call_tool(server_id: uuid::Uuid, name: &str, args: Value) -> Result<Value, Er
     if !args.is_object() {
         return Err(Error::InvalidArgument("args must be a JSON object".into()));
     }
-    with_session(server_id, |http, target, session| {
-        Ok(runtime::block_on(mcp::call_tool(http, target, session, name, args.clone()))??)
-    })
+    with_session(server_id, Operation::CallTool { name: name.to_owned(), args })
 }
 
 fn uuid_of(id: pgrx::Uuid) -> uuid::Uuid {

@@ -66,10 +66,10 @@ expect_error "a replayed callback" MC002 "already completed" -- -U alice -c "SEL
 expect_error "tokens are not readable by the owner" 42501 "permission denied" -- -U alice -c "SELECT oauth_tokens FROM user_mcp_servers"
 
 # Tools.
-check "tools are listed" "^7$" "$(as_alice -c "SELECT count(*) FROM mcp_list_tools('$id')")"
+check "tools are listed" "^8$" "$(as_alice -c "SELECT count(*) FROM mcp_list_tools('$id')")"
 check "a tool is called" '"sum": 5' "$(as_alice -c "SELECT mcp_call_tool('$id', 'add', '{\"a\": 2, \"b\": 3}')")"
 check "a tool error is a result" '"isError": true' "$(as_alice -c "SELECT mcp_call_tool('$id', 'fail')")"
-check "mcp_test_server reports ok" '"ok": true.*"tool_count": 7' "$(as_alice -c "SELECT mcp_test_server('$id')")"
+check "mcp_test_server reports ok" '"ok": true.*"tool_count": 8' "$(as_alice -c "SELECT mcp_test_server('$id')")"
 
 # A newer start supersedes the older one.
 first=$(curl -s -o /dev/null -w '%{redirect_url}' "$(as_alice -c "SELECT mcp_oauth_start('$id')")")

@@ -1,20 +1,37 @@
-//! An MCP client over Streamable HTTP: JSON and SSE responses,
-//! `Mcp-Session-Id`, protocol version negotiation, tool listing (all pages)
-//! and tool calls.
+//! An MCP client over Streamable HTTP, dual-era: it speaks the current
+//! revision (2026-07-28: no handshake, protocol version and capabilities in
+//! every request's `_meta`, mirrored into `MCP-Protocol-Version`,
+//! `Mcp-Method`, `Mcp-Name` and `Mcp-Param-*` headers) and falls back to the
+//! session-based revisions (2025-11-25, 2025-06-18, 2025-03-26: `initialize`,
+//! `Mcp-Session-Id`) for servers that do not. JSON and SSE responses both.
+//!
+//! An `McpSession` remembers what it learned about one server (its era, a
+//! legacy session, which tool parameters travel as headers) and is meant to
+//! be kept and reused, so that a warm call is one HTTP round trip.
 
 use crate::discovery::challenge_of;
 use crate::net::{display_host, HttpClient, HttpRequest, HttpResponse, NetError};
 use crate::www_authenticate::BearerChallenge;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use reqwest::header::HeaderName;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 use url::Url;
 
-/// The newest session-based revision this client speaks.
+/// The current, session-less revision.
+pub const MODERN_PROTOCOL: &str = "2026-07-28";
+/// The newest session-based revision.
 pub const LATEST_SESSION_PROTOCOL: &str = "2025-11-25";
-/// Revisions accepted from a server's initialize result.
-pub const SUPPORTED_PROTOCOLS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
+/// Session-based revisions accepted from a server's initialize result.
+pub const SESSION_PROTOCOLS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
 /// Most pages of tools read before giving up on a server that never ends.
 const MAX_PAGES: usize = 100;
+/// JSON-RPC codes by which a 2026-07-28 server identifies itself.
+const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+const HEADER_MISMATCH: i64 = -32020;
+const MISSING_CLIENT_CAPABILITY: i64 = -32021;
+const METHOD_NOT_FOUND: i64 = -32601;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum McpError {
@@ -40,31 +57,26 @@ pub struct Target<'a> {
     pub bearer: Option<&'a str>,
 }
 
-/// An initialized session.
+/// What is known about the server's protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
-    pub session_id: Option<String>,
-    pub protocol_version: String,
+pub enum Era {
+    /// Per-request metadata at this version.
+    Modern(String),
+    /// An initialized session-based connection.
+    Legacy { version: String, session_id: Option<String> },
 }
 
-fn build(target: &Target<'_>, session: Option<&Session>, body: &Value) -> HttpRequest {
-    let mut request = HttpRequest::post(target.url.clone(), "application/json", body.to_string().into_bytes())
-        .accept("application/json, text/event-stream");
-    for (name, value) in target.headers {
-        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-            request = request.header(name, value, true);
-        }
-    }
-    if let Some(token) = target.bearer {
-        request = request.bearer(token);
-    }
-    if let Some(session) = session {
-        request = request.header(HeaderName::from_static("mcp-protocol-version"), &session.protocol_version, false);
-        if let Some(id) = &session.session_id {
-            request = request.header(HeaderName::from_static("mcp-session-id"), id, false);
-        }
-    }
-    request
+/// One server's connection state; keep it and reuse it.
+#[derive(Debug, Clone, Default)]
+pub struct McpSession {
+    era: Option<Era>,
+    next_id: i64,
+    /// Per tool: (property path, header name) of `x-mcp-header` parameters.
+    header_params: HashMap<String, Vec<(Vec<String>, String)>>,
+}
+
+fn protocol(host: &str, why: impl Into<String>) -> McpError {
+    McpError::Protocol { host: host.to_owned(), why: why.into() }
 }
 
 fn status_error(host: &str, response: &HttpResponse) -> McpError {
@@ -75,28 +87,47 @@ fn status_error(host: &str, response: &HttpResponse) -> McpError {
     }
 }
 
-/// The JSON-RPC response with `id` in a JSON body or an SSE stream.
-fn find_response(host: &str, response: &HttpResponse, id: i64) -> Result<Value, McpError> {
-    let protocol = |why: &str| McpError::Protocol { host: host.to_owned(), why: why.to_owned() };
-    let candidates: Vec<Value> = if response.content_type() == "text/event-stream" {
+/// The JSON-RPC messages of a response: a JSON body (object or batch) or the
+/// `data` of each SSE event.
+fn messages(response: &HttpResponse) -> Vec<Value> {
+    if response.content_type() == "text/event-stream" {
         sse_data(&response.body).into_iter().filter_map(|d| serde_json::from_str(&d).ok()).collect()
     } else {
-        let value: Value = serde_json::from_slice(&response.body).map_err(|_| protocol("the response is not JSON"))?;
-        match value {
-            Value::Array(items) => items,
-            other => vec![other],
+        match serde_json::from_slice::<Value>(&response.body) {
+            Ok(Value::Array(items)) => items,
+            Ok(other) => vec![other],
+            Err(_) => vec![],
         }
-    };
-    let message = candidates
+    }
+}
+
+/// The result of request `id`, or its JSON-RPC error.
+fn find_response(host: &str, response: &HttpResponse, id: i64) -> Result<Value, McpError> {
+    let message = messages(response)
         .into_iter()
         .find(|m| m.get("id").and_then(Value::as_i64) == Some(id) && (m.get("result").is_some() || m.get("error").is_some()))
-        .ok_or_else(|| protocol("no JSON-RPC response to the request was received"))?;
+        .ok_or_else(|| protocol(host, "no JSON-RPC response to the request was received"))?;
     if let Some(error) = message.get("error") {
-        let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
-        let text: String = error.get("message").and_then(Value::as_str).unwrap_or("").chars().take(300).collect();
-        return Err(McpError::Rpc { host: host.to_owned(), code, message: text });
+        return Err(rpc_error(host, error));
     }
     Ok(message.get("result").cloned().unwrap_or(Value::Null))
+}
+
+fn rpc_error(host: &str, error: &Value) -> McpError {
+    let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
+    let message: String = error.get("message").and_then(Value::as_str).unwrap_or("").chars().take(300).collect();
+    McpError::Rpc { host: host.to_owned(), code, message }
+}
+
+/// A JSON-RPC error by which a 2026-07-28 server identifies itself.
+fn modern_error(response: &HttpResponse) -> Option<Value> {
+    messages(response).into_iter().find_map(|m| {
+        let error = m.get("error")?.clone();
+        let code = error.get("code")?.as_i64()?;
+        let recognised = matches!(code, UNSUPPORTED_PROTOCOL_VERSION | HEADER_MISMATCH | MISSING_CLIENT_CAPABILITY)
+            || (code == METHOD_NOT_FOUND && response.status == 404);
+        recognised.then_some(error)
+    })
 }
 
 /// The `data` of each event in an SSE stream (WHATWG HTML §9.2).
@@ -130,92 +161,310 @@ pub fn sse_data(body: &[u8]) -> Vec<String> {
     events
 }
 
-/// `initialize` + `notifications/initialized`.
-pub async fn initialize(http: &HttpClient, target: &Target<'_>) -> Result<Session, McpError> {
-    let host = display_host(target.url);
-    let body = json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {
-            "protocolVersion": LATEST_SESSION_PROTOCOL,
-            "capabilities": {},
-            "clientInfo": {"name": "mcp_oauth", "version": env!("CARGO_PKG_VERSION")}
+/// A header value as 2026-07-28 carries it: plain when it is safe visible
+/// ASCII, else `=?base64?…?=` (also for plain values that look like one).
+pub fn header_value(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value.bytes().all(|b| (0x20..=0x7e).contains(&b))
+        && !value.starts_with(' ')
+        && !value.ends_with(' ')
+        && !(value.starts_with("=?base64?") && value.ends_with("?="));
+    if plain {
+        value.to_owned()
+    } else {
+        format!("=?base64?{}?=", STANDARD.encode(value.as_bytes()))
+    }
+}
+
+fn is_token(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn count_annotations(value: &Value) -> usize {
+    match value {
+        Value::Object(map) => map.iter().map(|(k, v)| usize::from(k == "x-mcp-header") + count_annotations(v)).sum(),
+        Value::Array(items) => items.iter().map(count_annotations).sum(),
+        _ => 0,
+    }
+}
+
+/// The `x-mcp-header` parameters of a tool's input schema, or why the tool
+/// definition is invalid (it is then left out of the tool list).
+pub fn header_params(input_schema: &Value) -> Result<Vec<(Vec<String>, String)>, String> {
+    fn walk(schema: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, String)>) -> Result<(), String> {
+        let Some(props) = schema.get("properties").and_then(Value::as_object) else { return Ok(()) };
+        for (key, prop) in props {
+            path.push(key.clone());
+            if let Some(name) = prop.get("x-mcp-header") {
+                let name = name.as_str().filter(|n| is_token(n)).ok_or("an x-mcp-header is not a header token")?;
+                let ty = prop.get("type").and_then(Value::as_str).unwrap_or("");
+                if !matches!(ty, "string" | "integer" | "boolean") {
+                    return Err(format!("x-mcp-header {name} is on a parameter of type {ty:?}"));
+                }
+                if out.iter().any(|(_, n)| n.eq_ignore_ascii_case(name)) {
+                    return Err(format!("x-mcp-header {name} appears twice"));
+                }
+                out.push((path.clone(), name.to_owned()));
+            }
+            walk(prop, path, out)?;
+            path.pop();
         }
-    });
-    let response = http.send(build(target, None, &body)).await?;
-    if response.status != 200 {
-        return Err(status_error(&host, &response));
+        Ok(())
     }
-    let result = find_response(&host, &response, 1)?;
-    let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or("");
-    if !SUPPORTED_PROTOCOLS.contains(&version) {
-        return Err(McpError::Protocol {
-            host,
-            why: format!("the server speaks protocol version {:?}, which this client does not", version.chars().take(40).collect::<String>()),
-        });
+    let mut out = Vec::new();
+    walk(input_schema, &mut Vec::new(), &mut out)?;
+    if out.len() != count_annotations(input_schema) {
+        return Err("an x-mcp-header is not reachable through properties alone".into());
     }
-    let session = Session {
-        session_id: response.header("mcp-session-id").map(str::to_owned),
-        protocol_version: version.to_owned(),
-    };
-    let notice = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let response = http.send(build(target, Some(&session), &notice)).await?;
-    if !(200..300).contains(&response.status) {
-        return Err(status_error(&host, &response));
-    }
-    Ok(session)
+    Ok(out)
 }
 
-/// One request in `session`; `id` must be unique within the session.
-pub async fn request(
-    http: &HttpClient,
-    target: &Target<'_>,
-    session: &Session,
-    id: i64,
-    method: &str,
-    params: Value,
-) -> Result<Value, McpError> {
-    let host = display_host(target.url);
-    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-    let response = http.send(build(target, Some(session), &body)).await?;
-    if response.status != 200 {
-        return Err(status_error(&host, &response));
+fn param_value(args: &Value, path: &[String]) -> Option<String> {
+    let mut v = args;
+    for key in path {
+        v = v.get(key)?;
     }
-    find_response(&host, &response, id)
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        _ => None,
+    }
 }
 
-/// Every tool, across all pages.
-pub async fn list_tools(http: &HttpClient, target: &Target<'_>, session: &Session) -> Result<Vec<Value>, McpError> {
-    let host = display_host(target.url);
-    let mut tools = Vec::new();
-    let mut cursor: Option<String> = None;
-    for page in 0..MAX_PAGES {
-        let params = match &cursor {
-            Some(c) => json!({"cursor": c}),
-            None => json!({}),
+impl McpSession {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn era(&self) -> Option<&Era> {
+        self.era.as_ref()
+    }
+
+    fn id(&mut self) -> i64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn base_request(target: &Target<'_>, body: &Value) -> HttpRequest {
+        let mut request = HttpRequest::post(target.url.clone(), "application/json", body.to_string().into_bytes())
+            .accept("application/json, text/event-stream");
+        for (name, value) in target.headers {
+            if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+                request = request.header(name, value, true);
+            }
+        }
+        if let Some(token) = target.bearer {
+            request = request.bearer(token);
+        }
+        request
+    }
+
+    fn modern_request(&mut self, target: &Target<'_>, version: &str, method: &str, params: &Value) -> (i64, HttpRequest) {
+        let id = self.id();
+        let mut params = params.as_object().cloned().unwrap_or_default();
+        let mut meta = params.get("_meta").and_then(Value::as_object).cloned().unwrap_or_else(Map::new);
+        meta.insert("io.modelcontextprotocol/protocolVersion".into(), json!(version));
+        meta.insert("io.modelcontextprotocol/clientCapabilities".into(), json!({}));
+        meta.insert(
+            "io.modelcontextprotocol/clientInfo".into(),
+            json!({"name": "mcp_oauth", "version": env!("CARGO_PKG_VERSION")}),
+        );
+        params.insert("_meta".into(), Value::Object(meta));
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let mut request = Self::base_request(target, &body)
+            .header(HeaderName::from_static("mcp-protocol-version"), version, false)
+            .header(HeaderName::from_static("mcp-method"), method, false);
+        let name = match method {
+            "tools/call" | "prompts/get" => params.get("name").and_then(Value::as_str),
+            "resources/read" => params.get("uri").and_then(Value::as_str),
+            _ => None,
         };
-        let result = request(http, target, session, 10 + page as i64, "tools/list", params).await?;
-        let items = result.get("tools").and_then(Value::as_array).ok_or_else(|| McpError::Protocol {
-            host: host.clone(),
-            why: "tools/list returned no tools array".into(),
-        })?;
-        tools.extend(items.iter().cloned());
-        cursor = result.get("nextCursor").and_then(Value::as_str).filter(|c| !c.is_empty()).map(str::to_owned);
-        if cursor.is_none() {
-            return Ok(tools);
+        if let Some(name) = name {
+            request = request.header(HeaderName::from_static("mcp-name"), &header_value(name), false);
+            if method == "tools/call" {
+                let args = params.get("arguments").cloned().unwrap_or(Value::Null);
+                for (path, header) in self.header_params.get(name).cloned().unwrap_or_default() {
+                    if let (Some(value), Ok(h)) = (param_value(&args, &path), HeaderName::from_bytes(format!("mcp-param-{header}").as_bytes())) {
+                        request = request.header(h, &header_value(&value), false);
+                    }
+                }
+            }
+        }
+        (id, request)
+    }
+
+    fn legacy_request(&mut self, target: &Target<'_>, version: &str, session_id: Option<&str>, body: &Value) -> HttpRequest {
+        let mut request = Self::base_request(target, body)
+            .header(HeaderName::from_static("mcp-protocol-version"), version, false);
+        if let Some(id) = session_id {
+            request = request.header(HeaderName::from_static("mcp-session-id"), id, false);
+        }
+        request
+    }
+
+    /// `initialize` + `notifications/initialized`.
+    async fn initialize(&mut self, http: &HttpClient, target: &Target<'_>) -> Result<(), McpError> {
+        let host = display_host(target.url);
+        let id = self.id();
+        let body = json!({
+            "jsonrpc": "2.0", "id": id, "method": "initialize",
+            "params": {
+                "protocolVersion": LATEST_SESSION_PROTOCOL,
+                "capabilities": {},
+                "clientInfo": {"name": "mcp_oauth", "version": env!("CARGO_PKG_VERSION")}
+            }
+        });
+        let request = Self::base_request(target, &body);
+        let response = http.send(request).await?;
+        if response.status != 200 {
+            return Err(status_error(&host, &response));
+        }
+        let result = find_response(&host, &response, id)?;
+        let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or("");
+        if !SESSION_PROTOCOLS.contains(&version) {
+            return Err(protocol(
+                &host,
+                format!("the server speaks protocol version {:?}, which this client does not", version.chars().take(40).collect::<String>()),
+            ));
+        }
+        let session_id = response.header("mcp-session-id").map(str::to_owned);
+        let notice = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        let request = self.legacy_request(target, version, session_id.as_deref(), &notice);
+        let response = http.send(request).await?;
+        if !(200..300).contains(&response.status) {
+            return Err(status_error(&host, &response));
+        }
+        self.era = Some(Era::Legacy { version: version.to_owned(), session_id });
+        Ok(())
+    }
+
+    /// One request, in whichever era the server speaks. The first request
+    /// to a server tries 2026-07-28 and falls back to a session on a 4xx
+    /// that carries no modern JSON-RPC error; an expired legacy session (404)
+    /// is replaced once.
+    pub async fn request(&mut self, http: &HttpClient, target: &Target<'_>, method: &str, params: Value) -> Result<Value, McpError> {
+        let host = display_host(target.url);
+        let mut renewed = false;
+        let mut version_retried = false;
+        loop {
+            match self.era.clone() {
+                None | Some(Era::Modern(_)) => {
+                    let cached = self.era.is_some();
+                    let version = match &self.era {
+                        Some(Era::Modern(v)) => v.clone(),
+                        _ => MODERN_PROTOCOL.to_owned(),
+                    };
+                    let (id, request) = self.modern_request(target, &version, method, &params);
+                    let response = http.send(request).await?;
+                    match response.status {
+                        200 => {
+                            self.era = Some(Era::Modern(version));
+                            return find_response(&host, &response, id);
+                        }
+                        401 | 403 => return Err(status_error(&host, &response)),
+                        400 | 404 | 405 => match modern_error(&response) {
+                            Some(error) => {
+                                self.era = Some(Era::Modern(version.clone()));
+                                let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
+                                if code == UNSUPPORTED_PROTOCOL_VERSION && !version_retried {
+                                    version_retried = true;
+                                    let supported: Vec<String> = error
+                                        .pointer("/data/supported")
+                                        .and_then(Value::as_array)
+                                        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                                        .unwrap_or_default();
+                                    if supported.iter().any(|v| v == MODERN_PROTOCOL) && version != MODERN_PROTOCOL {
+                                        self.era = Some(Era::Modern(MODERN_PROTOCOL.into()));
+                                        continue;
+                                    }
+                                    if supported.iter().any(|v| SESSION_PROTOCOLS.contains(&v.as_str())) {
+                                        self.initialize(http, target).await?;
+                                        continue;
+                                    }
+                                }
+                                return Err(rpc_error(&host, &error));
+                            }
+                            None if cached && !renewed => {
+                                // The cached era no longer holds: probe again.
+                                renewed = true;
+                                self.era = None;
+                            }
+                            None => {
+                                self.initialize(http, target).await?;
+                            }
+                        },
+                        _ => return Err(status_error(&host, &response)),
+                    }
+                }
+                Some(Era::Legacy { version, session_id }) => {
+                    let id = self.id();
+                    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+                    let request = self.legacy_request(target, &version, session_id.as_deref(), &body);
+                    let response = http.send(request).await?;
+                    match response.status {
+                        200 => return find_response(&host, &response, id),
+                        404 if session_id.is_some() && !renewed => {
+                            // The server ended the session: start a new one.
+                            renewed = true;
+                            self.initialize(http, target).await?;
+                        }
+                        _ => return Err(status_error(&host, &response)),
+                    }
+                }
+            }
         }
     }
-    Err(McpError::Protocol { host, why: format!("tools/list did not end after {MAX_PAGES} pages") })
-}
 
-/// `tools/call`; a tool error (`isError`) is a result, not an error.
-pub async fn call_tool(
-    http: &HttpClient,
-    target: &Target<'_>,
-    session: &Session,
-    name: &str,
-    arguments: Value,
-) -> Result<Value, McpError> {
-    request(http, target, session, 2, "tools/call", json!({"name": name, "arguments": arguments})).await
+    /// Every tool, across all pages. Tools whose `x-mcp-header` annotations
+    /// are invalid are left out (2026-07-28 requires it).
+    pub async fn list_tools(&mut self, http: &HttpClient, target: &Target<'_>) -> Result<Vec<Value>, McpError> {
+        let host = display_host(target.url);
+        let mut tools = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let params = match &cursor {
+                Some(c) => json!({"cursor": c}),
+                None => json!({}),
+            };
+            let result = self.request(http, target, "tools/list", params).await?;
+            let items = result
+                .get("tools")
+                .and_then(Value::as_array)
+                .ok_or_else(|| protocol(&host, "tools/list returned no tools array"))?;
+            for tool in items {
+                let Some(name) = tool.get("name").and_then(Value::as_str) else { continue };
+                match header_params(tool.get("inputSchema").unwrap_or(&Value::Null)) {
+                    Ok(params) => {
+                        self.header_params.insert(name.to_owned(), params);
+                        tools.push(tool.clone());
+                    }
+                    Err(_) => {
+                        self.header_params.remove(name);
+                    }
+                }
+            }
+            cursor = result.get("nextCursor").and_then(Value::as_str).filter(|c| !c.is_empty()).map(str::to_owned);
+            if cursor.is_none() {
+                return Ok(tools);
+            }
+        }
+        Err(protocol(&host, format!("tools/list did not end after {MAX_PAGES} pages")))
+    }
+
+    /// `tools/call`; a tool error (`isError`) is a result, not an error. On
+    /// a header mismatch for a tool whose schema is not known yet, the tools
+    /// are listed and the call is retried once with its `Mcp-Param-*` headers.
+    pub async fn call_tool(&mut self, http: &HttpClient, target: &Target<'_>, name: &str, arguments: Value) -> Result<Value, McpError> {
+        let params = json!({"name": name, "arguments": arguments});
+        match self.request(http, target, "tools/call", params.clone()).await {
+            Err(McpError::Rpc { code: HEADER_MISMATCH, .. }) if !self.header_params.contains_key(name) => {
+                self.list_tools(http, target).await?;
+                self.request(http, target, "tools/call", params).await
+            }
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -227,5 +476,35 @@ mod tests {
         let body = b"event: message\ndata: {\"a\":1}\n\n: comment\ndata: {\"b\":\ndata: 2}\r\n\r\nid: 3\ndata:x";
         assert_eq!(sse_data(body), vec!["{\"a\":1}", "{\"b\":\n2}", "x"]);
         assert!(sse_data(b"").is_empty());
+    }
+
+    #[test]
+    fn header_values_follow_the_2026_encoding() {
+        assert_eq!(header_value("us-west1"), "us-west1");
+        assert_eq!(header_value("Hello, 世界"), "=?base64?SGVsbG8sIOS4lueVjA==?=");
+        assert_eq!(header_value(" padded "), "=?base64?IHBhZGRlZCA=?=");
+        assert_eq!(header_value("line1\nline2"), "=?base64?bGluZTEKbGluZTI=?=");
+        assert_eq!(header_value("=?base64?literal?="), "=?base64?PT9iYXNlNjQ/bGl0ZXJhbD89?=");
+    }
+
+    #[test]
+    fn x_mcp_header_annotations() {
+        let ok = json!({"type": "object", "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "opts": {"type": "object", "properties": {"n": {"type": "integer", "x-mcp-header": "N"}}}}});
+        let mut params = header_params(&ok).unwrap();
+        params.sort();
+        assert_eq!(params, vec![(vec!["opts".into(), "n".into()], "N".into()), (vec!["region".into()], "Region".into())]);
+        assert_eq!(param_value(&json!({"opts": {"n": 7}}), &["opts".into(), "n".into()]).as_deref(), Some("7"));
+        assert_eq!(param_value(&json!({}), &["region".into()]), None);
+        for bad in [
+            json!({"properties": {"x": {"type": "number", "x-mcp-header": "X"}}}),
+            json!({"properties": {"x": {"type": "string", "x-mcp-header": "X Y"}}}),
+            json!({"properties": {"x": {"type": "string", "x-mcp-header": "A"}, "y": {"type": "string", "x-mcp-header": "a"}}}),
+            json!({"properties": {"x": {"type": "array", "items": {"type": "string", "x-mcp-header": "X"}}}}),
+            json!({"oneOf": [{"properties": {"x": {"type": "string", "x-mcp-header": "X"}}}]}),
+        ] {
+            assert!(header_params(&bad).is_err(), "{bad}");
+        }
     }
 }

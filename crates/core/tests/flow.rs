@@ -1,7 +1,7 @@
 //! The OAuth client and MCP client against the in-process fixture server.
 
 use mcp_oauth_core::discovery::{self, DiscoveryError};
-use mcp_oauth_core::mcp::{self, McpError, Target};
+use mcp_oauth_core::mcp::{Era, McpError, McpSession, Target, MODERN_PROTOCOL};
 use mcp_oauth_core::net::{HttpClient, HttpRequest, NetConfig, NetError, NetPolicy};
 use mcp_oauth_core::oauth::{self, ClientAuthMethod, ClientCredentials, ClientProfile, OAuthError, Pkce};
 use mcp_oauth_fixture::{spawn, Behaviour};
@@ -71,11 +71,11 @@ async fn whole_flow_discovery_registration_code_refresh_and_tools() {
 
     // MCP with the token.
     let target = Target { url: &server, headers: &[], bearer: Some(&tokens.access_token) };
-    let session = mcp::initialize(&http, &target).await.unwrap();
-    assert_eq!(session.protocol_version, "2025-11-25");
-    let tools = mcp::list_tools(&http, &target, &session).await.unwrap();
-    assert_eq!(tools.len(), 7);
-    let result = mcp::call_tool(&http, &target, &session, "add", serde_json::json!({"a": 2, "b": 3})).await.unwrap();
+    let mut session = McpSession::new();
+    let tools = session.list_tools(&http, &target).await.unwrap();
+    assert_eq!(tools.len(), 8);
+    assert_eq!(session.era(), Some(&Era::Modern(MODERN_PROTOCOL.into())));
+    let result = session.call_tool(&http, &target, "add", serde_json::json!({"a": 2, "b": 3})).await.unwrap();
     assert_eq!(result["structuredContent"]["sum"], 5.0);
 
     // Refresh with rotation: the old refresh token is dead afterwards.
@@ -88,7 +88,7 @@ async fn whole_flow_discovery_registration_code_refresh_and_tools() {
 
     // Without a token: 401 with the challenge.
     let anonymous = Target { url: &server, headers: &[], bearer: None };
-    match mcp::initialize(&http, &anonymous).await {
+    match McpSession::new().list_tools(&http, &anonymous).await {
         Err(McpError::Unauthorized { challenge: Some(c), .. }) => assert!(c.resource_metadata.is_some()),
         other => panic!("{other:?}"),
     }
@@ -108,9 +108,65 @@ async fn tools_come_from_every_page() {
     let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method };
     let tokens = oauth::exchange_code(&http, &found.auth_server, &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap();
     let target = Target { url: &server, headers: &[], bearer: Some(&tokens.access_token) };
-    let session = mcp::initialize(&http, &target).await.unwrap();
-    let names: Vec<String> = mcp::list_tools(&http, &target, &session).await.unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(names, ["echo", "add", "fail", "extra_1", "extra_2", "extra_3", "extra_4"]);
+    let names: Vec<String> = McpSession::new().list_tools(&http, &target).await.unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(names, ["echo", "add", "fail", "big", "region_echo", "extra_1", "extra_2", "extra_3"]);
+}
+
+/// Signs in against the fixture and returns a target's bearer token.
+async fn signed_in(fixture: &mcp_oauth_fixture::Fixture, http: &HttpClient) -> String {
+    let server = Url::parse(&fixture.mcp_url()).unwrap();
+    let found = discovery::discover(http, &server, None).await.unwrap();
+    let (reg, _) = oauth::register(http, &found.auth_server, &profile()).await.unwrap();
+    let pkce = Pkce::new();
+    let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce.challenge, "s", None, &found.resource).unwrap();
+    let code = param(&authorize(http, &url).await, "code").unwrap();
+    let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method };
+    oauth::exchange_code(http, &found.auth_server, &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap().access_token
+}
+
+#[tokio::test]
+async fn modern_first_with_mirrored_headers_then_one_request_per_call() {
+    let fixture = spawn().await;
+    let http = client();
+    let token = signed_in(&fixture, &http).await;
+    let server = Url::parse(&fixture.mcp_url()).unwrap();
+    let target = Target { url: &server, headers: &[], bearer: Some(&token) };
+    let mut session = McpSession::new();
+    // Mcp-Param-Region is required by the server; the client learns it from
+    // the tool list after a HeaderMismatch and retries.
+    let before = fixture.stats().mcp_requests;
+    let result = session.call_tool(&http, &target, "region_echo", serde_json::json!({"region": "eu-west"})).await.unwrap();
+    assert_eq!(result["content"][0]["text"], "eu-west");
+    assert_eq!(fixture.stats().mcp_requests - before, 3, "call, list, call");
+    // Warm: one round trip per call, no handshake ever.
+    let before = fixture.stats().mcp_requests;
+    session.call_tool(&http, &target, "region_echo", serde_json::json!({"region": "Zürich"})).await.unwrap();
+    session.call_tool(&http, &target, "echo", serde_json::json!({"text": "hi"})).await.unwrap();
+    assert_eq!(fixture.stats().mcp_requests - before, 2);
+    assert_eq!(fixture.stats().initializes, 0);
+}
+
+#[tokio::test]
+async fn legacy_servers_get_a_session_and_a_new_one_when_it_expires() {
+    let fixture = spawn().await;
+    let http = client();
+    let token = signed_in(&fixture, &http).await;
+    fixture.set(Behaviour { legacy_only: true, sse: true, ..Default::default() });
+    let server = Url::parse(&fixture.mcp_url()).unwrap();
+    let target = Target { url: &server, headers: &[], bearer: Some(&token) };
+    let mut session = McpSession::new();
+    assert_eq!(session.list_tools(&http, &target).await.unwrap().len(), 8);
+    assert!(matches!(session.era(), Some(Era::Legacy { session_id: Some(_), .. })));
+    assert_eq!(fixture.stats().initializes, 1);
+    // Warm: one round trip.
+    let before = fixture.stats().mcp_requests;
+    session.call_tool(&http, &target, "echo", serde_json::json!({"text": "sse"})).await.unwrap();
+    assert_eq!(fixture.stats().mcp_requests - before, 1);
+    // The server forgets the session: 404, a new initialize, the call goes through.
+    fixture.set(Behaviour { legacy_only: true, expire_sessions: true, ..Default::default() });
+    let result = session.call_tool(&http, &target, "echo", serde_json::json!({"text": "again"})).await.unwrap();
+    assert_eq!(result["content"][0]["text"], "again");
+    assert_eq!(fixture.stats().initializes, 2);
 }
 
 #[tokio::test]
