@@ -1,6 +1,7 @@
 //! Protocol core of `mcp_oauth`: everything that can be written and tested
 //! without PostgreSQL. The extension crate (`src/`) is thin glue around it.
 
+pub mod crypto;
 pub mod discovery;
 pub mod identity;
 pub mod mcp;

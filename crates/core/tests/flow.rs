@@ -250,3 +250,25 @@ async fn policy_applies_to_every_request() {
     let err = discovery::discover(&strict, &server, None).await.unwrap_err();
     assert!(matches!(err, DiscoveryError::Net(NetError::Blocked { .. })), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_refresh_without_a_new_refresh_token_keeps_the_old_one() {
+    let fixture = spawn().await;
+    let http = client();
+    let server = Url::parse(&fixture.mcp_url()).unwrap();
+    let found = discovery::discover(&http, &server, None).await.unwrap();
+    let (reg, _) = oauth::register(&http, &found.auth_server, &profile()).await.unwrap();
+    let pkce = Pkce::new();
+    let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce.challenge, "s", Some("tools:read"), &found.resource).unwrap();
+    let code = param(&authorize(&http, &url).await, "code").unwrap();
+    let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method };
+    let tokens = oauth::exchange_code(&http, &found.auth_server, &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap();
+    fixture.set(Behaviour { no_rotation: true, ..Default::default() });
+    let fresh = oauth::refresh(&http, &found.auth_server, &creds, &tokens, &found.resource, 10).await.unwrap();
+    assert_ne!(fresh.access_token, tokens.access_token);
+    assert_eq!(fresh.refresh_token, tokens.refresh_token, "the old refresh token is kept");
+    assert_eq!(fresh.scope.as_deref(), Some("tools:read"));
+    // ... and still works.
+    oauth::refresh(&http, &found.auth_server, &creds, &fresh, &found.resource, 20).await.unwrap();
+    assert_eq!(fixture.stats().last_resource.as_deref(), Some(found.resource.as_str()));
+}
