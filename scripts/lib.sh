@@ -34,16 +34,27 @@ install_extension() {
   (cd "$ROOT_DIR" && cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" "$@")
 }
 
+# new_key_file PATH: a fresh random encryption key, readable only by the
+# cluster's operating-system user.
+new_key_file() {
+  od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$1"
+  chmod 600 "$1"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres: "$1"; fi
+}
+
 # start_cluster DIR: initdb + start a throwaway cluster listening only on a
-# Unix socket in DIR. Sets PGHOST, PGPORT, PGUSER, PGDATABASE for psql.
+# Unix socket in DIR, with a random encryption key in a key file. Sets
+# PGHOST, PGPORT, PGUSER, PGDATABASE for psql.
 start_cluster() {
   local dir=$1
   as_pg "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust --no-instructions -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log"
+  new_key_file "$dir/encryption.key"
   cat >>"$dir/data/postgresql.conf" <<CONF
 listen_addresses = ''
 unix_socket_directories = '$dir'
 port = 5432
 shared_preload_libraries = 'mcp_oauth'
+mcp_oauth.encryption_key_file = '$dir/encryption.key'
 fsync = off
 CONF
   as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null

@@ -34,23 +34,7 @@ pg_tests() {
 regress_tests() {
   # pg_tests installed a build with the test functions: install the real one.
   install_extension >"$work/install.log" 2>&1 || { cat "$work/install.log"; return 1; }
-  local out="$work/regress"
-  mkdir -p "$out" && chmod 777 "$out"
-  local status=0
-  as_pg "$(dirname "$(dirname "$PG_CONFIG")")/lib/pgxs/src/test/regress/pg_regress" \
-    --bindir="$PG_BIN" \
-    --temp-instance="$out/instance" \
-    --temp-config="$ROOT_DIR/tests/regress/regress.conf" \
-    --inputdir="$ROOT_DIR/tests/regress" \
-    --outputdir="$out" \
-    --schedule="$ROOT_DIR/tests/regress/schedule" \
-    --dbname=mcp_oauth_regress \
-    --no-locale || status=$?
-  if [ "$status" -ne 0 ] && [ -f "$out/regression.diffs" ]; then
-    cat "$out/regression.diffs"
-    echo "pg_regress output kept in $out/results"
-  fi
-  return "$status"
+  bash tests/regress/run.sh "$work/regress"
 }
 
 integration_tests() {

@@ -46,7 +46,7 @@ CREATE TABLE @extschema@.user_mcp_servers (
     CONSTRAINT user_mcp_servers_slug_check CHECK (slug ~ '^[a-z0-9_-]{1,24}$'),
     CONSTRAINT user_mcp_servers_name_check CHECK (pg_catalog.char_length(name) BETWEEN 1 AND 80),
     CONSTRAINT user_mcp_servers_url_check CHECK (@extschema@.mcp_oauth_url_problem(url) IS NULL),
-    CONSTRAINT user_mcp_servers_headers_check CHECK (@extschema@.mcp_oauth_headers_problem(headers) IS NULL),
+    CONSTRAINT user_mcp_servers_headers_check CHECK (@extschema@.mcp_oauth_headers_problem(headers, true) IS NULL),
     CONSTRAINT user_mcp_servers_auth_type_check CHECK (auth_type IN ('headers', 'oauth')),
     CONSTRAINT user_mcp_servers_oauth_metadata_check CHECK (
         oauth_metadata IS NULL OR pg_catalog.jsonb_typeof(oauth_metadata) = 'object'),
@@ -132,11 +132,17 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'not_null_violation', MESSAGE = 'headers cannot be null',
             HINT = 'Use ''{}'' for no headers.', TABLE = TG_TABLE_NAME, COLUMN = 'headers';
     END IF;
-    problem := @extschema@.mcp_oauth_headers_problem(NEW.headers);
-    IF problem IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'invalid MCP server headers', DETAIL = problem,
-            HINT = 'headers is a JSON object of at most 20 header names to string values, e.g. {"Authorization": "Bearer ..."}.',
-            TABLE = TG_TABLE_NAME, COLUMN = 'headers', CONSTRAINT = 'user_mcp_servers_headers_check';
+    IF TG_OP = 'INSERT' OR NEW.headers IS DISTINCT FROM OLD.headers THEN
+        -- Plaintext values are checked strictly; values already sealed for
+        -- this row (kept from before) pass as they are.
+        problem := @extschema@.mcp_oauth_headers_problem(NEW.headers, true);
+        IF problem IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'invalid MCP server headers', DETAIL = problem,
+                HINT = 'headers is a JSON object of at most 20 header names to string values, e.g. {"Authorization": "Bearer ..."}.',
+                TABLE = TG_TABLE_NAME, COLUMN = 'headers', CONSTRAINT = 'user_mcp_servers_headers_check';
+        END IF;
+        -- Header values are secrets: sealed before the row is written.
+        NEW.headers := @extschema@.mcp_oauth_seal_headers(NEW.id, NEW.headers);
     END IF;
     IF NEW.auth_type IS NULL OR NEW.auth_type NOT IN ('headers', 'oauth') THEN
         RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'invalid auth_type',
@@ -295,7 +301,10 @@ COMMENT ON FUNCTION @extschema@.mcp_call_tool(uuid, text, jsonb) IS
 COMMENT ON FUNCTION @extschema@.mcp_test_server(uuid) IS
     'Connects to a server and lists its tools: {ok, tool_count, tools} or {ok: false, error}; records last_error.';
 COMMENT ON FUNCTION @extschema@.mcp_oauth_url_problem(text) IS 'Internal: why a URL is not a valid MCP server URL, or NULL.';
-COMMENT ON FUNCTION @extschema@.mcp_oauth_headers_problem(jsonb) IS 'Internal: why a headers object is not valid, or NULL. Never shows a value.';
+COMMENT ON FUNCTION @extschema@.mcp_oauth_headers_problem(jsonb, boolean) IS 'Internal: why a headers object is not valid, or NULL. Never shows a value.';
+COMMENT ON FUNCTION @extschema@.mcp_oauth_seal_headers(uuid, jsonb) IS 'Internal: seals header values for a row (called by the table''s trigger).';
+COMMENT ON FUNCTION @extschema@.mcp_oauth_rotate_key() IS
+    'Re-encrypts every secret under the current key (the first of mcp_oauth.encryption_key); older keys listed after it are accepted meanwhile. Superuser only. Returns the rows changed.';
 COMMENT ON FUNCTION @extschema@.mcp_oauth_header_keys(jsonb) IS 'Internal: the sorted header names (the header_keys column).';
 COMMENT ON FUNCTION @extschema@.mcp_oauth_slug(text) IS 'Internal: a slug derived from a display name.';
 COMMENT ON FUNCTION @extschema@.user_mcp_servers_before_write() IS 'Internal trigger: validation, slug, reauth on endpoint change, timestamps.';
@@ -352,7 +361,8 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.mcp_call_tool(uuid, text, jsonb),
     @extschema@.mcp_test_server(uuid),
     @extschema@.mcp_oauth_url_problem(text),
-    @extschema@.mcp_oauth_headers_problem(jsonb),
+    @extschema@.mcp_oauth_headers_problem(jsonb, boolean),
+    @extschema@.mcp_oauth_seal_headers(uuid, jsonb),
     @extschema@.mcp_oauth_header_keys(jsonb),
     @extschema@.mcp_oauth_slug(text)
 TO mcp_oauth_user;

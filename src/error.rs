@@ -36,6 +36,8 @@ pub mod sqlstate {
     pub const UNDEFINED_OBJECT: &str = "42704";
     /// PostgreSQL's own: the row is not in a state that allows this.
     pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
+    /// PostgreSQL's own: a row breaks a rule of the table.
+    pub const CHECK_VIOLATION: &str = "23514";
     /// PostgreSQL's own: the query was cancelled.
     pub const QUERY_CANCELED: &str = "57014";
 }
@@ -78,6 +80,10 @@ pub enum Error {
     NullArgument(&'static str),
     #[error("canceled")]
     Cancelled,
+    #[error("{0}")]
+    KeyUnusable(String),
+    #[error("the sealed value of the {0} header does not belong to this row")]
+    SealedValueForeign(String),
     #[error("the server refused the row's headers")]
     HeadersRefused { status: u16 },
 }
@@ -214,6 +220,12 @@ impl Error {
             Error::InvalidArgument(why) => Report::new(INVALID_PARAMETER_VALUE, why.clone()),
             Error::NullArgument(name) => Report::new(NULL_VALUE_NOT_ALLOWED, format!("{name} must not be null")),
             Error::Cancelled => Report::new(QUERY_CANCELED, "canceling statement due to user request"),
+            Error::SealedValueForeign(name) => Report::new(CHECK_VIOLATION, "invalid MCP server headers")
+                .detail(format!("The value of the {name} header looks sealed (enc1:...) but was not sealed for this row and header, or under a configured key."))
+                .hint("Write header values as plaintext; they are encrypted before they are stored."),
+            Error::KeyUnusable(why) => Report::new(CONFIGURATION_MISSING, "the encryption key is not usable")
+                .detail(sentence(why))
+                .hint("mcp_oauth.encryption_key (or the file of mcp_oauth.encryption_key_file) holds 64 hexadecimal characters per key, the current key first; keep older keys listed after it until mcp_oauth_rotate_key() has run."),
             Error::HeadersRefused { status } => Report::new(MCP_ERROR, "the MCP server refused the configured headers")
                 .detail(format!("It answered HTTP {status}."))
                 .hint("Check the credentials in the row's headers (UPDATE user_mcp_servers SET headers = ...)."),

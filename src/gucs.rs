@@ -23,6 +23,7 @@ pub static IDENTITY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>
 pub static ALLOWED_HOSTS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ALLOW_PRIVATE_NETWORKS: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static ALLOW_HTTP_LOOPBACK: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static ALLOW_PLAINTEXT_SECRETS: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static MAX_RESPONSE_BYTES: GucSetting<i32> = GucSetting::<i32>::new(10 * 1024 * 1024);
 pub static CONNECT_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5_000);
 pub static REQUEST_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(60_000);
@@ -118,6 +119,12 @@ pub fn init() {
             c"Allows plain http to loopback addresses (tests and demos).",
             c"",
             &ALLOW_HTTP_LOOPBACK, GucContext::Suset, plain,
+        );
+        GucRegistry::define_bool_guc(
+            c"mcp_oauth.allow_plaintext_secrets",
+            c"Stores secrets unencrypted when no encryption key is configured (development only).",
+            c"Off: without mcp_oauth.encryption_key or mcp_oauth.encryption_key_file, secrets are refused.",
+            &ALLOW_PLAINTEXT_SECRETS, GucContext::Suset, plain,
         );
         GucRegistry::define_int_guc(
             c"mcp_oauth.max_response_bytes",

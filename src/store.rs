@@ -98,10 +98,17 @@ pub fn load(id: uuid::Uuid, user_id: &str) -> Result<ServerRow, Error> {
         .ok_or(Error::ServerNotFound(id))?
         .0;
     let text = |k: &str| row.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let row_id = id.to_string();
     let headers = row
         .get("headers")
         .and_then(|h| h.as_object())
-        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), secrets::open_text(v.as_str()?)))).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k, v.as_str()?)))
+                .map(|(k, v)| Ok((k.clone(), secrets::open_text(&row_id, &secrets::header_column(k), v)?)))
+                .collect::<Result<Vec<_>, Error>>()
+        })
+        .transpose()?
         .unwrap_or_default();
     let tokens = text("tokens").map(|b64| {
         use base64::Engine as _;
@@ -109,7 +116,7 @@ pub fn load(id: uuid::Uuid, user_id: &str) -> Result<ServerRow, Error> {
         base64::engine::general_purpose::STANDARD
             .decode(clean)
             .ok()
-            .and_then(|bytes| secrets::open_tokens(&bytes))
+            .and_then(|bytes| secrets::open_tokens(&row_id, &bytes))
     });
     Ok(ServerRow {
         id,
@@ -121,8 +128,8 @@ pub fn load(id: uuid::Uuid, user_id: &str) -> Result<ServerRow, Error> {
         record: serde_json::from_value(row.get("record").cloned().unwrap_or_default()).unwrap_or_default(),
         tokens_unreadable: matches!(tokens, Some(None)),
         tokens: tokens.flatten(),
-        verifier: text("verifier").map(|v| secrets::open_text(&v)),
-        client_secret: text("client_secret").map(|v| secrets::open_text(&v)),
+        verifier: text("verifier").map(|v| secrets::open_text(&row_id, "oauth_code_verifier", &v)).transpose()?,
+        client_secret: text("client_secret").map(|v| secrets::open_text(&row_id, "oauth_client_secret", &v)).transpose()?,
         reauth_required: row.get("reauth_required").and_then(|v| v.as_bool()).unwrap_or(false),
     })
 }
@@ -142,9 +149,10 @@ fn run(sql: &str, args: &[DatumWithOid<'_>]) -> Result<u64, Error> {
 /// client secret.
 pub fn save_flow(row: &ServerRow, record: &OAuthRecord, verifier: &str, client_secret: Option<Option<String>>) -> Result<(), Error> {
     let [id, user] = args(row.id, &row.user_id);
-    let verifier = secrets::seal_text(verifier);
+    let row_id = row.id.to_string();
+    let verifier = secrets::seal_text(&row_id, "oauth_code_verifier", verifier)?;
     let (replace_secret, secret) = match client_secret {
-        Some(s) => (true, s.map(|s| secrets::seal_text(&s))),
+        Some(s) => (true, s.map(|s| secrets::seal_text(&row_id, "oauth_client_secret", &s)).transpose()?),
         None => (false, None),
     };
     run(
@@ -169,7 +177,7 @@ pub fn save_tokens(row: &ServerRow, record: &OAuthRecord, tokens: &TokenSet) -> 
         clear_error: true,
         clear_reauth: true,
         record: Some(serde_json::to_value(record).expect("record serialises")),
-        tokens: Some(base64::engine::general_purpose::STANDARD.encode(secrets::seal_tokens(tokens))),
+        tokens: Some(base64::engine::general_purpose::STANDARD.encode(secrets::seal_tokens(&row.id.to_string(), tokens)?)),
         ..Default::default()
     };
     durable::write(update, &table(), owner(), |sql, args| run(sql, args))?;
@@ -255,7 +263,8 @@ pub fn reset(row: &ServerRow) -> Result<(), Error> {
 /// Stores a pre-registered client (and its secret, or none).
 pub fn set_client(row: &ServerRow, record: &OAuthRecord, secret: Option<&str>) -> Result<(), Error> {
     let [id, user] = args(row.id, &row.user_id);
-    let secret = secret.map(secrets::seal_text);
+    let row_id = row.id.to_string();
+    let secret = secret.map(|s| secrets::seal_text(&row_id, "oauth_client_secret", s)).transpose()?;
     run(
         &format!(
             "UPDATE {} SET oauth_metadata = $3, oauth_client_secret = $4, oauth_code_verifier = NULL

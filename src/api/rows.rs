@@ -13,10 +13,12 @@ fn mcp_oauth_url_problem(url: &str) -> Option<String> {
     validate::server_url(url).err().map(sentence)
 }
 
-/// Why `headers` is not a valid headers object, or NULL. Never names a value.
+/// Why `headers` is not a valid headers object, or NULL. Never names a
+/// value. `stored`: values may be sealed (as they are in the table).
 #[pg_extern(immutable, parallel_safe, strict)]
-fn mcp_oauth_headers_problem(headers: JsonB) -> Option<String> {
-    validate::headers(&headers.0).err().map(|why| sentence(&why))
+fn mcp_oauth_headers_problem(headers: JsonB, stored: default!(bool, false)) -> Option<String> {
+    let checked = if stored { validate::headers_stored(&headers.0) } else { validate::headers(&headers.0) };
+    checked.err().map(|why| sentence(&why))
 }
 
 /// The header names, sorted (the `header_keys` column).

@@ -65,6 +65,13 @@ check "the code was exchanged with the same resource" "^$base/mcp$" "$(stat last
 expect_error "a replayed callback" MC002 "already completed" -- -U alice -c "SELECT mcp_oauth_callback('$location')"
 expect_error "tokens are not readable by the owner" 42501 "permission denied" -- -U alice -c "SELECT oauth_tokens FROM user_mcp_servers"
 
+# Tokens are stored sealed, bound to their row.
+check "tokens are stored encrypted (even a superuser sees only ciphertext)" "^1\|f$" \
+  "$(psql_q -At -c "SELECT get_byte(oauth_tokens, 0), position('at-' in encode(oauth_tokens, 'escape')) > 0 FROM user_mcp_servers WHERE id = '$id'")"
+other=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('Copy', '$base/mcp', 'oauth') RETURNING id")
+psql_q -c "UPDATE user_mcp_servers SET oauth_tokens = (SELECT oauth_tokens FROM user_mcp_servers WHERE id = '$id') WHERE id = '$other'" >/dev/null
+expect_error "a ciphertext copied to another row does not open" MC001 "cannot be read" -- -U alice -c "SELECT mcp_call_tool('$other', 'echo')"
+
 # Tools.
 check "tools are listed" "^8$" "$(as_alice -c "SELECT count(*) FROM mcp_list_tools('$id')")"
 check "a tool is called" '"sum": 5' "$(as_alice -c "SELECT mcp_call_tool('$id', 'add', '{\"a\": 2, \"b\": 3}')")"

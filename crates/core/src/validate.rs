@@ -62,8 +62,18 @@ fn is_token(name: &str) -> bool {
 /// Checks the `headers` object: at most 20 string values under token names,
 /// names unique ignoring case, values at most 4096 characters without CR, LF
 /// or other control characters (a tab is allowed), and none of the headers
-/// the transport sets itself.
+/// the transport sets itself. With `sealed`, values may also be sealed
+/// (`enc1:` + base64, as stored), which are longer than their plaintext.
+pub fn headers_stored(value: &Value) -> Result<(), String> {
+    check_headers(value, true)
+}
+
+/// `headers_stored` for values as written by users: plaintext only.
 pub fn headers(value: &Value) -> Result<(), String> {
+    check_headers(value, false)
+}
+
+fn check_headers(value: &Value, sealed: bool) -> Result<(), String> {
     let Value::Object(map) = value else {
         return Err("headers must be a JSON object of header names to string values".into());
     };
@@ -86,6 +96,13 @@ pub fn headers(value: &Value) -> Result<(), String> {
         let Value::String(text) = value else {
             return Err(format!("the value of the {name} header must be a string"));
         };
+        if sealed && text.starts_with("enc1:") {
+            let body = &text["enc1:".len()..];
+            if body.len() > 2 * MAX_HEADER_VALUE_LEN || !body.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)) {
+                return Err(format!("the sealed value of the {name} header is malformed"));
+            }
+            continue;
+        }
         if text.chars().count() > MAX_HEADER_VALUE_LEN {
             return Err(format!("the value of the {name} header is longer than {MAX_HEADER_VALUE_LEN} characters"));
         }

@@ -4,7 +4,8 @@ SET mcp_oauth.state_secret = '0123456789abcdef0123456789abcdef-regress';
 SET mcp_oauth.encryption_key = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
 
 SELECT name, setting, unit, context, vartype
-  FROM pg_settings WHERE name LIKE 'mcp\_oauth.%' AND name NOT IN ('mcp_oauth.state_secret', 'mcp_oauth.encryption_key')
+  FROM pg_settings WHERE name LIKE 'mcp\_oauth.%'
+   AND name NOT IN ('mcp_oauth.state_secret', 'mcp_oauth.encryption_key', 'mcp_oauth.encryption_key_file')
  ORDER BY name;
 
 -- Mistakes are reported by SET. (Secrets are checked where they are used,
