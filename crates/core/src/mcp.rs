@@ -248,7 +248,8 @@ impl McpSession {
 
     fn base_request(target: &Target<'_>, body: &Value) -> HttpRequest {
         let mut request = HttpRequest::post(target.url.clone(), "application/json", body.to_string().into_bytes())
-            .accept("application/json, text/event-stream");
+            .accept("application/json, text/event-stream")
+            .follow_same_origin();
         for (name, value) in target.headers {
             if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
                 request = request.header(name, value, true);

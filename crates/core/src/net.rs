@@ -5,7 +5,8 @@
 
 use crate::settings::AllowedHost;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use url::{Host, Url};
 
@@ -83,7 +84,10 @@ fn is_loopback_host(host: &Host<&str>) -> bool {
     }
 }
 
-/// Addresses that are not on the public internet.
+/// Addresses that are not on the public internet: private, loopback,
+/// link-local, CGNAT, unique-local, multicast, unspecified, documentation,
+/// reserved, and IPv6 forms that embed such an IPv4 address (mapped,
+/// compatible, 6to4, NAT64) or tunnel to one (Teredo).
 pub fn is_non_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
@@ -98,25 +102,68 @@ pub fn is_non_public(ip: IpAddr) -> bool {
                 || a == 0
                 || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64/10
                 || (a == 192 && b == 0)
+                || (a == 198 && (18..20).contains(&b)) // benchmarking 198.18/15
                 || a >= 240
         }
         IpAddr::V6(v6) => {
+            let seg = v6.segments();
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_non_public(IpAddr::V4(v4));
             }
-            let seg = v6.segments();
+            // IPv4-compatible ::a.b.c.d (deprecated) and NAT64 64:ff9b::/96.
+            if seg[..6] == [0; 6] || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0; 4]) {
+                let v4 = std::net::Ipv4Addr::new((seg[6] >> 8) as u8, seg[6] as u8, (seg[7] >> 8) as u8, seg[7] as u8);
+                return v6.is_loopback() || v6.is_unspecified() || is_non_public(IpAddr::V4(v4));
+            }
+            // 6to4 2002:AABB:CCDD::/48 embeds AA.BB.CC.DD.
+            if seg[0] == 0x2002 {
+                let v4 = std::net::Ipv4Addr::new((seg[1] >> 8) as u8, seg[1] as u8, (seg[2] >> 8) as u8, seg[2] as u8);
+                return is_non_public(IpAddr::V4(v4));
+            }
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
                 || (seg[0] & 0xffc0) == 0xfe80 // link local fe80::/10
-                || (seg[0] == 0x64 && seg[1] == 0xff9b) // NAT64 64:ff9b::/96
+                || (seg[0] & 0xffc0) == 0xfec0 // site local fec0::/10 (deprecated)
+                || (seg[0] == 0x2001 && seg[1] == 0x0000) // Teredo 2001::/32
                 || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
+                || (seg[0] == 0x0064 && seg[1] == 0xff9b && seg[2] == 0x0001) // local NAT64 64:ff9b:1::/48
+        }
+    }
+}
+
+/// Cloud instance metadata endpoints: never reachable, whatever the settings.
+pub fn is_metadata(ip: IpAddr) -> bool {
+    const V4: [[u8; 4]; 4] = [[169, 254, 169, 254], [169, 254, 170, 2], [100, 100, 100, 200], [168, 63, 129, 16]];
+    match ip {
+        IpAddr::V4(v4) => V4.contains(&v4.octets()),
+        IpAddr::V6(v6) => {
+            v6.segments() == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254]
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_metadata(IpAddr::V4(v4)))
         }
     }
 }
 
 impl NetPolicy {
+    /// Whether a (resolved or literal) address may be connected to.
+    pub fn address_allowed(&self, ip: IpAddr) -> Result<(), &'static str> {
+        if is_metadata(ip) {
+            return Err("the address is a cloud metadata endpoint");
+        }
+        let loopback = match ip {
+            IpAddr::V4(v4) => v4.is_loopback(),
+            IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        };
+        if loopback && (self.allow_http_loopback || self.allow_private_networks) {
+            return Ok(());
+        }
+        if is_non_public(ip) && !self.allow_private_networks {
+            return Err("the address is not public (see mcp_oauth.allow_private_networks)");
+        }
+        Ok(())
+    }
+
     /// Whether `url` may be fetched: http(s) only, no credentials in the URL,
     /// https unless plain http to loopback is allowed, no non-public address
     /// literal unless allowed, and the allow list when there is one.
@@ -142,8 +189,9 @@ impl NetPolicy {
             Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
             Host::Domain(_) => None,
         };
-        let private_allowed = self.allow_private_networks || (loopback && self.allow_http_loopback);
-        if !private_allowed && (loopback || literal.is_some_and(is_non_public)) {
+        if let Some(ip) = literal {
+            self.address_allowed(ip).map_err(|reason| blocked(reason))?;
+        } else if loopback && !(self.allow_http_loopback || self.allow_private_networks) {
             return Err(blocked("the address is not public (see mcp_oauth.allow_private_networks)"));
         }
         if !self.allowed_hosts.is_empty() {
@@ -176,17 +224,20 @@ pub struct HttpRequest {
     pub url: Url,
     pub headers: HeaderMap,
     pub body: Option<Vec<u8>>,
+    /// Follow 307/308 redirects within the same origin (MCP requests only;
+    /// registration, token and refresh requests never follow one).
+    pub follow_same_origin: bool,
 }
 
 impl HttpRequest {
     pub fn get(url: Url) -> Self {
-        Self { method: Method::Get, url, headers: HeaderMap::new(), body: None }
+        Self { method: Method::Get, url, headers: HeaderMap::new(), body: None, follow_same_origin: false }
     }
 
     pub fn post(url: Url, content_type: &'static str, body: Vec<u8>) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        Self { method: Method::Post, url, headers, body: Some(body) }
+        Self { method: Method::Post, url, headers, body: Some(body), follow_same_origin: false }
     }
 
     /// Adds a header. Credentials are marked sensitive so that no debug
@@ -205,6 +256,11 @@ impl HttpRequest {
 
     pub fn bearer(self, token: &str) -> Self {
         self.header(reqwest::header::AUTHORIZATION, &format!("Bearer {token}"), true)
+    }
+
+    pub fn follow_same_origin(mut self) -> Self {
+        self.follow_same_origin = true;
+        self
     }
 }
 
@@ -231,25 +287,63 @@ impl HttpResponse {
     }
 }
 
+/// Resolves names for the HTTP client and refuses any name with an address
+/// the policy does not allow. The client connects to exactly the addresses
+/// returned here, so a name cannot resolve to a public address for the check
+/// and to a private one for the connection (DNS rebinding).
+struct PolicyResolver {
+    policy: NetPolicy,
+    /// Why the last resolution was refused, for the error the caller sees.
+    refused: Arc<Mutex<Option<(String, &'static str)>>>,
+}
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy.clone();
+        let refused = self.refused.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} has no address").into());
+            }
+            for addr in &addrs {
+                if let Err(reason) = policy.address_allowed(addr.ip()) {
+                    *refused.lock().expect("not poisoned") = Some((host.clone(), reason));
+                    return Err(format!("{host}: {reason}").into());
+                }
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Most redirects followed for one MCP request.
+const MAX_REDIRECTS: usize = 3;
+
 /// One per backend: a connection pool with keep-alive, reused by every request.
 pub struct HttpClient {
     client: reqwest::Client,
     config: NetConfig,
+    refused: Arc<Mutex<Option<(String, &'static str)>>>,
 }
 
 impl HttpClient {
     pub fn new(config: NetConfig) -> Result<Self, NetError> {
         // ring as rustls' crypto; installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let refused = Arc::new(Mutex::new(None));
+        let resolver = PolicyResolver { policy: config.policy.clone(), refused: refused.clone() };
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(resolver))
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("mcp_oauth/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| NetError::Transport { host: String::new(), detail: format!("HTTP client: {e}") })?;
-        Ok(Self { client, config })
+        Ok(Self { client, config, refused })
     }
 
     pub fn config(&self) -> &NetConfig {
@@ -257,28 +351,51 @@ impl HttpClient {
     }
 
     /// Sends `request` under the policy and reads the whole body, up to
-    /// `max_response_bytes`, within `request_timeout`.
+    /// `max_response_bytes`, within `request_timeout` (redirects included).
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError> {
-        self.config.policy.check(&request.url)?;
         let host = display_host(&request.url);
         let deadline = self.config.request_timeout;
-        match tokio::time::timeout(deadline, self.send_unbounded(request, &host)).await {
+        match tokio::time::timeout(deadline, self.send_following(request)).await {
             Ok(result) => result,
             Err(_) => Err(NetError::Timeout { host }),
         }
     }
 
-    async fn send_unbounded(&self, request: HttpRequest, host: &str) -> Result<HttpResponse, NetError> {
+    async fn send_following(&self, mut request: HttpRequest) -> Result<HttpResponse, NetError> {
+        for _ in 0..=MAX_REDIRECTS {
+            self.config.policy.check(&request.url)?;
+            let host = display_host(&request.url);
+            let response = self.send_once(&request, &host).await?;
+            let redirect = request.follow_same_origin && matches!(response.status, 307 | 308);
+            if !redirect {
+                return Ok(response);
+            }
+            let target = response
+                .header("location")
+                .and_then(|l| request.url.join(l).ok())
+                .ok_or_else(|| NetError::Transport { host: host.clone(), detail: "a redirect without a usable Location".into() })?;
+            if target.origin() != request.url.origin() {
+                // Credentials and custom headers never go to another origin.
+                return Err(NetError::Blocked { host, reason: "a redirect to another origin was refused".into() });
+            }
+            request.url = target;
+        }
+        Err(NetError::Transport { host: display_host(&request.url), detail: "too many redirects".into() })
+    }
+
+    async fn send_once(&self, request: &HttpRequest, host: &str) -> Result<HttpResponse, NetError> {
         let method = match request.method {
             Method::Get => reqwest::Method::GET,
             Method::Post => reqwest::Method::POST,
             Method::Delete => reqwest::Method::DELETE,
         };
-        let mut builder = self.client.request(method, request.url).headers(request.headers);
-        if let Some(body) = request.body {
-            builder = builder.body(body);
+        let mut builder = self.client.request(method, request.url.clone()).headers(request.headers.clone());
+        if let Some(body) = &request.body {
+            builder = builder.body(body.clone());
         }
-        let mut response = builder.send().await.map_err(|e| classify(e, host))?;
+        *self.refused.lock().expect("not poisoned") = None;
+        let sent = builder.send().await.map_err(|e| self.classify_send(e, host));
+        let mut response = sent?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let limit = self.config.max_response_bytes;
@@ -293,6 +410,14 @@ impl HttpClient {
             body.extend_from_slice(&chunk);
         }
         Ok(HttpResponse { status, headers, body })
+    }
+
+    /// A send error, or the policy's refusal when the resolver refused.
+    fn classify_send(&self, error: reqwest::Error, host: &str) -> NetError {
+        match self.refused.lock().expect("not poisoned").take() {
+            Some((name, reason)) => NetError::Blocked { host: name, reason: reason.to_owned() },
+            None => classify(error, host),
+        }
     }
 }
 
@@ -378,6 +503,28 @@ mod tests {
         assert!(check(&p, "https://api.example.com:8443/").is_ok());
         assert!(check(&p, "https://api.example.com/").is_err());
         assert!(check(&p, "https://other.example.com/").is_err());
+    }
+
+    #[test]
+    fn metadata_is_never_reachable() {
+        let open = policy(true, true, "");
+        for url in ["http://169.254.169.254/latest/meta-data/", "https://[fd00:ec2::254]/", "https://[::ffff:169.254.169.254]/", "https://100.100.100.200/"] {
+            assert!(check(&open, url).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn embedded_and_encoded_addresses() {
+        let p = policy(false, false, "");
+        for url in [
+            "https://2130706433/", "https://0x7f000001/", "https://0177.0.0.1/", "https://127.1/",
+            "https://[::127.0.0.1]/", "https://[64:ff9b::a00:1]/", "https://[2002:a00:1::]/", "https://[2001:0:1::1]/",
+            "https://[::ffff:a00:1]/", "https://0/", "https://[fec0::1]/", "https://198.18.0.1/",
+        ] {
+            assert!(check(&p, url).is_err(), "{url}");
+        }
+        assert!(check(&p, "https://[2606:4700::1111]/").is_ok());
+        assert!(check(&p, "https://[2002:5db8:d822::1]/").is_ok(), "6to4 of a public address");
     }
 
     #[test]
