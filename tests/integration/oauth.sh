@@ -55,7 +55,9 @@ state=$(sed -n 's/.*[?&]state=\([^&]*\).*/\1/p' <<<"$location")
 code=$(sed -n 's/.*[?&]code=\([^&]*\).*/\1/p' <<<"$location")
 # Bob cannot complete alice's sign-in, and a tampered state is refused; neither consumes it.
 expect_error "another user's state" MC002 "another user" -- -U bob -c "SELECT mcp_oauth_finish('$state', '$code')"
-expect_error "a tampered state" MC002 "signature" -- -U alice -c "SELECT mcp_oauth_finish('${state%?}A', '$code')"
+c=${state:20:1}; [ "$c" = A ] && t=B || t=A
+tampered="${state:0:20}$t${state:21}"
+expect_error "a tampered state" MC002 "signature" -- -U alice -c "SELECT mcp_oauth_finish('$tampered', '$code')"
 expect_error "garbage state" MC002 "malformed" -- -U alice -c "SELECT mcp_oauth_finish('not-a-state', '$code')"
 check "an unauthenticated callback handler may finish (the state says who)" "^$id$" \
   "$(psql_q -At -c "SET mcp_oauth.identity = 'setting:app.user_id'" -c "SELECT mcp_oauth_finish('$state', '$code')" | tail -1)"
