@@ -46,12 +46,15 @@ integration_tests() {
   return "$status"
 }
 
+security_tests() { bash tests/security/run.sh; }
+
 conformance_tests() { bash tests/conformance/run.sh auth backcompat draft; }
 
 suite "core unit tests (cargo test -p mcp_oauth_core)" core_tests
 suite "extension tests (cargo pgrx test)" pg_tests
 suite "pg_regress" regress_tests
 suite "integration tests" integration_tests
+suite "hostile inputs, in an isolated network namespace" security_tests
 suite "MCP conformance suite (auth, backcompat, draft)" conformance_tests
 
 echo

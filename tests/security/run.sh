@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# The hostile-input suite. It runs inside a network and mount namespace of
+# its own (`unshare --net --mount`, loopback brought up), so that even a
+# faulty build can reach no private, metadata or public address: only
+# 127.0.0.0/8 and ::1 exist in here. A private /etc/hosts maps test names to
+# the addresses the cases need. Every case is one line of SECURITY.md.
+set -uo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+if [ -z "${MCP_OAUTH_IN_NETNS:-}" ]; then
+  [ "$(id -u)" -eq 0 ] || exec sudo -E bash "$0" "$@"
+  exec unshare --net --mount -- env MCP_OAUTH_IN_NETNS=1 bash "$0" "$@"
+fi
+ip link set lo up
+hosts=$(mktemp)
+cat >"$hosts" <<'HOSTS'
+127.0.0.1 localhost
+::1 localhost
+127.0.0.2 loop.test
+10.1.2.3 internal.test
+169.254.169.254 metadata.test
+93.184.216.34 rebind.test
+10.1.2.3 rebind.test
+HOSTS
+chmod 644 "$hosts"
+mount --bind "$hosts" /etc/hosts
+
+source "$here/../../scripts/lib.sh"
+source "$here/../integration/lib.sh"
+fixture_bin="${CARGO_TARGET_DIR:-$ROOT_DIR/target}/debug/mcp-oauth-fixture"
+[ -x "$fixture_bin" ] || (cd "$ROOT_DIR" && cargo build -q -p mcp_oauth_fixture)
+
+dir=$(scratch_dir)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; stop_cluster "$dir"; rm -rf "$dir" "$hosts"' EXIT
+start_cluster "$dir"
+# Log everything the server is willing to log; checked for secrets at the end.
+cat >>"$dir/data/postgresql.conf" <<CONF
+log_statement = 'all'
+log_min_messages = debug1
+log_error_verbosity = verbose
+mcp_oauth.state_secret = 'security-suite-state-secret-0123456789abcdef'
+mcp_oauth.redirect_uri = 'http://127.0.0.1:1/callback'
+mcp_oauth.allow_http_loopback = on
+CONF
+as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -w reload >/dev/null
+"$fixture_bin" 0 >"$dir/fixture.out" 2>&1 & pids+=($!)
+"$fixture_bin" 0 >"$dir/fixture2.out" 2>&1 & pids+=($!)
+for _ in $(seq 50); do [ -s "$dir/fixture.out" ] && [ -s "$dir/fixture2.out" ] && break; sleep 0.1; done
+base=$(head -1 "$dir/fixture.out")
+other=$(head -1 "$dir/fixture2.out")
+port=${base##*:}
+behave() { curl -s -X POST -H 'content-type: application/json' -d "${1:-{\}}" "$base/_fixture/config"; }
+
+psql_q <<'SQL'
+CREATE EXTENSION mcp_oauth;
+CREATE ROLE alice LOGIN; CREATE ROLE mallory LOGIN;
+GRANT mcp_oauth_user TO alice, mallory;
+SQL
+new_row() {  # new_row URL -> id (an OAuth row of alice)
+  psql_q -U alice -At -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('case', '$1', 'oauth') RETURNING id"
+}
+# hostile NAME STATE PATTERN SETTINGS SQL: SQL as alice after superuser SETTINGS fails with STATE.
+hostile() {
+  local name=$1 state=$2 pattern=$3 settings=$4 sql=$5
+  expect_error "$name" "$state" "$pattern" -- -c "$settings" -c "SET ROLE alice" -c "$sql"
+}
+start_of() { echo "SELECT mcp_oauth_start('$(new_row "$1")')"; }
+ok_row=$(new_row "$base/mcp")
+
+say "addresses, in every encoding"
+for target in 169.254.169.254 10.0.0.1 172.16.0.1 192.168.1.1 '[fd00::1]' '[fe80::1]' 0.0.0.0 100.64.0.1 '[::ffff:10.0.0.1]' '[64:ff9b::a00:1]'; do
+  behave "{\"challenge_resource_metadata\": \"http://$target/.well-known/oauth-protected-resource\"}"
+  hostile "resource_metadata at $target" MC006 "blocked by the network policy" "SELECT 1" "$(start_of "$base/mcp")"
+done
+behave '{}'
+for target in 2130706433 0x7f000001 0177.0.0.1 127.1 '[::1]' loop.test; do
+  hostile "loopback as $target with allow_http_loopback off" MC006 "blocked" "SET mcp_oauth.allow_http_loopback = off" "$(start_of "http://$target:$port/mcp")"
+done
+hostile "a name resolving to a private address" MC006 "not public" "SET mcp_oauth.allow_http_loopback = off" "$(start_of "https://internal.test/mcp")"
+hostile "a name resolving to a metadata address" MC006 "metadata" "SET mcp_oauth.allow_private_networks = on" "$(start_of "https://metadata.test/mcp")"
+hostile "rebinding: one name, a public and a private address" MC006 "not public" "SELECT 1" "$(start_of "https://rebind.test/mcp")"
+hostile "metadata even with allow_private_networks" MC006 "metadata" "SET mcp_oauth.allow_private_networks = on" "$(start_of "https://[::ffff:169.254.169.254]/mcp")"
+hostile "allowed_hosts excludes everything else" MC006 "allowed_hosts" "SET mcp_oauth.allowed_hosts = 'mcp.example.com'" "$(start_of "$base/mcp")"
+
+say "schemes, in every spelling"
+for url in 'javascript:alert(1)' 'data:text/html,x' 'file:///etc/passwd' 'vbscript:msgbox(1)' 'JaVaScRiPt:alert(1)' ' javascript:alert(1)' 'https://user:pw@mcp.example.com/mcp' 'gopher://x.example/'; do
+  expect_error "server URL $url" 23514 "invalid MCP server URL" -- -U alice -c "INSERT INTO user_mcp_servers (name, url) VALUES ('x', \$q\$$url\$q\$)"
+done
+for field in authorization_endpoint token_endpoint; do
+  for bad in 'javascript:alert(1)' 'file:///etc/passwd' ' data:text/plain,x'; do
+    behave "{\"auth_server_override\": {\"$field\": \"$bad\"}}"
+    hostile "$field = $bad" MC003 "$field" "SELECT 1" "$(start_of "$base/mcp")"
+  done
+done
+behave '{"auth_server_override": {"registration_endpoint": "http://169.254.169.254/register"}}'
+hostile "registration endpoint on a metadata address" MC006 "blocked by the network policy" "SELECT 1" "$(start_of "$base/mcp")"
+behave '{}'
+rm -f /tmp/mcp_oauth_pwned
+out=$(psql_q -U alice -c "$(start_of "$base/mcp;\$(touch /tmp/mcp_oauth_pwned)|id&")" 2>&1)
+check "shell metacharacters in a URL are only data" "ERROR" "$out"
+check "... nothing was executed" "^absent$" "$([ -e /tmp/mcp_oauth_pwned ] && echo present || echo absent)"
+
+say "metadata that lies"
+behave '{"wrong_issuer": true}';   hostile "issuer mismatch" MC003 "issuer" "SELECT 1" "$(start_of "$base/mcp")"
+behave '{"wrong_resource": true}'; hostile "resource mismatch" MC003 "not for this server" "SELECT 1" "$(start_of "$base/mcp")"
+behave '{"no_s256": true}';        hostile "S256 missing" MC003 "S256" "SELECT 1" "$(start_of "$base/mcp")"
+behave '{"metadata_bytes": 52428800}'
+hostile "a 50 MB metadata document" MC003 "larger than" "SELECT 1" "$(start_of "$base/mcp")"
+behave '{"endless_metadata": true}'
+hostile "an endless metadata document" MC003 "larger than" "SELECT 1" "$(start_of "$base/mcp")"
+behave '{"hang": true}'
+hostile "a server that never sends headers (slow loris)" MC007 "did not answer in time" "SET mcp_oauth.request_timeout = '1s'" "$(start_of "$base/mcp")"
+behave '{}'
+# A new authorization server in the metadata means a new registration.
+psql_q -U alice -c "SELECT mcp_oauth_start('$ok_row')" >/dev/null
+first_client=$(psql_q -U alice -At -c "SELECT oauth_metadata #>> '{client,client_id}' FROM user_mcp_servers WHERE id = '$ok_row'")
+behave "{\"resource_metadata_override\": {\"authorization_servers\": [\"$other\"]}}"
+psql_q -U alice -c "SELECT mcp_oauth_start('$ok_row')" >/dev/null
+check "a new authorization server: a new registration, bound to it" "^$other\|t$" \
+  "$(psql_q -U alice -At -c "SELECT oauth_metadata #>> '{client,issuer}', oauth_metadata #>> '{client,client_id}' IS DISTINCT FROM '$first_client' FROM user_mcp_servers WHERE id = '$ok_row'")"
+behave '{}'
+
+say "token responses that lie"
+sign_in_callback() {  # a callback URL for a fresh flow of row $1
+  curl -s -o /dev/null -w '%{redirect_url}' "$(psql_q -U alice -At -c "SELECT mcp_oauth_start('$1')")"
+}
+for body in '{"token_type": "Bearer"}' '{"access_token": "x", "token_type": "mac"}' '{"access_token": "x", "token_type": "Bearer", "expires_in": -5}' \
+            '{"access_token": "x", "token_type": "Bearer", "expires_in": 1e12}' '{"access_token": "x"}' '[1, 2]'; do
+  behave '{}'
+  callback=$(sign_in_callback "$ok_row")
+  behave "{\"token_body\": $body}"
+  hostile "token response $body" MC004 "invalid response" "SELECT 1" "SELECT mcp_oauth_callback('$callback')"
+done
+behave '{}'
+callback=$(sign_in_callback "$ok_row")
+behave "{\"token_redirect\": \"$other/token\"}"
+hostile "a redirect from the token endpoint is not followed" MC004 "invalid response" "SELECT 1" "SELECT mcp_oauth_callback('$callback')"
+behave '{}'
+
+say "states that lie"
+callback=$(sign_in_callback "$ok_row")
+state=$(sed -n 's/.*[?&]state=\([^&]*\).*/\1/p' <<<"$callback")
+code=$(sed -n 's/.*[?&]code=\([^&]*\).*/\1/p' <<<"$callback")
+hostile "a truncated state" MC002 "state" "SELECT 1" "SELECT mcp_oauth_finish('${state:0:40}', '$code')"
+expect_error "another user's state" MC002 "another user" -- -U mallory -c "SELECT mcp_oauth_finish('$state', '$code')"
+hostile "iss mismatch, with a script in it" MC003 "another issuer" "SELECT 1" "SELECT mcp_oauth_finish('$state', '$code', '<script>alert(1)</script>')"
+out=$(psql_q -U alice -c "SELECT mcp_oauth_finish('$state', '$code', '<script>alert(1)</script>')" 2>&1)
+refute "... the script is not reflected raw" "<script>" "$out"
+# Concurrent replay: two callbacks at once, exactly one wins.
+psql_q -U alice -At -c "SELECT mcp_oauth_callback('$callback')" >"$dir/replay.1" 2>&1 & r1=$!
+psql_q -U alice -At -c "SELECT mcp_oauth_callback('$callback')" >"$dir/replay.2" 2>&1 & r2=$!
+wait $r1 $r2
+check "a concurrent replay: exactly one callback succeeds" "^1$" "$(cat "$dir"/replay.* | grep -c "^$ok_row$")"
+check "... the other is MC002" "already completed" "$(cat "$dir"/replay.*)"
+
+say "redirects on MCP requests"
+behave "{\"mcp_redirect\": \"http://10.0.0.1/mcp\"}"
+hostile "an MCP redirect to an internal host" MC006 "another origin" "SELECT 1" "SELECT mcp_call_tool('$ok_row', 'echo')"
+behave "{\"mcp_redirect\": \"$other/mcp\"}"
+hostile "an MCP redirect to another origin" MC006 "another origin" "SELECT 1" "SELECT mcp_call_tool('$ok_row', 'echo')"
+behave '{}'
+
+say "arguments"
+expect_error "a 1 MB callback URL" MC002 "too long" -- -U alice -c "SELECT mcp_oauth_callback('https://a/' || repeat('x', 1048576))"
+expect_error "a 1 MB state" MC002 "malformed" -- -U alice -c "SELECT mcp_oauth_finish(repeat('A', 1048576), 'c')"
+expect_error "CR/LF in a header value" 23514 "CR, LF" -- -U alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('x', 'https://x.example/mcp', jsonb_build_object('X-A', E'v\\r\\nInjected: 1'))"
+expect_error "args of the wrong type" 22023 "JSON object" -- -U alice -c "SELECT mcp_call_tool('$ok_row', 'echo', '\"text\"')"
+
+say "nothing secret in the server log"
+secrets=$(curl -s "$base/_fixture/stats" | jq -r '.secrets[]'; curl -s "$other/_fixture/stats" | jq -r '.secrets[]')
+count=$(wc -l <<<"$secrets")
+leaked=0
+while read -r secret; do
+  [ -n "$secret" ] && grep -qF -- "$secret" "$dir/server.log" && leaked=$((leaked + 1))
+done <<<"$secrets"
+check "no token, verifier or client secret in the log ($count checked, log_statement = all)" "^0$" "$leaked"
+check "the log did record the statements" "mcp_oauth_callback" "$(cat "$dir/server.log")"
+
+finish_checks security
