@@ -149,17 +149,10 @@ fn finish(state_token: &str, code: &str, iss: Option<&str>) -> Result<uuid::Uuid
 }
 
 fn callback(callback_url: &str) -> Result<uuid::Uuid, Error> {
-    if callback_url.len() > 16 * 1024 {
-        return Err(Error::InvalidCallback("the callback URL is too long".into()));
+    match oauth::parse_callback(callback_url).map_err(|why| Error::InvalidCallback(why.into()))? {
+        oauth::Callback::Error { error, description } => Err(Error::AuthorizationDenied { code: error, description }),
+        oauth::Callback::Code { code, state, iss } => finish(&state, &code, iss.as_deref()),
     }
-    let url = Url::parse(callback_url).map_err(|_| Error::InvalidCallback("the callback URL is not an absolute URL".into()))?;
-    let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
-    if let Some(code) = param("error") {
-        return Err(Error::AuthorizationDenied { code, description: param("error_description") });
-    }
-    let state_token = param("state").ok_or_else(|| Error::InvalidCallback("the callback URL has no state".into()))?;
-    let code = param("code").ok_or_else(|| Error::InvalidCallback("the callback URL has no code".into()))?;
-    finish(&state_token, &code, param("iss").as_deref())
 }
 
 fn reset(server_id: uuid::Uuid) -> Result<(), Error> {

@@ -198,6 +198,13 @@ async fn fetch_resource_metadata(
     Ok(None)
 }
 
+/// Authorization server metadata from a response body, checked against the
+/// issuer it was fetched for (RFC 8414 §3.3).
+pub fn auth_server_from_json(body: &[u8], issuer: &str) -> Result<AuthServer, DiscoveryError> {
+    let doc: AuthServerDoc = serde_json::from_slice(body).map_err(|_| invalid("the authorization server metadata is not valid JSON metadata"))?;
+    validate_auth_server(doc, issuer, IssuerRule::Identical)
+}
+
 async fn fetch_auth_server(http: &HttpClient, issuer: &str) -> Result<AuthServer, DiscoveryError> {
     let issuer_url = Url::parse(issuer).map_err(|_| invalid("the authorization server is not an absolute URL"))?;
     if issuer_url.query().is_some() || issuer_url.fragment().is_some() {

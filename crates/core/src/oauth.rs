@@ -261,6 +261,31 @@ pub async fn register(
     Ok((registration, if auth_method == ClientAuthMethod::None { None } else { secret }))
 }
 
+/// What an authorization response (the redirect back) carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Callback {
+    Code { code: String, state: String, iss: Option<String> },
+    Error { error: String, description: Option<String> },
+}
+
+/// Longest callback URL looked at.
+pub const MAX_CALLBACK_LEN: usize = 16 * 1024;
+
+/// Reads the redirect URL the authorization server sent the browser to.
+pub fn parse_callback(callback_url: &str) -> Result<Callback, &'static str> {
+    if callback_url.len() > MAX_CALLBACK_LEN {
+        return Err("the callback URL is too long");
+    }
+    let url = Url::parse(callback_url).map_err(|_| "the callback URL is not an absolute URL")?;
+    let param = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    if let Some(error) = param("error") {
+        return Ok(Callback::Error { error, description: param("error_description") });
+    }
+    let state = param("state").ok_or("the callback URL has no state")?;
+    let code = param("code").ok_or("the callback URL has no code")?;
+    Ok(Callback::Code { code, state, iss: param("iss") })
+}
+
 /// The authorization request URL (OAuth 2.1 §4.1.1 with PKCE and RFC 8707).
 pub fn authorization_url(
     auth_server: &AuthServer,
