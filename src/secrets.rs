@@ -30,10 +30,19 @@ fn key_text() -> Result<Option<String>, Error> {
         return Ok(Some(key));
     }
     let Some(path) = gucs::string(&gucs::ENCRYPTION_KEY_FILE) else { return Ok(None) };
-    std::fs::read_to_string(&path).map(Some).map_err(|e| Error::KeyUnusable(format!(
-        "the file named by mcp_oauth.encryption_key_file cannot be read ({})",
-        e.kind()
-    )))
+    let unreadable = |e: std::io::Error| {
+        Error::KeyUnusable(format!("the file named by mcp_oauth.encryption_key_file cannot be read ({})", e.kind()))
+    };
+    // A key others can read is not a secret: refuse it, as ssh does.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).map_err(unreadable)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::KeyUnusable(format!(
+            "the file named by mcp_oauth.encryption_key_file can be read by other users (mode {:o}); chmod 600 it",
+            mode & 0o777
+        )));
+    }
+    std::fs::read_to_string(&path).map(Some).map_err(unreadable)
 }
 
 /// The configured keyring, or None when no key is configured.

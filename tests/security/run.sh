@@ -83,7 +83,7 @@ hostile "metadata even with allow_private_networks" MC006 "metadata" "SET mcp_oa
 hostile "allowed_hosts excludes everything else" MC006 "allowed_hosts" "SET mcp_oauth.allowed_hosts = 'mcp.example.com'" "$(start_of "$base/mcp")"
 
 say "schemes, in every spelling"
-for url in 'javascript:alert(1)' 'data:text/html,x' 'file:///etc/passwd' 'vbscript:msgbox(1)' 'JaVaScRiPt:alert(1)' ' javascript:alert(1)' 'https://user:pw@mcp.example.com/mcp' 'gopher://x.example/'; do
+for url in 'javascript:alert(1)' 'data:text/html,x' 'file:///etc/passwd' 'vbscript:msgbox(1)' 'JaVaScRiPt:alert(1)' ' javascript:alert(1)' 'https://user:pw@mcp.example.com/mcp' 'gopher://x.example/' 'https://[fe80::1%25eth0]/mcp'; do
   expect_error "server URL $url" 23514 "invalid MCP server URL" -- -U alice -c "INSERT INTO user_mcp_servers (name, url) VALUES ('x', \$q\$$url\$q\$)"
 done
 for field in authorization_endpoint token_endpoint; do
@@ -165,6 +165,11 @@ expect_error "a 1 MB callback URL" MC002 "too long" -- -U alice -c "SELECT mcp_o
 expect_error "a 1 MB state" MC002 "malformed" -- -U alice -c "SELECT mcp_oauth_finish(repeat('A', 1048576), 'c')"
 expect_error "CR/LF in a header value" 23514 "CR, LF" -- -U alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('x', 'https://x.example/mcp', jsonb_build_object('X-A', E'v\\r\\nInjected: 1'))"
 expect_error "args of the wrong type" 22023 "JSON object" -- -U alice -c "SELECT mcp_call_tool('$ok_row', 'echo', '\"text\"')"
+
+say "the key file"
+chmod 644 "$dir/encryption.key"
+expect_error "a key file others can read is refused" MC008 "can be read by other users" -- -U alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('k', 'https://k.example/mcp', '{\"X-K\": \"v\"}')"
+chmod 600 "$dir/encryption.key"
 
 say "nothing secret in the server log"
 secrets=$(curl -s "$base/_fixture/stats" | jq -r '.secrets[]'; curl -s "$other/_fixture/stats" | jq -r '.secrets[]')
