@@ -56,10 +56,13 @@ fn statement(table: &str, skip_locked: bool) -> String {
                                    ELSE COALESCE($7, s.oauth_metadata) END,
              oauth_code_verifier = CASE WHEN $9 THEN NULL ELSE s.oauth_code_verifier END,
              oauth_tokens = COALESCE(pg_catalog.decode($8, 'base64'), s.oauth_tokens)
-         WHERE s.id IN (SELECT id FROM {table}
-                         WHERE id = $1::uuid AND user_id = $2
-                           AND ($10::text IS NULL OR oauth_metadata -> 'flow' ->> 'id' = $10)
-                           {})
+         WHERE s.id = $1::uuid AND s.user_id = $2
+           AND ($10::text IS NULL OR s.oauth_metadata -> 'flow' ->> 'id' = $10)
+           -- The conditions stand on s itself too: after waiting for a
+           -- concurrent update, PostgreSQL re-checks them on the newest
+           -- version of the row (a condition only inside the sub-select
+           -- would not be re-checked, and a flow could be ended twice).
+           AND s.id IN (SELECT id FROM {table} WHERE id = $1::uuid {})
          RETURNING 1",
         if skip_locked { "FOR UPDATE SKIP LOCKED" } else { "" }
     )

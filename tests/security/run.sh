@@ -92,6 +92,15 @@ for field in authorization_endpoint token_endpoint; do
     hostile "$field = $bad" MC003 "$field" "SELECT 1" "$(start_of "$base/mcp")"
   done
 done
+for bad in 'javascript:alert(1)' 'file:///etc/passwd' 'data:text/plain,x' 'JAVASCRIPT:alert(1)'; do
+  behave "{\"challenge_resource_metadata\": \"$bad\"}"
+  hostile "resource_metadata = $bad" MC006 "only http and https" "SELECT 1" "$(start_of "$base/mcp")"
+  behave "{\"resource_metadata_override\": {\"authorization_servers\": [\"$bad\"]}}"
+  hostile "authorization server = $bad" MC003 "not an http\(s\) URL" "SELECT 1" "$(start_of "$base/mcp")"
+  behave "{\"auth_server_override\": {\"registration_endpoint\": \"$bad\"}}"
+  hostile "registration_endpoint = $bad" MC003 "registration_endpoint" "SELECT 1" "$(start_of "$base/mcp")"
+done
+expect_error "redirect_uri = javascript: is refused by SET" 22023 "redirect_uri" -- -c "SET mcp_oauth.redirect_uri = 'javascript:alert(1)'"
 behave '{"auth_server_override": {"registration_endpoint": "http://169.254.169.254/register"}}'
 hostile "registration endpoint on a metadata address" MC006 "blocked by the network policy" "SELECT 1" "$(start_of "$base/mcp")"
 behave '{}'

@@ -207,6 +207,9 @@ pub fn auth_server_from_json(body: &[u8], issuer: &str) -> Result<AuthServer, Di
 
 async fn fetch_auth_server(http: &HttpClient, issuer: &str) -> Result<AuthServer, DiscoveryError> {
     let issuer_url = Url::parse(issuer).map_err(|_| invalid("the authorization server is not an absolute URL"))?;
+    if !matches!(issuer_url.scheme(), "https" | "http") || issuer_url.host_str().is_none() {
+        return Err(invalid("the authorization server identifier is not an http(s) URL"));
+    }
     if issuer_url.query().is_some() || issuer_url.fragment().is_some() {
         return Err(invalid("the authorization server identifier has a query or fragment"));
     }
