@@ -12,17 +12,12 @@ bash scripts/setup.sh
 say "building and installing mcp_oauth into PostgreSQL ${PG_MAJOR}, and the fixture server"
 install_extension >/dev/null
 cargo build -q -p mcp_oauth_fixture
-fixture_bin="${CARGO_TARGET_DIR:-$ROOT_DIR/target}/debug/mcp-oauth-fixture"
 
 dir=$(scratch_dir)
-fixture_pid=
-trap '[ -n "$fixture_pid" ] && kill "$fixture_pid" 2>/dev/null; stop_cluster "$dir"; rm -rf "$dir"' EXIT
+trap 'stop_fixtures "$dir"; stop_cluster "$dir"; rm -rf "$dir"' EXIT
 say "starting a throwaway cluster in $dir"
 start_cluster "$dir"
-"$fixture_bin" 0 >"$dir/fixture.out" 2>&1 &
-fixture_pid=$!
-for _ in $(seq 50); do [ -s "$dir/fixture.out" ] && break; sleep 0.1; done
-fixture=$(head -1 "$dir/fixture.out")
+fixture=$(start_fixture "$dir")
 say "fixture (authorization server + MCP server) at $fixture"
 
 demo() { "$PG_BIN/psql" -X -v ON_ERROR_STOP=0 -e "$@"; }

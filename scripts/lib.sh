@@ -66,4 +66,23 @@ stop_cluster() {
   [ -d "$dir/data" ] && as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
 }
 
+# start_fixture DIR [NAME]: runs the loopback fixture (OAuth authorization
+# server + MCP server) in the background and prints its base URL;
+# stop_fixtures DIR ends every fixture started for DIR.
+start_fixture() {
+  local dir=$1 name=${2:-fixture}
+  local bin="${CARGO_TARGET_DIR:-$ROOT_DIR/target}/debug/mcp-oauth-fixture"
+  [ -x "$bin" ] || (cd "$ROOT_DIR" && cargo build -q -p mcp_oauth_fixture)
+  "$bin" 0 >"$dir/$name.out" 2>&1 &
+  echo $! >"$dir/$name.pid"
+  for _ in $(seq 50); do [ -s "$dir/$name.out" ] && break; sleep 0.1; done
+  head -1 "$dir/$name.out"
+}
+
+stop_fixtures() {
+  local pid
+  for pid in "$1"/*.pid; do [ -f "$pid" ] && kill "$(cat "$pid")" 2>/dev/null; done
+  return 0
+}
+
 psql_q() { "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -q "$@"; }

@@ -8,17 +8,11 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../../scripts/lib.sh"
 source "$here/lib.sh"
-fixture_bin="${CARGO_TARGET_DIR:-$ROOT_DIR/target}/debug/mcp-oauth-fixture"
-[ -x "$fixture_bin" ] || (cd "$ROOT_DIR" && cargo build -q -p mcp_oauth_fixture)
 
 dir=$(scratch_dir)
-fixture_pid=
-trap '[ -n "$fixture_pid" ] && kill "$fixture_pid" 2>/dev/null; stop_cluster "$dir"; rm -rf "$dir"' EXIT
+trap 'stop_fixtures "$dir"; stop_cluster "$dir"; rm -rf "$dir"' EXIT
 start_cluster "$dir"
-"$fixture_bin" 0 >"$dir/fixture.out" 2>&1 &
-fixture_pid=$!
-for _ in $(seq 50); do [ -s "$dir/fixture.out" ] && break; sleep 0.1; done
-base=$(head -1 "$dir/fixture.out")
+base=$(start_fixture "$dir")
 behave() { curl -s -X POST -H 'content-type: application/json' -d "${1:-{\}}" "$base/_fixture/config"; }
 stat() { curl -s "$base/_fixture/stats" | jq -r ".$1"; }
 

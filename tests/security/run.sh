@@ -26,12 +26,9 @@ mount --bind "$hosts" /etc/hosts
 
 source "$here/../../scripts/lib.sh"
 source "$here/../integration/lib.sh"
-fixture_bin="${CARGO_TARGET_DIR:-$ROOT_DIR/target}/debug/mcp-oauth-fixture"
-[ -x "$fixture_bin" ] || (cd "$ROOT_DIR" && cargo build -q -p mcp_oauth_fixture)
 
 dir=$(scratch_dir)
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; stop_cluster "$dir"; rm -rf "$dir" "$hosts"' EXIT
+trap 'stop_fixtures "$dir"; stop_cluster "$dir"; rm -rf "$dir" "$hosts"' EXIT
 start_cluster "$dir"
 # Log everything the server is willing to log; checked for secrets at the end.
 cat >>"$dir/data/postgresql.conf" <<CONF
@@ -43,11 +40,8 @@ mcp_oauth.redirect_uri = 'http://127.0.0.1:1/callback'
 mcp_oauth.allow_http_loopback = on
 CONF
 as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -w reload >/dev/null
-"$fixture_bin" 0 >"$dir/fixture.out" 2>&1 & pids+=($!)
-"$fixture_bin" 0 >"$dir/fixture2.out" 2>&1 & pids+=($!)
-for _ in $(seq 50); do [ -s "$dir/fixture.out" ] && [ -s "$dir/fixture2.out" ] && break; sleep 0.1; done
-base=$(head -1 "$dir/fixture.out")
-other=$(head -1 "$dir/fixture2.out")
+base=$(start_fixture "$dir")
+other=$(start_fixture "$dir" fixture2)
 port=${base##*:}
 behave() { curl -s -X POST -H 'content-type: application/json' -d "${1:-{\}}" "$base/_fixture/config"; }
 
