@@ -23,8 +23,9 @@ const PENDING: u32 = 0;
 const COMMITTED: u32 = 1;
 const HEADER: usize = 12;
 
-/// One row update. `None` leaves a column as it is.
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// One row update. `None` leaves a column as it is. No `Debug`: it may
+/// carry tokens (sealed, or plaintext under allow_plaintext_secrets).
+#[derive(Default, Serialize, Deserialize)]
 pub struct RowUpdate {
     pub id: String,
     pub user_id: String,

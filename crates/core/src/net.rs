@@ -217,8 +217,9 @@ pub enum Method {
     Delete,
 }
 
-/// A request as the protocol code builds it.
-#[derive(Debug)]
+/// A request as the protocol code builds it. Its `Debug` leaves out the body
+/// (a token request carries the code verifier, refresh token or client
+/// secret); credential headers are marked sensitive and print redacted.
 pub struct HttpRequest {
     pub method: Method,
     pub url: Url,
@@ -227,6 +228,17 @@ pub struct HttpRequest {
     /// Follow 307/308 redirects within the same origin (MCP requests only;
     /// registration, token and refresh requests never follow one).
     pub follow_same_origin: bool,
+}
+
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &display_host(&self.url))
+            .field("headers", &self.headers)
+            .field("body", &self.body.as_ref().map(|b| format!("<{} bytes redacted>", b.len())))
+            .finish()
+    }
 }
 
 impl HttpRequest {
@@ -525,6 +537,15 @@ mod tests {
         }
         assert!(check(&p, "https://[2606:4700::1111]/").is_ok());
         assert!(check(&p, "https://[2002:5db8:d822::1]/").is_ok(), "6to4 of a public address");
+    }
+
+    #[test]
+    fn debug_of_a_request_shows_no_secret() {
+        let url = Url::parse("https://as.example/token?x=secret-in-query").unwrap();
+        let request = HttpRequest::post(url, "application/x-www-form-urlencoded", b"code_verifier=secret-verifier".to_vec())
+            .bearer("secret-token");
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("secret"), "{shown}");
     }
 
     #[test]
