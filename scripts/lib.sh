@@ -66,14 +66,15 @@ stop_cluster() {
   [ -d "$dir/data" ] && as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
 }
 
-# start_fixture DIR [NAME]: runs the loopback fixture (OAuth authorization
-# server + MCP server) in the background and prints its base URL;
-# stop_fixtures DIR ends every fixture started for DIR.
+# start_fixture DIR [NAME] [IDLE_TIMEOUT_MS]: runs the loopback fixture
+# (OAuth authorization server + MCP server) in the background and prints its
+# base URL; with IDLE_TIMEOUT_MS it closes keep-alive connections idle that
+# long. stop_fixtures DIR ends every fixture started for DIR.
 start_fixture() {
-  local dir=$1 name=${2:-fixture}
+  local dir=$1 name=${2:-fixture} idle=${3:-}
   local bin="${CARGO_TARGET_DIR:-$ROOT_DIR/target}/debug/mcp-oauth-fixture"
   [ -x "$bin" ] || (cd "$ROOT_DIR" && cargo build -q -p mcp_oauth_fixture)
-  "$bin" 0 >"$dir/$name.out" 2>&1 &
+  "$bin" 0 $idle >"$dir/$name.out" 2>&1 &
   echo $! >"$dir/$name.pid"
   for _ in $(seq 50); do [ -s "$dir/$name.out" ] && break; sleep 0.1; done
   head -1 "$dir/$name.out"
