@@ -46,6 +46,8 @@ integration_tests() {
   return "$status"
 }
 
+faults_tests() { bash tests/faults/run.sh; }
+
 security_tests() { bash tests/security/run.sh; }
 
 conformance_tests() { bash tests/conformance/run.sh auth backcompat draft; }
@@ -54,6 +56,7 @@ suite "core unit tests (cargo test -p mcp_oauth_core)" core_tests
 suite "extension tests (cargo pgrx test)" pg_tests
 suite "pg_regress" regress_tests
 suite "integration tests" integration_tests
+suite "token lifecycle under races, isolation levels and faults" faults_tests
 suite "hostile inputs, in an isolated network namespace" security_tests
 suite "MCP conformance suite (auth, backcompat, draft)" conformance_tests
 

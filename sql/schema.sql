@@ -33,6 +33,7 @@ CREATE TABLE @extschema@.user_mcp_servers (
     last_error          text,
     created_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    generation          bigint      NOT NULL DEFAULT 0,
     oauth_authorized    boolean     GENERATED ALWAYS AS (
                             auth_type = 'oauth' AND oauth_tokens IS NOT NULL AND NOT reauth_required
                         ) STORED,
@@ -73,6 +74,7 @@ COMMENT ON COLUMN @extschema@.user_mcp_servers.oauth_client_secret IS 'Client se
 COMMENT ON COLUMN @extschema@.user_mcp_servers.reauth_required IS 'The user must sign in again (set by triggers, failed refreshes and step-up).';
 COMMENT ON COLUMN @extschema@.user_mcp_servers.oauth_authorized IS 'An OAuth row with tokens and no pending re-authentication.';
 COMMENT ON COLUMN @extschema@.user_mcp_servers.header_keys IS 'The names of the configured headers, sorted; never their values.';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.generation IS 'Counts changes of the endpoint and credentials (url, auth_type, headers, tokens, a new reauth_required); writes the extension computed from an older read are skipped.';
 
 -- Row-level security, enabled and forced (the owner is bound too; only
 -- superusers and BYPASSRLS roles see every row). The identity is computed
@@ -170,7 +172,9 @@ BEGIN
             TABLE = TG_TABLE_NAME, COLUMN = 'slug', CONSTRAINT = 'user_mcp_servers_slug_check';
     END IF;
 
-    IF TG_OP = 'UPDATE' THEN
+    IF TG_OP = 'INSERT' THEN
+        NEW.generation := 0;
+    ELSE
         NEW.created_at := OLD.created_at;
         NEW.updated_at := now();
         -- Credentials belong to an endpoint and an auth mode: a change of
@@ -181,6 +185,16 @@ BEGIN
             NEW.oauth_client_secret := NULL;
             NEW.oauth_metadata := NULL;
             NEW.reauth_required := (NEW.auth_type = 'oauth');
+        END IF;
+        -- Writes the extension computed from an older read of the row are
+        -- conditional on this: a change of endpoint or credentials, or a
+        -- new demand to sign in, makes them miss. (It only grows; the
+        -- extension may bump it itself, as a reset does.)
+        NEW.generation := greatest(NEW.generation, OLD.generation);
+        IF NEW.url IS DISTINCT FROM OLD.url OR NEW.auth_type IS DISTINCT FROM OLD.auth_type
+           OR NEW.headers IS DISTINCT FROM OLD.headers OR NEW.oauth_tokens IS DISTINCT FROM OLD.oauth_tokens
+           OR (NEW.reauth_required AND NOT OLD.reauth_required) THEN
+            NEW.generation := NEW.generation + 1;
         END IF;
     END IF;
     RETURN NEW;
@@ -225,7 +239,8 @@ CREATE TRIGGER user_mcp_servers_notify_reauth_update
 --
 -- SECURITY DEFINER so it reaches the affected user's rows whoever runs the
 -- statement (row-level security would otherwise hide another user's rows);
--- it only ever sets reauth_required and last_error. EXECUTE is granted to no
+-- it only ever sets reauth_required and last_error, and ends a sign-in in
+-- progress. EXECUTE is granted to no
 -- one: an administrator grants it to the role that owns the application table.
 CREATE FUNCTION @extschema@.mcp_mark_reauth_required() RETURNS trigger
 LANGUAGE plpgsql
@@ -257,10 +272,14 @@ BEGIN
     END IF;
     target_user := source_row ->> user_column;
     IF target_user IS NOT NULL THEN
+        -- A sign-in in progress was started before the change: it ends too.
         UPDATE @extschema@.user_mcp_servers
            SET reauth_required = true,
-               last_error = left(format('sign-in revoked by a change to %I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME), 1000)
-         WHERE user_id = target_user AND auth_type = 'oauth' AND NOT reauth_required;
+               last_error = left(format('sign-in revoked by a change to %I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME), 1000),
+               oauth_metadata = oauth_metadata - 'flow',
+               oauth_code_verifier = NULL
+         WHERE user_id = target_user AND auth_type = 'oauth'
+           AND (NOT reauth_required OR oauth_metadata ? 'flow');
     END IF;
     IF TG_OP = 'DELETE' THEN
         RETURN OLD;
@@ -342,7 +361,7 @@ BEGIN
 END
 $$;
 GRANT SELECT (id, user_id, slug, name, url, enabled, auth_type, oauth_metadata, oauth_authorized,
-              header_keys, reauth_required, last_error, created_at, updated_at)
+              header_keys, reauth_required, last_error, created_at, updated_at, generation)
     ON @extschema@.user_mcp_servers TO mcp_oauth_user;
 GRANT INSERT (id, user_id, slug, name, url, headers, enabled, auth_type)
     ON @extschema@.user_mcp_servers TO mcp_oauth_user;

@@ -16,6 +16,8 @@ use mcp_oauth_core::state::StateError;
 use pgrx::pg_sys;
 use std::ffi::{c_char, c_int, CString};
 
+pub use mcp_oauth_core::text::{escape, sanitise, sentence};
+
 /// Our SQLSTATEs (class MC), SPEC §4.
 pub mod sqlstate {
     pub const REAUTH_REQUIRED: &str = "MC001";
@@ -40,6 +42,14 @@ pub mod sqlstate {
     pub const CHECK_VIOLATION: &str = "23514";
     /// PostgreSQL's own: the query was cancelled.
     pub const QUERY_CANCELED: &str = "57014";
+    /// PostgreSQL's own: no background worker slot (or worker) available.
+    pub const INSUFFICIENT_RESOURCES: &str = "53000";
+    /// PostgreSQL's own: a lock was not granted in time.
+    pub const LOCK_NOT_AVAILABLE: &str = "55P03";
+    /// PostgreSQL's own: a concurrent change; the statement can be retried.
+    pub const SERIALIZATION_FAILURE: &str = "40001";
+    /// PostgreSQL's own: a failure inside the extension.
+    pub const INTERNAL_ERROR: &str = "XX000";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +96,22 @@ pub enum Error {
     SealedValueForeign(String),
     #[error("the server refused the row's headers")]
     HeadersRefused { status: u16 },
+    #[error("{0}")]
+    Internal(String),
+    #[error("no background worker slot is free")]
+    NoWorkerSlot,
+    #[error("{0}")]
+    DurabilityUnavailable(String),
+    #[error("the server row {0} stayed locked")]
+    RowBusy(uuid::Uuid),
+    #[error("this transaction holds the server row {0}")]
+    RowHeldByCaller(uuid::Uuid),
+    #[error("the refreshed tokens could not be stored")]
+    DurableWriteFailed,
+    #[error("the server row {0} changed meanwhile")]
+    RowChanged(uuid::Uuid),
+    #[error("mcp_oauth.finish_requires_identity is on and the caller has no identity")]
+    FinishNeedsIdentity(IdentityError),
 }
 
 /// What the user sees.
@@ -229,9 +255,33 @@ impl Error {
             Error::HeadersRefused { status } => Report::new(MCP_ERROR, "the MCP server refused the configured headers")
                 .detail(format!("It answered HTTP {status}."))
                 .hint("Check the credentials in the row's headers (UPDATE user_mcp_servers SET headers = ...)."),
+            Error::Internal(why) => Report::new(INTERNAL_ERROR, "internal error in mcp_oauth").detail(sentence(why)),
+            Error::NoWorkerSlot => Report::new(INSUFFICIENT_RESOURCES, "no background worker is free to store new tokens durably")
+                .detail("The token request was not sent, so nothing was lost; the stored tokens are unchanged.")
+                .hint(WORKER_HINT),
+            Error::DurabilityUnavailable(why) => Report::new(INSUFFICIENT_RESOURCES, "new tokens cannot be stored durably now")
+                .detail(format!("{} The token request was not sent, so nothing was lost.", sentence(why)))
+                .hint(WORKER_HINT),
+            Error::RowBusy(id) => Report::new(LOCK_NOT_AVAILABLE, format!("MCP server {id} is locked by another transaction"))
+                .detail(format!("The row stayed locked for {} ms; the token request was not sent.", crate::durable::LOCK_TIMEOUT_MS))
+                .hint("Retry when the transaction holding the row has ended."),
+            Error::RowHeldByCaller(id) => Report::new(OBJECT_NOT_IN_PREREQUISITE_STATE, format!("this transaction has changed or locked MCP server {id}"))
+                .detail("New tokens are stored by a background worker in a transaction of its own, which would wait for this one; the token request was not sent.")
+                .hint("Commit the change to the row first, then call again."),
+            Error::RowChanged(id) => Report::new(SERIALIZATION_FAILURE, format!("MCP server {id} changed while the sign-in was starting"))
+                .detail("Its URL or credentials changed after discovery; what discovery found was not stored.")
+                .hint("Call mcp_oauth_start() again."),
+            Error::DurableWriteFailed => Report::new(INTERNAL_ERROR, "the new tokens could not be stored")
+                .detail("The authorization server issued new tokens, but the background worker holding the row could not commit them.")
+                .hint("See the server log; if calls now fail with MC001, sign in again with mcp_oauth_start()."),
+            Error::FinishNeedsIdentity(e) => Report::new(INVALID_AUTHORIZATION_SPECIFICATION, "a sign-in can only be finished by its user")
+                .detail(format!("mcp_oauth.finish_requires_identity is on, and {}", Error::Identity(e.clone()).report().detail.unwrap_or_default().to_lowercase()))
+                .hint(identity_hint()),
         }
     }
 }
+
+const WORKER_HINT: &str = "Each token refresh and sign-in needs a free background worker slot for a moment: raise max_worker_processes (a restart is needed) if this recurs, and retry.";
 
 const SIGN_IN_HINT: &str = "Call mcp_oauth_start() for this server and send the user to the URL it returns.";
 
@@ -248,21 +298,6 @@ fn net_report(e: &NetError, otherwise: &'static str, message: &str) -> Report {
     }
 }
 
-/// Text from a remote party, at most 300 characters, with control
-/// characters and markup-significant characters escaped (`\u{3c}` for `<`),
-/// so it is never reflected raw into an application's page or log.
-pub fn escape(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars().take(300) {
-        if c.is_control() || matches!(c, '<' | '>' | '&' | '"' | '\'' | '\\' | '`') {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn identity_hint() -> String {
     match crate::gucs::string(&crate::gucs::IDENTITY).as_deref().unwrap_or("role") {
         s if s.starts_with("setting:") => format!(
@@ -276,22 +311,6 @@ fn identity_hint() -> String {
     }
 }
 
-/// `text` as a sentence: capital first letter, final period.
-pub fn sentence(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => {
-            let mut out: String = first.to_uppercase().collect();
-            out.push_str(chars.as_str());
-            if !out.ends_with('.') {
-                out.push('.');
-            }
-            out
-        }
-        None => String::new(),
-    }
-}
-
 /// A required argument: NULL is an error (22004), not a silent NULL result.
 pub fn required<T>(value: Option<T>, name: &'static str) -> Result<T, Error> {
     value.ok_or(Error::NullArgument(name))
@@ -302,29 +321,19 @@ pub fn or_raise<T>(result: Result<T, Error>) -> T {
     match result {
         Ok(value) => value,
         Err(error) => {
+            let cancelled = matches!(error, Error::Cancelled);
             let report = error.report();
             drop(error);
+            if cancelled {
+                // PostgreSQL's own cancel or termination, with its own
+                // message ("... due to statement timeout", "... due to user
+                // request"), raised outside any Rust frame with a destructor.
+                // SAFETY: on the backend's thread; it raises or returns.
+                unsafe { ProcessInterrupts() };
+            }
             raise(report)
         }
     }
-}
-
-/// Keeps text printable and bounded: control characters are escaped, and
-/// anything longer than 1000 characters is cut.
-pub fn sanitise(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(1000));
-    for c in text.chars() {
-        if out.len() >= 1000 {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn pg_string(text: &str) -> *mut c_char {
@@ -348,6 +357,7 @@ unsafe extern "C-unwind" {
     fn errdetail(fmt: *const c_char, ...) -> c_int;
     fn errhint(fmt: *const c_char, ...) -> c_int;
     fn errfinish(filename: *const c_char, lineno: c_int, funcname: *const c_char);
+    fn ProcessInterrupts();
 }
 
 /// Raises `report` as an ERROR. Never returns.
@@ -393,9 +403,4 @@ mod tests {
         );
     }
 
-    #[test]
-    fn sanitise_escapes_and_bounds() {
-        assert_eq!(sanitise("a\nb\u{0}"), "a\\nb\\u{0}");
-        assert!(sanitise(&"x".repeat(5000)).chars().count() <= 1001);
-    }
 }

@@ -24,6 +24,7 @@ pub static ALLOWED_HOSTS: GucSetting<Option<CString>> = GucSetting::<Option<CStr
 pub static ALLOW_PRIVATE_NETWORKS: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static ALLOW_HTTP_LOOPBACK: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static ALLOW_PLAINTEXT_SECRETS: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static FINISH_REQUIRES_IDENTITY: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static MAX_RESPONSE_BYTES: GucSetting<i32> = GucSetting::<i32>::new(10 * 1024 * 1024);
 pub static CONNECT_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5_000);
 pub static REQUEST_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(60_000);
@@ -125,6 +126,12 @@ pub fn init() {
             c"Stores secrets unencrypted when no encryption key is configured (development only).",
             c"Off: without mcp_oauth.encryption_key or mcp_oauth.encryption_key_file, secrets are refused.",
             &ALLOW_PLAINTEXT_SECRETS, GucContext::Suset, plain,
+        );
+        GucRegistry::define_bool_guc(
+            c"mcp_oauth.finish_requires_identity",
+            c"mcp_oauth_finish and mcp_oauth_callback refuse a caller without a user identity.",
+            c"Off: an unauthenticated callback handler may finish a sign-in, the signed state proving who started it.",
+            &FINISH_REQUIRES_IDENTITY, GucContext::Suset, plain,
         );
         GucRegistry::define_int_guc(
             c"mcp_oauth.max_response_bytes",

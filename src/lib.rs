@@ -13,8 +13,10 @@ pub mod error;
 pub mod gucs;
 pub mod runtime;
 pub mod secrets;
+pub mod spi;
 pub mod state;
 pub mod store;
+pub mod tokens;
 
 // The table, policies, triggers, view, role and grants, written by hand.
 // `finalize` places it after every function pgrx generates.

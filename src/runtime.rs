@@ -1,10 +1,11 @@
 //! Network waits inside a backend: one current-thread tokio runtime and one
 //! HTTP client per backend, reused; PostgreSQL's interrupts are polled while
-//! a future runs, and a cancel is raised only after the runtime has let go.
+//! a future runs.
 //!
-//! Only the backend's own thread ever touches PostgreSQL. Threads tokio
-//! starts (the blocking pool, used for DNS) block every signal, so
-//! PostgreSQL's signal handlers always run on the backend's thread.
+//! Only the backend's own thread ever touches PostgreSQL. The one thread the
+//! HTTP client starts (name resolution) is started with every signal
+//! blocked from its first instruction, so PostgreSQL's signal handlers only
+//! ever run on the backend's thread; the runtime itself starts no thread.
 
 use crate::error::Error;
 use crate::gucs;
@@ -14,7 +15,7 @@ use pgrx::pg_sys;
 use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 thread_local! {
     static RUNTIME: RefCell<Option<Rc<tokio::runtime::Runtime>>> = const { RefCell::new(None) };
@@ -23,13 +24,25 @@ thread_local! {
 
 /// How often interrupts are checked while waiting.
 const POLL: Duration = Duration::from_millis(10);
+/// After a cancel, how much longer a token request may take to finish, so
+/// that a rotation the server already made is stored rather than lost.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(5);
 
-fn block_all_signals() {
-    // SAFETY: plain libc calls on this (new) thread's own signal mask.
+/// Starts a thread with every signal blocked from its first instruction:
+/// the mask is set on the backend's thread around the spawn, and a new
+/// thread inherits it. A signal arriving meanwhile stays pending and is
+/// delivered to the backend's thread when its mask is restored.
+pub fn spawn_without_signals(work: Box<dyn FnOnce() + Send + 'static>) -> std::io::Result<()> {
+    // SAFETY: plain libc calls on this thread's own signal mask, restored
+    // before returning.
     unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut set);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
+        let spawned = std::thread::Builder::new().name("mcp_oauth dns".into()).spawn(work);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
+        spawned.map(drop)
     }
 }
 
@@ -37,10 +50,13 @@ fn runtime() -> Rc<tokio::runtime::Runtime> {
     RUNTIME.with(|cell| {
         cell.borrow_mut()
             .get_or_insert_with(|| {
+                // No blocking pool is ever used (names are resolved on our
+                // own thread); should one start anyway, it would be made with
+                // the backend's signal mask, so it is capped at one thread.
                 Rc::new(
                     tokio::runtime::Builder::new_current_thread()
                         .enable_all()
-                        .on_thread_start(block_all_signals)
+                        .max_blocking_threads(1)
                         .build()
                         .expect("a tokio runtime"),
                 )
@@ -75,25 +91,28 @@ pub fn http_client() -> Result<Rc<HttpClient>, Error> {
                 return Ok(client.clone());
             }
         }
-        let client = Rc::new(HttpClient::new(config.clone())?);
+        let client = Rc::new(HttpClient::with_spawner(config.clone(), spawn_without_signals)?);
         *slot = Some((config, client.clone()));
         Ok(client)
     })
 }
 
-fn cancel_requested() -> bool {
+/// A query cancel or termination is pending (statement_timeout,
+/// pg_cancel_backend, pg_terminate_backend).
+pub fn cancel_requested() -> bool {
     // SAFETY: reads of PostgreSQL's volatile interrupt flags on its own thread.
-    unsafe {
-        pg_sys::InterruptPending != 0 && (pg_sys::QueryCancelPending != 0 || pg_sys::ProcDiePending != 0)
-    }
+    unsafe { pg_sys::InterruptPending != 0 && (pg_sys::QueryCancelPending != 0 || pg_sys::ProcDiePending != 0) }
 }
 
-/// Runs `future` to completion on the backend's runtime. If the query is
-/// cancelled (statement_timeout, pg_cancel_backend, termination) the future
-/// is dropped, the runtime returns, and then PostgreSQL raises the cancel.
-pub fn block_on<F: Future>(future: F) -> Result<F::Output, Error> {
-    let rt = runtime();
-    let outcome = rt.block_on(async {
+/// Runs `future` on the backend's runtime. Before it starts, the runtime
+/// lets the HTTP client's idle connections notice that a server closed them
+/// while the backend was not polling (the runtime only runs during a call),
+/// so no request goes out on a connection that is already dead.
+fn drive<F: Future>(future: F, mut stop: impl FnMut() -> bool) -> Option<F::Output> {
+    runtime().block_on(async {
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
         tokio::pin!(future);
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -102,21 +121,35 @@ pub fn block_on<F: Future>(future: F) -> Result<F::Output, Error> {
                 biased;
                 output = &mut future => return Some(output),
                 _ = tick.tick() => {
-                    if cancel_requested() {
+                    if stop() {
                         return None;
                     }
                 }
             }
         }
-    });
-    match outcome {
-        Some(output) => Ok(output),
-        None => {
-            drop(rt);
-            // SAFETY: back on the backend's thread, outside the runtime.
-            unsafe { pg_sys::ProcessInterrupts() };
-            // Interrupts were held off: still report the cancel.
-            Err(Error::Cancelled)
+    })
+}
+
+/// Runs `future` to completion on the backend's runtime. If the query is
+/// cancelled (statement_timeout, pg_cancel_backend, termination) the future
+/// is dropped at once and `Error::Cancelled` returned; the cancel itself is
+/// raised when the error reaches PostgreSQL.
+pub fn block_on<F: Future>(future: F) -> Result<F::Output, Error> {
+    drive(future, cancel_requested).ok_or(Error::Cancelled)
+}
+
+/// Like `block_on`, for a request whose effect at the server cannot be
+/// undone (a token request: the server may already have rotated the refresh
+/// token): after a cancel it may still finish within [`CANCEL_GRACE`], so
+/// that its result can be stored. The caller stores it, then honours the
+/// cancel (`cancel_requested()` stays true).
+pub fn block_on_to_completion<F: Future>(future: F) -> Result<F::Output, Error> {
+    let mut cancelled_at: Option<Instant> = None;
+    drive(future, || {
+        if cancel_requested() {
+            return cancelled_at.get_or_insert_with(Instant::now).elapsed() > CANCEL_GRACE;
         }
-    }
+        false
+    })
+    .ok_or(Error::Cancelled)
 }

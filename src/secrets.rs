@@ -9,8 +9,9 @@
 
 use crate::error::Error;
 use crate::gucs;
+use crate::spi::{self, arg, Statement};
 use mcp_oauth_core::crypto::{self, Context, CryptoError, Keyring};
-use mcp_oauth_core::oauth::TokenSet;
+use mcp_oauth_core::signin::Credentials;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use std::cell::RefCell;
@@ -75,8 +76,8 @@ fn opened(e: CryptoError) -> Error {
     Error::KeyUnusable(e.to_string())
 }
 
-pub fn seal_tokens(row_id: &str, tokens: &TokenSet) -> Result<Vec<u8>, Error> {
-    let plain = serde_json::to_vec(tokens).expect("tokens serialise");
+pub fn seal_credentials(row_id: &str, credentials: &Credentials) -> Result<Vec<u8>, Error> {
+    let plain = serde_json::to_vec(credentials).expect("credentials serialise");
     Ok(match sealing_keyring()? {
         Some(ring) => ring.seal(&plain, &Context { row_id, column: "oauth_tokens" }),
         None => plain,
@@ -84,7 +85,7 @@ pub fn seal_tokens(row_id: &str, tokens: &TokenSet) -> Result<Vec<u8>, Error> {
 }
 
 /// None when the stored tokens cannot be opened (a new sign-in fixes it).
-pub fn open_tokens(row_id: &str, stored: &[u8]) -> Option<TokenSet> {
+pub fn open_credentials(row_id: &str, stored: &[u8]) -> Option<Credentials> {
     let plain = if crypto::is_sealed(stored) {
         keyring().ok()??.open(stored, &Context { row_id, column: "oauth_tokens" }).ok()?
     } else {
@@ -149,82 +150,131 @@ fn mcp_oauth_seal_headers(id: pgrx::Uuid, headers: JsonB) -> JsonB {
 /// Re-seals every secret of every row under the current key (the first of
 /// mcp_oauth.encryption_key); values under older keys listed after it, and
 /// plaintext values, are opened and sealed again. Returns the rows changed.
+///
+/// Each row is read and written back with a compare-and-swap on the values
+/// read: a refresh, sign-in or header change committed in between makes the
+/// write miss, and the row is read again, so nothing written meanwhile is
+/// lost. Rows re-sealed stay locked until the caller's transaction ends.
 fn rotate() -> Result<i64, Error> {
     let ring = keyring()?.ok_or(Error::SettingMissing { setting: "mcp_oauth.encryption_key", hint: KEY_HINT })?;
-    let table = crate::store::table();
-    let rows: Vec<(pgrx::Uuid, Option<Vec<u8>>, Option<String>, Option<String>, JsonB)> = Spi::connect(|client| {
-        let mut out = Vec::new();
-        for row in client.select(
-            &format!("SELECT id, oauth_tokens, oauth_code_verifier, oauth_client_secret, headers FROM {table}"),
-            None,
-            &[],
-        )? {
-            out.push((
-                row.get::<pgrx::Uuid>(1)?.expect("id is not null"),
-                row.get::<Vec<u8>>(2)?,
-                row.get::<String>(3)?,
-                row.get::<String>(4)?,
-                row.get::<JsonB>(5)?.expect("headers is not null"),
-            ));
-        }
-        Ok::<_, pgrx::spi::SpiError>(out)
-    })
-    .map_err(|e| Error::InvalidArgument(format!("reading rows failed: {e}")))?;
+    let mut ids: Vec<pgrx::Uuid> = Vec::new();
+    spi::run(&ALL_IDS, &[], |row| ids.extend(row.get::<pgrx::Uuid>(1)))?;
     let mut changed = 0i64;
-    for (id, tokens, verifier, secret, headers) in rows {
-        let row_id = uuid::Uuid::from_bytes(*id.as_bytes()).to_string();
-        let reseal_text = |column: &str, stored: Option<String>| -> Result<(bool, Option<String>), Error> {
-            match stored {
-                Some(s) if !ring.is_current_text(&s) => {
-                    let plain = open_text(&row_id, column, &s)?;
-                    Ok((true, Some(ring.seal_text(&plain, &Context { row_id: &row_id, column }))))
-                }
-                other => Ok((false, other)),
+    for id in ids {
+        // A few attempts: each miss means another write landed just now.
+        for attempt in 0.. {
+            let mut read = None;
+            spi::run(&READ_SECRETS, &[arg(id)], |row| {
+                read = Some((row.get::<Vec<u8>>(1), row.get::<String>(2), row.get::<String>(3), row.get::<JsonB>(4)));
+            })?;
+            let Some((tokens, verifier, secret, headers)) = read else { break };
+            let row_id = uuid::Uuid::from_bytes(*id.as_bytes()).to_string();
+            let resealed = Resealed {
+                tokens: tokens.as_ref().map(|t| reseal(&ring, &row_id, "oauth_tokens", t)).transpose()?,
+                verifier: verifier.as_deref().map(|v| reseal_text(&ring, &row_id, "oauth_code_verifier", v)).transpose()?,
+                secret: secret.as_deref().map(|v| reseal_text(&ring, &row_id, "oauth_client_secret", v)).transpose()?,
+                headers: headers.as_ref().map(|h| reseal_headers(&ring, &row_id, &h.0)).transpose()?,
+            };
+            let unchanged = resealed.tokens.as_ref() == tokens.as_ref()
+                && resealed.verifier == verifier
+                && resealed.secret == secret
+                && resealed.headers.as_ref() == headers.as_ref().map(|h| &h.0);
+            if unchanged {
+                break;
             }
-        };
-        let (v_changed, verifier) = reseal_text("oauth_code_verifier", verifier)?;
-        let (s_changed, secret) = reseal_text("oauth_client_secret", secret)?;
-        let (t_changed, tokens) = match tokens {
-            Some(t) if !ring.is_current(&t) => {
-                let plain = if crypto::is_sealed(&t) {
-                    ring.open(&t, &Context { row_id: &row_id, column: "oauth_tokens" }).map_err(opened)?
-                } else {
-                    t
-                };
-                (true, Some(ring.seal(&plain, &Context { row_id: &row_id, column: "oauth_tokens" })))
+            let mut swapped = false;
+            spi::run(
+                &SWAP_SECRETS,
+                &[
+                    arg(id),
+                    arg(tokens),
+                    arg(verifier),
+                    arg(secret),
+                    arg(headers),
+                    arg(resealed.tokens),
+                    arg(resealed.verifier),
+                    arg(resealed.secret),
+                    arg(resealed.headers.map(JsonB)),
+                ],
+                |_| swapped = true,
+            )?;
+            if swapped {
+                changed += 1;
+                break;
             }
-            other => (false, other),
-        };
-        let mut h_changed = false;
-        let mut new_headers = serde_json::Map::new();
-        if let serde_json::Value::Object(map) = headers.0 {
-            for (name, value) in map {
-                let value = match value {
-                    serde_json::Value::String(s) if !ring.is_current_text(&s) => {
-                        h_changed = true;
-                        let column = header_column(&name);
-                        let plain = open_text(&row_id, &column, &s)?;
-                        serde_json::Value::String(ring.seal_text(&plain, &Context { row_id: &row_id, column: &column }))
-                    }
-                    other => other,
-                };
-                new_headers.insert(name, value);
+            if attempt == 10 {
+                return Err(Error::Internal(format!("row {row_id} kept changing during the key rotation; run it again")));
             }
-        }
-        if v_changed || s_changed || t_changed || h_changed {
-            Spi::run_with_args(
-                &format!(
-                    "UPDATE {table} SET oauth_tokens = $2, oauth_code_verifier = $3, oauth_client_secret = $4, headers = $5
-                     WHERE id = $1"
-                ),
-                &[id.into(), tokens.into(), verifier.into(), secret.into(), JsonB(serde_json::Value::Object(new_headers)).into()],
-            )
-            .map_err(|e| Error::InvalidArgument(format!("writing a row failed: {e}")))?;
-            changed += 1;
         }
     }
     Ok(changed)
 }
+
+struct Resealed {
+    tokens: Option<Vec<u8>>,
+    verifier: Option<String>,
+    secret: Option<String>,
+    headers: Option<serde_json::Value>,
+}
+
+/// A sealed (or plaintext) value under the current key: unchanged if it
+/// already is.
+fn reseal(ring: &Keyring, row_id: &str, column: &str, stored: &[u8]) -> Result<Vec<u8>, Error> {
+    if ring.is_current(stored) {
+        return Ok(stored.to_vec());
+    }
+    let context = Context { row_id, column };
+    let plain = if crypto::is_sealed(stored) { ring.open(stored, &context).map_err(opened)? } else { stored.to_vec() };
+    Ok(ring.seal(&plain, &context))
+}
+
+fn reseal_text(ring: &Keyring, row_id: &str, column: &str, stored: &str) -> Result<String, Error> {
+    if ring.is_current_text(stored) {
+        return Ok(stored.to_owned());
+    }
+    let plain = open_text(row_id, column, stored)?;
+    Ok(ring.seal_text(&plain, &Context { row_id, column }))
+}
+
+fn reseal_headers(ring: &Keyring, row_id: &str, headers: &serde_json::Value) -> Result<serde_json::Value, Error> {
+    let serde_json::Value::Object(map) = headers else { return Ok(headers.clone()) };
+    let mut out = serde_json::Map::new();
+    for (name, value) in map {
+        let value = match value {
+            serde_json::Value::String(s) => serde_json::Value::String(reseal_text(ring, row_id, &header_column(name), s)?),
+            other => other.clone(),
+        };
+        out.insert(name.clone(), value);
+    }
+    Ok(serde_json::Value::Object(out))
+}
+
+const ALL_IDS: Statement = Statement { name: "rotate_ids", sql: "SELECT id FROM {table}", args: &[] };
+
+const READ_SECRETS: Statement = Statement {
+    name: "rotate_read",
+    sql: "SELECT oauth_tokens, oauth_code_verifier, oauth_client_secret, headers FROM {table} WHERE id = $1",
+    args: &[pg_sys::UUIDOID],
+};
+
+const SWAP_SECRETS: Statement = Statement {
+    name: "rotate_swap",
+    sql: "UPDATE {table} SET oauth_tokens = $6, oauth_code_verifier = $7, oauth_client_secret = $8, headers = $9
+           WHERE id = $1 AND oauth_tokens IS NOT DISTINCT FROM $2 AND oauth_code_verifier IS NOT DISTINCT FROM $3
+             AND oauth_client_secret IS NOT DISTINCT FROM $4 AND headers = $5
+          RETURNING 1",
+    args: &[
+        pg_sys::UUIDOID,
+        pg_sys::BYTEAOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        pg_sys::JSONBOID,
+        pg_sys::BYTEAOID,
+        pg_sys::TEXTOID,
+        pg_sys::TEXTOID,
+        pg_sys::JSONBOID,
+    ],
+};
 
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]

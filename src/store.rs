@@ -1,277 +1,392 @@
 //! The row store: every statement that reads or writes a server row for the
 //! extension. Rows are always addressed by (id, user_id), the user id having
-//! been resolved as the caller before anything else, and statements that
-//! touch secret columns run with the extension owner's rights (see
-//! `as_owner`), which application roles do not have.
+//! been resolved as the caller before anything else; statements run with the
+//! table owner's rights (application roles cannot read secret columns) and
+//! through a fresh snapshot (see `spi`).
+//!
+//! Every write is one `RowUpdate`, applied by one prepared statement, either
+//! here in the caller's transaction or by the durable writer (`durable`) in
+//! a transaction of its own, and always conditional on what it was computed
+//! from (`Condition`): a write never undoes a newer change.
 
 use crate::error::Error;
-use crate::durable;
 use crate::secrets;
-use mcp_oauth_core::oauth::TokenSet;
-use mcp_oauth_core::signin::OAuthRecord;
-use pgrx::datum::DatumWithOid;
-use pgrx::prelude::*;
+use crate::spi::{self, arg, Statement};
+use mcp_oauth_core::signin::{Credentials, Grant, OAuthRecord};
+use pgrx::pg_sys;
 use pgrx::{JsonB, Uuid};
+use serde::{Deserialize, Serialize};
+
+/// How a row authenticates to its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthType {
+    Headers,
+    OAuth,
+}
 
 /// A server row as the extension sees it, secrets opened.
 pub struct ServerRow {
     pub id: uuid::Uuid,
     pub user_id: String,
     pub url: String,
-    pub auth_type: String,
+    pub auth_type: AuthType,
     pub enabled: bool,
     /// Header names and values (headers mode).
     pub headers: Vec<(String, String)>,
     pub record: OAuthRecord,
-    pub tokens: Option<TokenSet>,
+    pub credentials: Option<Credentials>,
     /// Tokens are stored but cannot be read (a new sign-in fixes it).
     pub tokens_unreadable: bool,
     pub verifier: Option<String>,
     pub client_secret: Option<String>,
     pub reauth_required: bool,
+    pub last_error: Option<String>,
+    /// Bumped by every change of the row's endpoint or credentials; writes
+    /// computed from this read are conditional on it.
+    pub generation: i64,
+    /// This transaction inserted, changed or locked the row: a write in
+    /// another transaction would wait for this one.
+    pub held_by_caller: bool,
 }
 
-/// The table, schema-qualified and quoted, wherever the extension lives.
-pub fn table() -> String {
-    let schema: String = Spi::get_one(
-        "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
-         JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'mcp_oauth'",
-    )
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| "public".into());
-    format!("{schema}.user_mcp_servers")
-}
-
-fn owner() -> pg_sys::Oid {
-    Spi::get_one::<pg_sys::Oid>("SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'mcp_oauth'")
-        .ok()
-        .flatten()
-        .expect("the extension is installed")
-}
-
-/// Runs `f` as the extension's owner, then restores the caller's identity
-/// (also when `f` unwinds; PostgreSQL restores it on an aborted transaction).
-fn as_owner<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(pg_sys::Oid, i32);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            // SAFETY: restores exactly what GetUserIdAndSecContext returned.
-            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) }
+impl ServerRow {
+    /// The grant of the stored tokens: sealed with them, or for tokens
+    /// stored by 0.1.0 the row's discovery if it still belongs to their
+    /// issuer.
+    pub fn grant(&self) -> Option<Grant> {
+        let credentials = self.credentials.as_ref()?;
+        match &credentials.grant {
+            Some(grant) => Some(grant.clone()),
+            None => Grant::legacy(&self.record, self.client_secret.as_deref(), &credentials.tokens),
         }
     }
-    let owner = owner();
-    let (mut uid, mut ctx) = (pg_sys::Oid::INVALID, 0i32);
-    // SAFETY: plain reads and a local user-id switch, the same pattern as
-    // PostgreSQL's own SECURITY DEFINER handling.
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut uid, &mut ctx);
-        pg_sys::SetUserIdAndSecContext(owner, ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
-    }
-    let _restore = Restore(uid, ctx);
-    f()
 }
 
-fn args<'a>(id: uuid::Uuid, user_id: &'a str) -> [DatumWithOid<'a>; 2] {
-    [Uuid::from_bytes(*id.as_bytes()).into(), user_id.into()]
+fn uuid_arg(id: uuid::Uuid) -> spi::Arg {
+    arg(Uuid::from_bytes(*id.as_bytes()))
 }
 
-/// Loads a row of `user_id`.
+const LOAD: Statement = Statement {
+    name: "load",
+    sql: "SELECT user_id, url, auth_type, enabled, headers, oauth_metadata, oauth_tokens, oauth_code_verifier,
+                 oauth_client_secret, reauth_required, last_error, generation, xmin::text, xmax::text
+            FROM {table} WHERE id = $1 AND user_id = $2",
+    args: &[pg_sys::UUIDOID, pg_sys::TEXTOID],
+};
+
+/// Loads a row of `user_id`, as committed now (plus this transaction's own
+/// changes).
 pub fn load(id: uuid::Uuid, user_id: &str) -> Result<ServerRow, Error> {
-    let sql = format!(
-        "SELECT pg_catalog.jsonb_build_object(
-            'user_id', user_id, 'url', url, 'auth_type', auth_type, 'enabled', enabled,
-            'headers', headers, 'record', coalesce(oauth_metadata, '{{}}'::jsonb),
-            'tokens', pg_catalog.encode(oauth_tokens, 'base64'), 'verifier', oauth_code_verifier,
-            'client_secret', oauth_client_secret, 'reauth_required', reauth_required)
-         FROM {} WHERE id = $1 AND user_id = $2",
-        table()
-    );
-    let found = as_owner(|| {
-        Spi::connect(|client| {
-            let rows = client.select(sql.as_str(), Some(1), &args(id, user_id))?;
-            if rows.is_empty() { Ok(None) } else { rows.first().get_one::<JsonB>() }
-        })
-    });
-    let row = found
-        .map_err(|e| Error::InvalidArgument(format!("reading the server row failed: {e}")))?
-        .ok_or(Error::ServerNotFound(id))?
-        .0;
-    let text = |k: &str| row.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    struct Raw {
+        user_id: String,
+        url: String,
+        auth_type: String,
+        enabled: bool,
+        headers: Option<JsonB>,
+        metadata: Option<JsonB>,
+        tokens: Option<Vec<u8>>,
+        verifier: Option<String>,
+        client_secret: Option<String>,
+        reauth_required: bool,
+        last_error: Option<String>,
+        generation: i64,
+        held: bool,
+    }
+    let mut found = None;
+    spi::run(&LOAD, &[uuid_arg(id), arg(user_id)], |row| {
+        let xmin: Option<String> = row.get(13);
+        let xmax: Option<String> = row.get(14);
+        found = Some(Raw {
+            user_id: row.get(1).unwrap_or_default(),
+            url: row.get(2).unwrap_or_default(),
+            auth_type: row.get(3).unwrap_or_default(),
+            enabled: row.get(4).unwrap_or(false),
+            headers: row.get(5),
+            metadata: row.get(6),
+            tokens: row.get(7),
+            verifier: row.get(8),
+            client_secret: row.get(9),
+            reauth_required: row.get(10).unwrap_or(false),
+            last_error: row.get(11),
+            generation: row.get(12).unwrap_or(0),
+            held: spi::is_current_transaction(xmin.as_deref()) || spi::is_current_transaction(xmax.as_deref()),
+        });
+    })?;
+    let raw = found.ok_or(Error::ServerNotFound(id))?;
     let row_id = id.to_string();
-    let headers = row
-        .get("headers")
-        .and_then(|h| h.as_object())
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k, v.as_str()?)))
-                .map(|(k, v)| Ok((k.clone(), secrets::open_text(&row_id, &secrets::header_column(k), v)?)))
-                .collect::<Result<Vec<_>, Error>>()
-        })
-        .transpose()?
-        .unwrap_or_default();
-    let tokens = text("tokens").map(|b64| {
-        use base64::Engine as _;
-        let clean: String = b64.split_whitespace().collect();
-        base64::engine::general_purpose::STANDARD
-            .decode(clean)
-            .ok()
-            .and_then(|bytes| secrets::open_tokens(&row_id, &bytes))
-    });
+    let headers = match raw.headers.map(|h| h.0) {
+        Some(serde_json::Value::Object(map)) => map
+            .iter()
+            .filter_map(|(k, v)| Some((k, v.as_str()?)))
+            .map(|(k, v)| Ok((k.clone(), secrets::open_text(&row_id, &secrets::header_column(k), v)?)))
+            .collect::<Result<Vec<_>, Error>>()?,
+        _ => vec![],
+    };
+    let credentials = raw.tokens.as_deref().map(|bytes| secrets::open_credentials(&row_id, bytes));
     Ok(ServerRow {
         id,
-        user_id: text("user_id").unwrap_or_default(),
-        url: text("url").unwrap_or_default(),
-        auth_type: text("auth_type").unwrap_or_default(),
-        enabled: row.get("enabled").and_then(|v| v.as_bool()).unwrap_or(false),
+        user_id: raw.user_id,
+        url: raw.url,
+        auth_type: if raw.auth_type == "oauth" { AuthType::OAuth } else { AuthType::Headers },
+        enabled: raw.enabled,
         headers,
-        record: serde_json::from_value(row.get("record").cloned().unwrap_or_default()).unwrap_or_default(),
-        tokens_unreadable: matches!(tokens, Some(None)),
-        tokens: tokens.flatten(),
-        verifier: text("verifier").map(|v| secrets::open_text(&row_id, "oauth_code_verifier", &v)).transpose()?,
-        client_secret: text("client_secret").map(|v| secrets::open_text(&row_id, "oauth_client_secret", &v)).transpose()?,
-        reauth_required: row.get("reauth_required").and_then(|v| v.as_bool()).unwrap_or(false),
+        record: raw.metadata.and_then(|m| serde_json::from_value(m.0).ok()).unwrap_or_default(),
+        tokens_unreadable: matches!(credentials, Some(None)),
+        credentials: credentials.flatten(),
+        verifier: raw.verifier.map(|v| secrets::open_text(&row_id, "oauth_code_verifier", &v)).transpose()?,
+        client_secret: raw
+            .client_secret
+            .map(|v| secrets::open_text(&row_id, "oauth_client_secret", &v))
+            .transpose()?,
+        reauth_required: raw.reauth_required,
+        last_error: raw.last_error,
+        generation: raw.generation,
+        held_by_caller: raw.held,
     })
 }
 
-fn record_json(record: &OAuthRecord) -> JsonB {
-    JsonB(serde_json::to_value(record).expect("record serialises"))
+/// A column's new value: kept, cleared, or set.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub enum Change<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
 }
 
-fn run(sql: &str, args: &[DatumWithOid<'_>]) -> Result<u64, Error> {
-    as_owner(|| {
-        Spi::connect_mut(|client| client.update(sql, None, args).map(|t| t.len() as u64))
-    })
-    .map_err(|e| Error::InvalidArgument(format!("writing the server row failed: {e}")))
+impl<T: Clone + IntoDatumOwned> Change<T> {
+    fn args(&self) -> [spi::Arg; 2] {
+        match self {
+            Change::Keep => [arg(false), None],
+            Change::Clear => [arg(true), None],
+            Change::Set(v) => [arg(true), v.clone().datum()],
+        }
+    }
 }
 
-/// Stores a started flow: the record, the verifier, and (when `Some`) a new
-/// client secret.
-pub fn save_flow(row: &ServerRow, record: &OAuthRecord, verifier: &str, client_secret: Option<Option<String>>) -> Result<(), Error> {
-    let [id, user] = args(row.id, &row.user_id);
-    let row_id = row.id.to_string();
-    let verifier = secrets::seal_text(&row_id, "oauth_code_verifier", verifier)?;
-    let (replace_secret, secret) = match client_secret {
-        Some(s) => (true, s.map(|s| secrets::seal_text(&row_id, "oauth_client_secret", &s)).transpose()?),
-        None => (false, None),
-    };
-    run(
-        &format!(
-            "UPDATE {} SET oauth_metadata = $3, oauth_code_verifier = $4,
-                 oauth_client_secret = CASE WHEN $5 THEN $6 ELSE oauth_client_secret END
-             WHERE id = $1 AND user_id = $2",
-            table()
-        ),
-        &[id, user, record_json(record).into(), verifier.into(), replace_secret.into(), secret.into()],
+/// Values a `Change` can carry into a statement.
+pub trait IntoDatumOwned {
+    fn datum(self) -> spi::Arg;
+}
+impl IntoDatumOwned for String {
+    fn datum(self) -> spi::Arg {
+        arg(self)
+    }
+}
+impl IntoDatumOwned for Vec<u8> {
+    fn datum(self) -> spi::Arg {
+        arg(self)
+    }
+}
+
+/// What a write expects of the row: it is skipped if the row has changed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Condition {
+    /// The row's endpoint and credentials are as read (its generation).
+    Generation(i64),
+    /// This sign-in (its hex flow id) is still the one in progress.
+    Flow(String),
+    /// Nothing: an explicit action of the user (start, set_client, reset).
+    Always,
+}
+
+impl Condition {
+    fn args(&self) -> [spi::Arg; 2] {
+        match self {
+            Condition::Generation(g) => [arg(*g), None],
+            Condition::Flow(id) => [None, arg(id.as_str())],
+            Condition::Always => [None, None],
+        }
+    }
+
+    /// Whether a row with this generation and flow id meets the condition.
+    pub fn holds(&self, generation: i64, flow: Option<&str>) -> bool {
+        match self {
+            Condition::Generation(g) => *g == generation,
+            Condition::Flow(id) => flow == Some(id.as_str()),
+            Condition::Always => true,
+        }
+    }
+}
+
+/// One write to a row. Secret values are sealed before they get here. No
+/// `Debug`: it may carry sealed tokens (or plaintext under
+/// allow_plaintext_secrets).
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct RowUpdate {
+    pub last_error: Change<String>,
+    pub reauth_required: Option<bool>,
+    /// Keys of `oauth_metadata` to set (merged into what is there)...
+    pub metadata_set: serde_json::Map<String, serde_json::Value>,
+    /// ...and to remove; a write touches no other key.
+    pub metadata_remove: Vec<String>,
+    /// Forget all of `oauth_metadata`.
+    pub metadata_clear: bool,
+    pub tokens: Change<Vec<u8>>,
+    pub verifier: Change<String>,
+    pub client_secret: Change<String>,
+    /// Count this write as a change of credentials even if no credential
+    /// column changes (a reset), so that writes computed before it skip.
+    pub bump_generation: bool,
+}
+
+impl RowUpdate {
+    /// A failure to record: `last_error` (sanitised and bounded), and
+    /// `reauth_required` when the user must sign in again.
+    pub fn failure(message: &str, reauth: bool) -> Self {
+        RowUpdate {
+            last_error: Change::Set(mcp_oauth_core::text::sanitise(message).chars().take(1000).collect()),
+            reauth_required: reauth.then_some(true),
+            ..Default::default()
+        }
+    }
+
+    pub fn set_metadata(mut self, key: &str, value: impl Serialize) -> Self {
+        self.metadata_set.insert(key.to_owned(), serde_json::to_value(value).expect("metadata serialises"));
+        self
+    }
+
+    pub fn verifier_cleared(mut self) -> Self {
+        self.verifier = Change::Clear;
+        self
+    }
+
+    pub fn remove_metadata(mut self, keys: &[&str]) -> Self {
+        self.metadata_remove.extend(keys.iter().map(|k| (*k).to_owned()));
+        self
+    }
+}
+
+const UPDATE: Statement = Statement {
+    name: "update",
+    sql: "UPDATE {table} s SET
+              last_error          = CASE WHEN $3 THEN $4 ELSE s.last_error END,
+              reauth_required     = COALESCE($5, s.reauth_required),
+              oauth_metadata      = CASE WHEN $6 THEN NULL
+                                         WHEN $7::jsonb IS NULL AND $8::text[] IS NULL THEN s.oauth_metadata
+                                         ELSE (COALESCE(s.oauth_metadata, '{}') - COALESCE($8::text[], '{}'))
+                                              || COALESCE($7::jsonb, '{}') END,
+              oauth_tokens        = CASE WHEN $9 THEN $10 ELSE s.oauth_tokens END,
+              oauth_code_verifier = CASE WHEN $11 THEN $12 ELSE s.oauth_code_verifier END,
+              oauth_client_secret = CASE WHEN $13 THEN $14 ELSE s.oauth_client_secret END,
+              generation          = s.generation + CASE WHEN $15 THEN 1 ELSE 0 END
+           WHERE s.id = $1 AND s.user_id = $2
+             AND ($16::bigint IS NULL OR s.generation = $16)
+             AND ($17::text IS NULL OR s.oauth_metadata -> 'flow' ->> 'id' = $17)
+          RETURNING s.generation",
+    args: &[
+        pg_sys::UUIDOID,
+        pg_sys::TEXTOID,
+        pg_sys::BOOLOID,
+        pg_sys::TEXTOID,
+        pg_sys::BOOLOID,
+        pg_sys::BOOLOID,
+        pg_sys::JSONBOID,
+        pg_sys::TEXTARRAYOID,
+        pg_sys::BOOLOID,
+        pg_sys::BYTEAOID,
+        pg_sys::BOOLOID,
+        pg_sys::TEXTOID,
+        pg_sys::BOOLOID,
+        pg_sys::TEXTOID,
+        pg_sys::BOOLOID,
+        pg_sys::INT8OID,
+        pg_sys::TEXTOID,
+    ],
+};
+
+/// Applies `update` to row (id, user_id) if `condition` holds, in the
+/// current transaction. Returns the row's new generation, or None when the
+/// row is gone or the condition does not hold.
+pub fn apply(id: uuid::Uuid, user_id: &str, condition: Condition, update: &RowUpdate) -> Result<Option<i64>, Error> {
+    let [error_set, error] = update.last_error.args();
+    let [tokens_set, tokens] = update.tokens.args();
+    let [verifier_set, verifier] = update.verifier.args();
+    let [secret_set, secret] = update.client_secret.args();
+    let [generation, flow] = condition.args();
+    let metadata_set = (!update.metadata_set.is_empty()).then(|| JsonB(serde_json::Value::Object(update.metadata_set.clone())));
+    let metadata_remove = (!update.metadata_remove.is_empty()).then(|| update.metadata_remove.clone());
+    let mut new_generation = None;
+    spi::run(
+        &UPDATE,
+        &[
+            uuid_arg(id),
+            arg(user_id),
+            error_set,
+            error,
+            arg(update.reauth_required),
+            arg(update.metadata_clear),
+            arg(metadata_set),
+            arg(metadata_remove),
+            tokens_set,
+            tokens,
+            verifier_set,
+            verifier,
+            secret_set,
+            secret,
+            arg(update.bump_generation),
+            generation,
+            flow,
+        ],
+        |row| new_generation = row.get::<i64>(1),
     )?;
-    Ok(())
+    Ok(new_generation)
 }
 
-/// Stores new tokens durably (they are the result of a one-time code or a
-/// rotation that cannot be repeated); the sign-in is complete.
-pub fn save_tokens(row: &ServerRow, record: &OAuthRecord, tokens: &TokenSet) -> Result<(), Error> {
-    use base64::Engine as _;
-    let update = durable::RowUpdate {
-        id: row.id.to_string(),
-        user_id: row.user_id.clone(),
-        clear_error: true,
-        clear_reauth: true,
-        record: Some(serde_json::to_value(record).expect("record serialises")),
-        tokens: Some(base64::engine::general_purpose::STANDARD.encode(secrets::seal_tokens(&row.id.to_string(), tokens)?)),
-        ..Default::default()
-    };
-    durable::write(update, &table(), owner(), |sql, args| run(sql, args))?;
-    Ok(())
+const LOCK: Statement = Statement {
+    name: "lock",
+    sql: "SELECT generation, oauth_metadata -> 'flow' ->> 'id' FROM {table}
+           WHERE id = $1 AND user_id = $2 FOR NO KEY UPDATE",
+    args: &[pg_sys::UUIDOID, pg_sys::TEXTOID],
+};
+
+/// Locks row (id, user_id) until the end of the transaction (waiting at
+/// most `lock_timeout`) and returns its generation and flow id; None when
+/// there is no such row.
+pub fn lock(id: uuid::Uuid, user_id: &str) -> Result<Option<(i64, Option<String>)>, Error> {
+    let mut found = None;
+    spi::run(&LOCK, &[uuid_arg(id), arg(user_id)], |row| {
+        found = Some((row.get::<i64>(1).unwrap_or(0), row.get::<String>(2)));
+    })?;
+    Ok(found)
 }
 
-/// Replaces the public record only.
-pub fn save_record(row: &ServerRow, record: &OAuthRecord) -> Result<(), Error> {
-    let [id, user] = args(row.id, &row.user_id);
-    run(
-        &format!("UPDATE {} SET oauth_metadata = $3 WHERE id = $1 AND user_id = $2", table()),
-        &[id, user, record_json(record).into()],
-    )?;
-    Ok(())
+/// The sealed form of credentials for `row`.
+pub fn seal(row_id: uuid::Uuid, credentials: &Credentials) -> Result<Vec<u8>, Error> {
+    secrets::seal_credentials(&row_id.to_string(), credentials)
 }
 
-/// Records a failure durably (it survives the ERROR the caller raises next);
-/// `reauth` also marks the row as needing a sign-in. `record`, when given,
-/// replaces the public OAuth record in the same write.
-pub fn record_failure(row: &ServerRow, message: &str, reauth: bool, record: Option<&OAuthRecord>) -> Result<(), Error> {
-    let message: String = crate::error::sanitise(message).chars().take(1000).collect();
-    let update = durable::RowUpdate {
-        id: row.id.to_string(),
-        user_id: row.user_id.clone(),
-        last_error: Some(message),
-        reauth_required: reauth,
-        record: record.map(|r| serde_json::to_value(r).expect("record serialises")),
-        ..Default::default()
-    };
-    durable::write(update, &table(), owner(), |sql, args| run(sql, args))?;
-    Ok(())
+/// Serialises token refreshes of one row across backends: a session-level
+/// advisory lock, released when dropped (as soon as the refresh is stored,
+/// not at the end of the caller's transaction). A heavyweight lock, so the
+/// wait can be cancelled and the deadlock detector sees it.
+pub struct RefreshLock(pg_sys::LOCKTAG);
+
+impl RefreshLock {
+    pub fn acquire(id: uuid::Uuid) -> RefreshLock {
+        // Key: a fixed class for this extension, and 32 bits of the row id,
+        // in the same space as pg_advisory_lock(int4, int4).
+        const CLASS: u32 = 0x6d63_6f61; // "mcoa"
+        let bytes = id.as_bytes();
+        let object = u32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+        // SAFETY: a plain struct filled as SET_LOCKTAG_ADVISORY does.
+        let mut tag: pg_sys::LOCKTAG = unsafe { std::mem::zeroed() };
+        tag.locktag_field1 = unsafe { pg_sys::MyDatabaseId }.to_u32();
+        tag.locktag_field2 = CLASS;
+        tag.locktag_field3 = object;
+        tag.locktag_field4 = 2;
+        tag.locktag_type = pg_sys::LockTagType::LOCKTAG_ADVISORY as u8;
+        tag.locktag_lockmethodid = pg_sys::USER_LOCKMETHOD as u8;
+        // SAFETY: a session lock on a valid tag; an ERROR (cancel, deadlock)
+        // leaves it not taken.
+        unsafe { pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, true, false) };
+        RefreshLock(tag)
+    }
 }
 
-/// Ends flow `flow_id` durably: the verifier and the flow are removed, so the
-/// same state can never be used again. False if it is no longer in progress.
-pub fn end_flow(row: &ServerRow, flow_id: &str) -> Result<bool, Error> {
-    let update = durable::RowUpdate {
-        id: row.id.to_string(),
-        user_id: row.user_id.clone(),
-        require_flow: Some(flow_id.to_owned()),
-        end_flow: true,
-        ..Default::default()
-    };
-    Ok(durable::write(update, &table(), owner(), |sql, args| run(sql, args))? > 0)
-}
-
-/// Serialises token refreshes of one row across backends until the end of
-/// the caller's transaction (a lock wait PostgreSQL can cancel).
-pub fn lock_for_refresh(row: &ServerRow) -> Result<(), Error> {
-    // Key: a fixed class for this extension, and 32 bits of the row id.
-    const CLASS: i32 = 0x6d63_6f61; // "mcoa"
-    let bytes = row.id.as_bytes();
-    let object = i32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
-    Spi::run_with_args("SELECT pg_catalog.pg_advisory_xact_lock($1, $2)", &[CLASS.into(), object.into()])
-        .map_err(|e| Error::InvalidArgument(format!("locking the server row for a refresh failed: {e}")))
-}
-
-/// Clears last_error after a call that worked.
-pub fn clear_failure(row: &ServerRow) -> Result<(), Error> {
-    let [id, user] = args(row.id, &row.user_id);
-    run(
-        &format!("UPDATE {} SET last_error = NULL WHERE id = $1 AND user_id = $2 AND last_error IS NOT NULL", table()),
-        &[id, user],
-    )?;
-    Ok(())
-}
-
-/// Clears tokens, verifier, registration and last error.
-pub fn reset(row: &ServerRow) -> Result<(), Error> {
-    let [id, user] = args(row.id, &row.user_id);
-    run(
-        &format!(
-            "UPDATE {} SET oauth_tokens = NULL, oauth_code_verifier = NULL, oauth_client_secret = NULL,
-                 oauth_metadata = NULL, last_error = NULL, reauth_required = false
-             WHERE id = $1 AND user_id = $2",
-            table()
-        ),
-        &[id, user],
-    )?;
-    Ok(())
-}
-
-/// Stores a pre-registered client (and its secret, or none).
-pub fn set_client(row: &ServerRow, record: &OAuthRecord, secret: Option<&str>) -> Result<(), Error> {
-    let [id, user] = args(row.id, &row.user_id);
-    let row_id = row.id.to_string();
-    let secret = secret.map(|s| secrets::seal_text(&row_id, "oauth_client_secret", s)).transpose()?;
-    run(
-        &format!(
-            "UPDATE {} SET oauth_metadata = $3, oauth_client_secret = $4, oauth_code_verifier = NULL
-             WHERE id = $1 AND user_id = $2",
-            table()
-        ),
-        &[id, user, record_json(record).into(), secret.into()],
-    )?;
-    Ok(())
+impl Drop for RefreshLock {
+    fn drop(&mut self) {
+        // SAFETY: releases the session lock acquire() took.
+        unsafe { pg_sys::LockRelease(&self.0, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, true) };
+    }
 }

@@ -147,3 +147,40 @@ fn expired_and_future_states_are_refused_through_sql() {
         assert_eq!(outcome(&format!("SELECT mcp_oauth_finish('{token}', 'code')")), "MC002: invalid OAuth state");
     }
 }
+
+#[pg_test]
+fn threads_we_start_block_every_signal_from_their_first_instruction() {
+    // The thread's first act is to read its own signal mask: whatever it
+    // sees was inherited at creation, before any code of its own could run.
+    let (send, receive) = std::sync::mpsc::channel();
+    crate::runtime::spawn_without_signals(Box::new(move || {
+        // SAFETY: reads this thread's own mask.
+        let blocked = unsafe {
+            let mut mask: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask);
+            [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP, libc::SIGALRM, libc::SIGUSR1, libc::SIGUSR2, libc::SIGCHLD]
+                .iter()
+                .all(|&s| libc::sigismember(&mask, s) == 1)
+        };
+        let _ = send.send(blocked);
+    }))
+    .unwrap();
+    assert!(receive.recv().unwrap(), "a signal was deliverable to the new thread");
+    // ...while the backend's own thread has its mask back.
+    // SAFETY: reads this thread's own mask.
+    let backend_blocks_sigint = unsafe {
+        let mut mask: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask);
+        libc::sigismember(&mask, libc::SIGINT) == 1
+    };
+    assert!(!backend_blocks_sigint);
+}
+
+#[pg_test]
+fn finish_requires_identity_is_superuser_only_and_off_by_default() {
+    assert_eq!(one("SHOW mcp_oauth.finish_requires_identity").as_deref(), Some("off"));
+    assert_eq!(
+        one("SELECT context FROM pg_settings WHERE name = 'mcp_oauth.finish_requires_identity'").as_deref(),
+        Some("superuser")
+    );
+}

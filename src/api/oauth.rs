@@ -2,14 +2,17 @@
 //! mcp_oauth_reset, mcp_oauth_set_client.
 
 use crate::api::identity::current_user_id;
+use crate::durable::{self, Reserved};
 use crate::error::{or_raise, required, Error};
 use crate::gucs;
 use crate::runtime;
+use crate::secrets;
 use crate::state::{self, now};
-use crate::store::{self, ServerRow};
-use mcp_oauth_core::oauth::{self, ClientAuthMethod, ClientCredentials, ClientProfile, ClientRegistration, ClientSource};
-use mcp_oauth_core::signin::{self, OAuthRecord, StartRequest};
+use crate::store::{self, AuthType, Change, Condition, RowUpdate, ServerRow};
+use mcp_oauth_core::oauth::{self, ClientAuthMethod, ClientCredentials, ClientProfile, ClientRegistration, ClientSource, TokenEndpoint};
+use mcp_oauth_core::signin::{self, Credentials, Grant, StartRequest, LEGACY_KEYS};
 use pgrx::prelude::*;
+use std::time::Duration;
 use url::Url;
 
 fn to_uuid(id: pgrx::Uuid) -> uuid::Uuid {
@@ -19,7 +22,7 @@ fn to_uuid(id: pgrx::Uuid) -> uuid::Uuid {
 /// The caller's OAuth row, or why it cannot be used.
 fn oauth_row(id: uuid::Uuid, user_id: &str) -> Result<ServerRow, Error> {
     let row = store::load(id, user_id)?;
-    if row.auth_type != "oauth" {
+    if row.auth_type != AuthType::OAuth {
         return Err(Error::NotOAuth(id));
     }
     Ok(row)
@@ -32,9 +35,12 @@ fn redirect_uri() -> Result<String, Error> {
     })
 }
 
+/// Attempts at storing a started flow when the row keeps changing.
+const START_ATTEMPTS: usize = 3;
+
 fn start(server_id: uuid::Uuid) -> Result<String, Error> {
     let user_id = current_user_id()?;
-    let row = oauth_row(server_id, &user_id)?;
+    let mut row = oauth_row(server_id, &user_id)?;
     if !row.enabled {
         return Err(Error::Disabled(server_id));
     }
@@ -64,18 +70,54 @@ fn start(server_id: uuid::Uuid) -> Result<String, Error> {
         now: claims.issued_at,
     };
     let started = runtime::block_on(signin::start(&http, row.record.clone(), request))??;
-    store::save_flow(&row, &started.record, &started.verifier, started.client_secret)?;
-    Ok(started.authorize_url)
+    let row_id = row.id.to_string();
+    let mut update = RowUpdate {
+        verifier: Change::Set(secrets::seal_text(&row_id, "oauth_code_verifier", &started.verifier)?),
+        client_secret: match &started.client_secret {
+            None => Change::Keep,
+            Some(None) => Change::Clear,
+            Some(Some(secret)) => Change::Set(secrets::seal_text(&row_id, "oauth_client_secret", secret)?),
+        },
+        ..Default::default()
+    }
+    .set_metadata("flow", &started.record.flow)
+    .set_metadata("client", &started.record.client);
+    if started.record.client.is_none() {
+        update = update.remove_metadata(&["client"]);
+    }
+    // What discovery found belongs to the URL it was made for: stored only
+    // while the row still has it (a concurrent refresh may bump the
+    // generation meanwhile: then read again and retry).
+    for _ in 0..START_ATTEMPTS {
+        if store::apply(row.id, &row.user_id, Condition::Generation(row.generation), &update)?.is_some() {
+            return Ok(started.authorize_url);
+        }
+        let latest = oauth_row(server_id, &user_id)?;
+        if latest.url != row.url {
+            break;
+        }
+        row = latest;
+    }
+    Err(Error::RowChanged(server_id))
+}
+
+/// How long a held worker may wait for a token request's answer.
+fn hold_time(http: &mcp_oauth_core::net::HttpClient) -> Duration {
+    http.config().request_timeout + runtime::CANCEL_GRACE + Duration::from_secs(5)
 }
 
 fn finish(state_token: &str, code: &str, iss: Option<&str>) -> Result<uuid::Uuid, Error> {
     let claims = state::verify(state_token)?;
-    // From an unauthenticated callback handler the state alone says who; when
-    // the caller does have an identity, it must be the state's user.
-    if let Ok(caller) = current_user_id() {
-        if caller != claims.user_id {
-            return Err(Error::InvalidCallback("the state belongs to another user".into()));
+    // From an unauthenticated callback handler the state alone says who
+    // (unless mcp_oauth.finish_requires_identity); when the caller does have
+    // an identity, it must be the state's user.
+    match current_user_id() {
+        Ok(caller) if caller != claims.user_id => {
+            return Err(Error::InvalidCallback("the state belongs to another user".into()))
         }
+        Ok(_) => {}
+        Err(Error::Identity(e)) if gucs::FINISH_REQUIRES_IDENTITY.get() => return Err(Error::FinishNeedsIdentity(e)),
+        Err(_) => {}
     }
     if code.is_empty() || code.len() > 4096 {
         return Err(Error::InvalidCallback("the authorization code is empty or too long".into()));
@@ -90,62 +132,110 @@ fn finish(state_token: &str, code: &str, iss: Option<&str>) -> Result<uuid::Uuid
     let flow = record.flow.clone().filter(|f| f.id == flow_id).ok_or_else(|| {
         Error::InvalidCallback("this sign-in was already completed, or superseded by a newer mcp_oauth_start()".into())
     })?;
-    let (Some(auth_server), Some(client), Some(issuer), Some(resource)) = (
-        record.authorization_server.clone(),
-        record.client.clone(),
-        record.issuer.clone(),
-        record.resource.clone(),
-    ) else {
-        return Err(Error::InvalidCallback("the sign-in in progress is incomplete; start again".into()));
-    };
+    let (auth_server, resource, client) = flow
+        .discovery(&record)
+        .map(|(a, r, c)| (a.clone(), r.to_owned(), c.clone()))
+        .ok_or_else(|| Error::InvalidCallback("the sign-in in progress is incomplete; start again".into()))?;
     // RFC 9207, checked before anything is consumed.
     match iss {
-        Some(given) if given != issuer => {
-            return Err(Error::IssuerMismatch { expected: issuer, got: Some(given.to_owned()) })
+        Some(given) if given != auth_server.issuer => {
+            return Err(Error::IssuerMismatch { expected: auth_server.issuer.clone(), got: Some(given.to_owned()) })
         }
         None if auth_server.authorization_response_iss_parameter_supported => {
-            return Err(Error::IssuerMismatch { expected: issuer, got: None })
+            return Err(Error::IssuerMismatch { expected: auth_server.issuer.clone(), got: None })
         }
         _ => {}
     }
-    let redirect_uri = flow.redirect_uri.clone();
     let verifier = row.verifier.clone().ok_or_else(|| Error::InvalidCallback("this sign-in was already completed".into()))?;
-    // Single use: whoever ends the flow first may redeem the code.
-    if !store::end_flow(&row, &flow_id)? {
-        return Err(Error::InvalidCallback("this sign-in was already completed".into()));
-    }
-    let credentials = ClientCredentials {
-        client_id: &client.client_id,
-        secret: row.client_secret.as_deref(),
-        method: client.auth_method,
-    };
+    // The client secret on the row is the reusable registration's: the
+    // flow's client, unless a later start or set_client replaced it (which
+    // would also have replaced the flow).
+    let client_secret = record.client.as_ref().filter(|c| c.client_id == client.client_id).and(row.client_secret.clone());
+    // Single use: the flow ends whatever happens next.
+    let end_flow = RowUpdate { verifier: Change::Clear, ..Default::default() }.remove_metadata(&["flow"]);
     let http = runtime::http_client()?;
-    let exchanged = runtime::block_on(oauth::exchange_code(
-        &http, &auth_server, &credentials, code, &verifier, &redirect_uri, &resource, now(),
+    // A worker holds the row and stores the outcome; without one, the
+    // sign-in is stored in the caller's transaction.
+    let reservation = match durable::reserve(&row, Condition::Flow(flow_id.clone()), Some(end_flow.clone())) {
+        Ok(Reserved::Held(reservation)) => {
+            reservation.hold_for(hold_time(&http));
+            Some(reservation)
+        }
+        Ok(Reserved::Refused) => return Err(Error::InvalidCallback("this sign-in was already completed".into())),
+        Err(Error::NoWorkerSlot | Error::DurabilityUnavailable(_) | Error::RowHeldByCaller(_)) => {
+            if store::apply(row.id, &row.user_id, Condition::Flow(flow_id.clone()), &end_flow)?.is_none() {
+                return Err(Error::InvalidCallback("this sign-in was already completed".into()));
+            }
+            warning!(
+                "mcp_oauth: the sign-in to server {} is stored in the current transaction only; it is lost if the transaction rolls back (no background worker could store it: see max_worker_processes)",
+                row.id
+            );
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let credentials = ClientCredentials { client_id: &client.client_id, secret: client_secret.as_deref(), method: client.auth_method };
+    let exchanged = runtime::block_on_to_completion(oauth::exchange_code(
+        &http,
+        TokenEndpoint::from(&auth_server),
+        &credentials,
+        code,
+        &verifier,
+        &flow.redirect_uri,
+        &resource,
+        now(),
     ))?;
-    let tokens = match exchanged {
-        Ok(tokens) => tokens,
+    let (update, outcome) = match exchanged {
+        Ok(mut tokens) => {
+            tokens.scope = tokens.scope.or(flow.scope.clone());
+            let credentials = Credentials {
+                tokens,
+                grant: Some(Grant::new(&auth_server, &client, client_secret.as_deref(), &resource)),
+            };
+            let mut update = RowUpdate {
+                tokens: Change::Set(store::seal(row.id, &credentials)?),
+                reauth_required: Some(false),
+                last_error: Change::Clear,
+                ..end_flow
+            }
+            .set_metadata("issuer", &auth_server.issuer)
+            .set_metadata("resource", &resource);
+            // step_up_attempts stays: only a call that succeeds clears it, so
+            // a server that never grants enough scope cannot loop the user.
+            update = update.remove_metadata(LEGACY_KEYS);
+            (update, Ok(server_id))
+        }
         Err(e) => {
-            if matches!(&e, oauth::OAuthError::Rejected { code, .. } if code == "invalid_client")
-                && client.source == ClientSource::Dynamic
-            {
+            let dropped_client = matches!(&e, oauth::OAuthError::Rejected { code, .. } if code == "invalid_client")
+                && client.source == ClientSource::Dynamic;
+            let update = if dropped_client {
                 // The registration is gone at the server: forget it, so the
                 // next start registers again (once).
-                let mut cleared = record.clone();
-                cleared.client = None;
-                cleared.flow = None;
-                store::record_failure(&row, "the authorization server no longer knows the client (invalid_client)", false, Some(&cleared))?;
-            }
-            return Err(e.into());
+                RowUpdate {
+                    client_secret: Change::Clear,
+                    ..RowUpdate::failure("the authorization server no longer knows the client (invalid_client)", false)
+                }
+                .remove_metadata(&["flow", "client"])
+                .verifier_cleared()
+            } else {
+                end_flow
+            };
+            (update, Err(Error::from(e)))
         }
     };
-    let mut record = record;
-    record.flow = None;
-    record.scope = tokens.scope.clone().or(flow.scope);
-    // step_up_attempts stays: only a call that succeeds clears it, so a
-    // server that never grants enough scope cannot loop the user forever.
-    store::save_tokens(&row, &record, &tokens)?;
-    Ok(server_id)
+    match reservation {
+        Some(reservation) => {
+            reservation.apply(&update)?;
+        }
+        None => {
+            store::apply(row.id, &row.user_id, Condition::Always, &update)?;
+        }
+    }
+    // Stored: now a cancel, if one came meanwhile.
+    if runtime::cancel_requested() {
+        return Err(Error::Cancelled);
+    }
+    outcome
 }
 
 fn callback(callback_url: &str) -> Result<uuid::Uuid, Error> {
@@ -158,7 +248,18 @@ fn callback(callback_url: &str) -> Result<uuid::Uuid, Error> {
 fn reset(server_id: uuid::Uuid) -> Result<(), Error> {
     let user_id = current_user_id()?;
     let row = store::load(server_id, &user_id)?;
-    store::reset(&row)
+    let update = RowUpdate {
+        last_error: Change::Clear,
+        reauth_required: Some(false),
+        metadata_clear: true,
+        tokens: Change::Clear,
+        verifier: Change::Clear,
+        client_secret: Change::Clear,
+        bump_generation: true,
+        ..Default::default()
+    };
+    store::apply(row.id, &row.user_id, Condition::Always, &update)?;
+    Ok(())
 }
 
 fn set_client(server_id: uuid::Uuid, client_id: &str, client_secret: Option<&str>) -> Result<(), Error> {
@@ -170,15 +271,25 @@ fn set_client(server_id: uuid::Uuid, client_id: &str, client_secret: Option<&str
         return Err(Error::InvalidArgument("client_secret must be 1 to 4096 printable characters, or NULL".into()));
     }
     let row = oauth_row(server_id, &user_id)?;
-    let mut record: OAuthRecord = row.record.clone();
-    record.client = Some(ClientRegistration {
+    let client = ClientRegistration {
         client_id: client_id.to_owned(),
         source: ClientSource::Preregistered,
         issuer: None,
         auth_method: if client_secret.is_some() { ClientAuthMethod::ClientSecretBasic } else { ClientAuthMethod::None },
-    });
-    record.flow = None;
-    store::set_client(&row, &record, client_secret)
+    };
+    let row_id = row.id.to_string();
+    let update = RowUpdate {
+        client_secret: match client_secret {
+            Some(secret) => Change::Set(secrets::seal_text(&row_id, "oauth_client_secret", secret)?),
+            None => Change::Clear,
+        },
+        verifier: Change::Clear,
+        ..Default::default()
+    }
+    .set_metadata("client", &client)
+    .remove_metadata(&["flow"]);
+    store::apply(row.id, &row.user_id, Condition::Always, &update)?;
+    Ok(())
 }
 
 #[pg_extern(volatile, parallel_unsafe)]

@@ -10,5 +10,6 @@ pub mod oauth;
 pub mod settings;
 pub mod signin;
 pub mod state;
+pub mod text;
 pub mod validate;
 pub mod www_authenticate;

@@ -57,6 +57,14 @@ pub struct Target<'a> {
     pub bearer: Option<&'a str>,
 }
 
+impl<'a> Target<'a> {
+    /// Every credential a request to this target carries.
+    pub fn secrets(&self) -> impl Iterator<Item = &'a str> + Clone + 'a {
+        let headers = self.headers;
+        headers.iter().map(|(_, v)| v.as_str()).chain(self.bearer)
+    }
+}
+
 /// What is known about the server's protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Era {
@@ -115,8 +123,24 @@ fn find_response(host: &str, response: &HttpResponse, id: i64) -> Result<Value, 
 
 fn rpc_error(host: &str, error: &Value) -> McpError {
     let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
-    let message: String = error.get("message").and_then(Value::as_str).unwrap_or("").chars().take(300).collect();
+    // Kept whole enough to redact (see `McpError::redacted`), cut after.
+    let message: String = error.get("message").and_then(Value::as_str).unwrap_or("").chars().take(64 * 1024).collect();
     McpError::Rpc { host: host.to_owned(), code, message }
+}
+
+impl McpError {
+    /// This error with every credential of `target` removed from what the
+    /// server said, and the server's text cut to its displayed length.
+    pub fn redacted(self, target: &Target<'_>) -> Self {
+        let clean = |text: &str| -> String {
+            crate::text::redact(text, target.secrets()).chars().take(crate::text::REMOTE_TEXT_CHARS).collect()
+        };
+        match self {
+            McpError::Rpc { host, code, message } => McpError::Rpc { host, code, message: clean(&message) },
+            McpError::Protocol { host, why } => McpError::Protocol { host, why: clean(&why) },
+            other => other,
+        }
+    }
 }
 
 /// A JSON-RPC error by which a 2026-07-28 server identifies itself.
@@ -345,6 +369,10 @@ impl McpSession {
     /// that carries no modern JSON-RPC error; an expired legacy session (404)
     /// is replaced once.
     pub async fn request(&mut self, http: &HttpClient, target: &Target<'_>, method: &str, params: Value) -> Result<Value, McpError> {
+        self.request_any_era(http, target, method, params).await.map_err(|e| e.redacted(target))
+    }
+
+    async fn request_any_era(&mut self, http: &HttpClient, target: &Target<'_>, method: &str, params: Value) -> Result<Value, McpError> {
         let host = display_host(target.url);
         let mut renewed = false;
         let mut version_retried = false;
@@ -477,6 +505,22 @@ mod tests {
         let body = b"event: message\ndata: {\"a\":1}\n\n: comment\ndata: {\"b\":\ndata: 2}\r\n\r\nid: 3\ndata:x";
         assert_eq!(sse_data(body), vec!["{\"a\":1}", "{\"b\":\n2}", "x"]);
         assert!(sse_data(b"").is_empty());
+    }
+
+    #[test]
+    fn what_a_server_says_back_is_cleaned_of_the_credentials_sent() {
+        let url = Url::parse("https://mcp.example/mcp").unwrap();
+        let headers = vec![("X-Api-Key".to_owned(), "key-0123456789".to_owned())];
+        let target = Target { url: &url, headers: &headers, bearer: Some("at-abcdefghijklmnop") };
+        let echoed = rpc_error("mcp.example", &json!({"code": -32603, "message": format!(
+            "bad credentials: Bearer at-abcdefghijklmnop, key key-0123456789 {}", "y".repeat(1000))}));
+        match echoed.redacted(&target) {
+            McpError::Rpc { message, .. } => {
+                assert!(message.starts_with("bad credentials: Bearer [redacted], key [redacted] y"), "{message}");
+                assert_eq!(message.chars().count(), crate::text::REMOTE_TEXT_CHARS);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use crate::settings::AllowedHost;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use url::{Host, Url};
@@ -76,12 +76,46 @@ pub fn display_host(url: &Url) -> String {
     }
 }
 
+/// `localhost` and `*.localhost` (RFC 6761 §6.3): names for loopback.
+fn is_localhost_name(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
+}
+
 fn is_loopback_host(host: &Host<&str>) -> bool {
     match host {
-        Host::Domain(d) => d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost"),
+        Host::Domain(d) => is_localhost_name(d),
         Host::Ipv4(ip) => ip.is_loopback(),
         Host::Ipv6(ip) => ip.is_loopback(),
     }
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    }
+}
+
+/// The IPv4 address an IPv6 address carries: IPv4-mapped (::ffff:a.b.c.d),
+/// IPv4-compatible (::a.b.c.d, deprecated), NAT64 (64:ff9b::/96, RFC 6052)
+/// or 6to4 (2002:AABB:CCDD::/48, RFC 3056).
+fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let seg = v6.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    if let Some(mapped) = v6.to_ipv4_mapped() {
+        return Some(mapped);
+    }
+    if seg[..6] == [0; 6] && !(v6.is_loopback() || v6.is_unspecified()) {
+        return Some(v4(seg[6], seg[7]));
+    }
+    if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0; 4] {
+        return Some(v4(seg[6], seg[7]));
+    }
+    if seg[0] == 0x2002 {
+        return Some(v4(seg[1], seg[2]));
+    }
+    None
 }
 
 /// Addresses that are not on the public internet: private, loopback,
@@ -91,38 +125,29 @@ fn is_loopback_host(host: &Host<&str>) -> bool {
 pub fn is_non_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             v4.is_private()
                 || v4.is_loopback()
                 || v4.is_link_local()
                 || v4.is_unspecified()
                 || v4.is_broadcast()
                 || v4.is_multicast()
-                || v4.is_documentation()
+                || v4.is_documentation() // 192.0.2/24, 198.51.100/24, 203.0.113/24
                 || a == 0
                 || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64/10
-                || (a == 192 && b == 0)
+                || (a == 192 && b == 0 && c == 0) // IETF protocol assignments 192.0.0/24
                 || (a == 198 && (18..20).contains(&b)) // benchmarking 198.18/15
                 || a >= 240
         }
         IpAddr::V6(v6) => {
             let seg = v6.segments();
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if v6.is_loopback() || v6.is_unspecified() {
+                return true;
+            }
+            if let Some(v4) = embedded_ipv4(v6) {
                 return is_non_public(IpAddr::V4(v4));
             }
-            // IPv4-compatible ::a.b.c.d (deprecated) and NAT64 64:ff9b::/96.
-            if seg[..6] == [0; 6] || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0; 4]) {
-                let v4 = std::net::Ipv4Addr::new((seg[6] >> 8) as u8, seg[6] as u8, (seg[7] >> 8) as u8, seg[7] as u8);
-                return v6.is_loopback() || v6.is_unspecified() || is_non_public(IpAddr::V4(v4));
-            }
-            // 6to4 2002:AABB:CCDD::/48 embeds AA.BB.CC.DD.
-            if seg[0] == 0x2002 {
-                let v4 = std::net::Ipv4Addr::new((seg[1] >> 8) as u8, seg[1] as u8, (seg[2] >> 8) as u8, seg[2] as u8);
-                return is_non_public(IpAddr::V4(v4));
-            }
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
+            v6.is_multicast()
                 || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
                 || (seg[0] & 0xffc0) == 0xfe80 // link local fe80::/10
                 || (seg[0] & 0xffc0) == 0xfec0 // site local fec0::/10 (deprecated)
@@ -133,14 +158,15 @@ pub fn is_non_public(ip: IpAddr) -> bool {
     }
 }
 
-/// Cloud instance metadata endpoints: never reachable, whatever the settings.
+/// Cloud instance metadata endpoints, in any IPv6 form that embeds one:
+/// never reachable, whatever the settings.
 pub fn is_metadata(ip: IpAddr) -> bool {
     const V4: [[u8; 4]; 4] = [[169, 254, 169, 254], [169, 254, 170, 2], [100, 100, 100, 200], [168, 63, 129, 16]];
     match ip {
         IpAddr::V4(v4) => V4.contains(&v4.octets()),
         IpAddr::V6(v6) => {
             v6.segments() == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254]
-                || v6.to_ipv4_mapped().is_some_and(|v4| is_metadata(IpAddr::V4(v4)))
+                || embedded_ipv4(v6).is_some_and(|v4| is_metadata(IpAddr::V4(v4)))
         }
     }
 }
@@ -151,11 +177,7 @@ impl NetPolicy {
         if is_metadata(ip) {
             return Err("the address is a cloud metadata endpoint");
         }
-        let loopback = match ip {
-            IpAddr::V4(v4) => v4.is_loopback(),
-            IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
-        };
-        if loopback && (self.allow_http_loopback || self.allow_private_networks) {
+        if is_loopback(ip) && (self.allow_http_loopback || self.allow_private_networks) {
             return Ok(());
         }
         if is_non_public(ip) && !self.allow_private_networks {
@@ -299,12 +321,59 @@ impl HttpResponse {
     }
 }
 
+/// Starts a thread running its argument. The embedding chooses how: inside
+/// PostgreSQL every thread must start with all signals blocked (see the
+/// extension's runtime), so that signal handlers only ever run on the
+/// backend's own thread.
+pub type SpawnThread = fn(Box<dyn FnOnce() + Send + 'static>) -> std::io::Result<()>;
+
+/// Plain `std::thread::spawn`, for programs that need nothing more.
+pub fn spawn_std_thread(work: Box<dyn FnOnce() + Send + 'static>) -> std::io::Result<()> {
+    std::thread::Builder::new().name("mcp_oauth dns".into()).spawn(work).map(drop)
+}
+
+type Lookup = (String, tokio::sync::oneshot::Sender<std::io::Result<Vec<SocketAddr>>>);
+
+/// Name resolution (`getaddrinfo`, which blocks) on one thread of our own,
+/// started on first use with the embedding's `SpawnThread` and ended when
+/// the client is dropped. Nothing else in the client starts a thread.
+struct DnsThread {
+    spawn: SpawnThread,
+    queue: Mutex<Option<std::sync::mpsc::Sender<Lookup>>>,
+}
+
+impl DnsThread {
+    async fn lookup(&self, host: String) -> std::io::Result<Vec<SocketAddr>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        {
+            let mut queue = self.queue.lock().expect("not poisoned");
+            if queue.is_none() {
+                let (sender, lookups) = std::sync::mpsc::channel::<Lookup>();
+                (self.spawn)(Box::new(move || {
+                    for (host, reply) in lookups {
+                        let _ = reply.send((host.as_str(), 0).to_socket_addrs().map(Iterator::collect));
+                    }
+                }))?;
+                *queue = Some(sender);
+            }
+            if let Some(sender) = queue.as_ref() {
+                if sender.send((host, reply)).is_err() {
+                    *queue = None;
+                    return Err(std::io::Error::other("the resolver thread ended"));
+                }
+            }
+        }
+        answer.await.map_err(|_| std::io::Error::other("the resolver thread ended"))?
+    }
+}
+
 /// Resolves names for the HTTP client and refuses any name with an address
 /// the policy does not allow. The client connects to exactly the addresses
 /// returned here, so a name cannot resolve to a public address for the check
 /// and to a private one for the connection (DNS rebinding).
 struct PolicyResolver {
     policy: NetPolicy,
+    dns: Arc<DnsThread>,
     /// Why the last resolution was refused, for the error the caller sees.
     refused: Arc<Mutex<Option<(String, &'static str)>>>,
 }
@@ -313,16 +382,25 @@ impl reqwest::dns::Resolve for PolicyResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let policy = self.policy.clone();
         let refused = self.refused.clone();
+        let dns = self.dns.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs = dns.lookup(host.clone()).await?;
             if addrs.is_empty() {
                 return Err(format!("{host} has no address").into());
             }
+            let refuse = |reason: &'static str| {
+                *refused.lock().expect("not poisoned") = Some((host.clone(), reason));
+                Err(format!("{host}: {reason}").into())
+            };
+            // Plain http may be allowed for a loopback name; it must not
+            // lead anywhere else.
+            if is_localhost_name(&host) && !addrs.iter().all(|a| is_loopback(a.ip())) {
+                return refuse("a localhost name must resolve to loopback addresses only");
+            }
             for addr in &addrs {
                 if let Err(reason) = policy.address_allowed(addr.ip()) {
-                    *refused.lock().expect("not poisoned") = Some((host.clone(), reason));
-                    return Err(format!("{host}: {reason}").into());
+                    return refuse(reason);
                 }
             }
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
@@ -340,18 +418,31 @@ pub struct HttpClient {
     refused: Arc<Mutex<Option<(String, &'static str)>>>,
 }
 
+/// Idle keep-alive connections are not reused after this long: servers
+/// close them, commonly after 5 s (Node's http module) or more, and a
+/// connection the server closed while it sat in the pool fails the request
+/// sent on it.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
 impl HttpClient {
+    /// A client that resolves names on a plain thread (see `with_spawner`).
     pub fn new(config: NetConfig) -> Result<Self, NetError> {
+        Self::with_spawner(config, spawn_std_thread)
+    }
+
+    /// A client whose resolver thread is started by `spawn`.
+    pub fn with_spawner(config: NetConfig, spawn: SpawnThread) -> Result<Self, NetError> {
         // ring as rustls' crypto; installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let refused = Arc::new(Mutex::new(None));
-        let resolver = PolicyResolver { policy: config.policy.clone(), refused: refused.clone() };
+        let dns = Arc::new(DnsThread { spawn, queue: Mutex::new(None) });
+        let resolver = PolicyResolver { policy: config.policy.clone(), dns, refused: refused.clone() };
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(resolver))
             .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .user_agent(concat!("mcp_oauth/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| NetError::Transport { host: String::new(), detail: format!("HTTP client: {e}") })?;
@@ -537,6 +628,41 @@ mod tests {
         }
         assert!(check(&p, "https://[2606:4700::1111]/").is_ok());
         assert!(check(&p, "https://[2002:5db8:d822::1]/").is_ok(), "6to4 of a public address");
+    }
+
+    #[test]
+    fn reserved_ranges_are_exactly_the_reserved_ones() {
+        let p = policy(false, false, "");
+        for blocked in ["https://192.0.0.1/", "https://192.0.0.255/", "https://192.0.2.1/"] {
+            assert!(check(&p, blocked).is_err(), "{blocked}");
+        }
+        for public in ["https://192.0.1.1/", "https://192.0.3.1/", "https://192.0.128.1/", "https://192.1.0.1/"] {
+            assert!(check(&p, public).is_ok(), "{public}");
+        }
+    }
+
+    #[test]
+    fn metadata_in_every_ipv6_form_is_refused_even_when_private_networks_are_allowed() {
+        let open = policy(true, true, "");
+        for url in [
+            "https://[64:ff9b::a9fe:a9fe]/",      // NAT64
+            "https://[2002:a9fe:a9fe::1]/",       // 6to4
+            "https://[::a9fe:a9fe]/",             // IPv4-compatible
+            "https://[::ffff:a9fe:a9fe]/",        // IPv4-mapped
+            "https://[64:ff9b::a9fe:aa02]/",      // 169.254.170.2 (ECS)
+            "https://[2002:6464:64c8::]/",        // 100.100.100.200 (Alibaba)
+            "https://[::a83f:8110]/",             // 168.63.129.16 (Azure)
+        ] {
+            let err = check(&open, url).unwrap_err();
+            assert!(err.to_string().contains("metadata"), "{url}: {err}");
+        }
+        assert!(check(&open, "https://[64:ff9b::a00:1]/").is_ok(), "a private NAT64 address is allowed with the setting");
+    }
+
+    #[test]
+    fn localhost_names() {
+        assert!(is_localhost_name("localhost") && is_localhost_name("api.LOCALHOST.") && is_localhost_name("a.b.localhost"));
+        assert!(!is_localhost_name("localhost.example.com") && !is_localhost_name("notlocalhost"));
     }
 
     #[test]

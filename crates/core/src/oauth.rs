@@ -189,7 +189,7 @@ fn rejected_or_invalid(host: &str, response: &HttpResponse) -> OAuthError {
         Ok(ErrorBody { error: Some(code), error_description }) if is_error_code(&code) => OAuthError::Rejected {
             host: host.to_owned(),
             code,
-            description: error_description.map(|d| d.chars().take(300).collect()),
+            description: error_description.map(|d| d.chars().take(4 * MAX_TOKEN_LEN).collect()),
             status: response.status,
         },
         _ => OAuthError::InvalidResponse { host: host.to_owned(), why: format!("HTTP {}", response.status) },
@@ -327,6 +327,30 @@ pub struct TokenSet {
     pub scope: Option<String>,
     /// The issuer that issued them.
     pub issuer: String,
+    /// Unix seconds when they were received (tokens stored before this was
+    /// kept have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<i64>,
+}
+
+/// The most time before expiry at which a token is refreshed.
+pub const MAX_REFRESH_MARGIN_SECS: i64 = 60;
+
+impl TokenSet {
+    /// How long before expiry this token is refreshed: a tenth of its
+    /// lifetime, at most [`MAX_REFRESH_MARGIN_SECS`], so a server issuing
+    /// short-lived tokens does not get a refresh on every call.
+    pub fn refresh_margin(&self) -> i64 {
+        match (self.issued_at, self.expires_at) {
+            (Some(issued), Some(expires)) => ((expires - issued) / 10).clamp(0, MAX_REFRESH_MARGIN_SECS),
+            _ => MAX_REFRESH_MARGIN_SECS,
+        }
+    }
+
+    /// Whether the access token should be refreshed before it is used.
+    pub fn refresh_due(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|at| at - self.refresh_margin() <= now)
+    }
 }
 
 impl fmt::Debug for TokenSet {
@@ -337,12 +361,28 @@ impl fmt::Debug for TokenSet {
             .field("expires_at", &self.expires_at)
             .field("scope", &self.scope)
             .field("issuer", &self.issuer)
+            .field("issued_at", &self.issued_at)
             .finish()
     }
 }
 
 /// Longest token lifetime taken at face value: ten years.
 const MAX_EXPIRES_IN: i64 = 10 * 365 * 24 * 3600;
+/// Longest token accepted. Tokens travel in an HTTP header on every call;
+/// servers commonly refuse headers much longer than this.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// RFC 6749 Appendix A: `refresh_token = 1*VSCHAR` (%x20-7E).
+pub fn is_refresh_token(token: &str) -> bool {
+    !token.is_empty() && token.len() <= MAX_TOKEN_LEN && token.bytes().all(|b| (0x20..=0x7e).contains(&b))
+}
+
+/// `access_token = 1*VSCHAR` (RFC 6749 Appendix A), without the space,
+/// since the token is sent as `Authorization: Bearer <token>` (RFC 6750
+/// §2.1), where a space would end it.
+pub fn is_access_token(token: &str) -> bool {
+    is_refresh_token(token) && !token.contains(' ')
+}
 
 /// Validates a token endpoint response (OAuth 2.1 §3.2.3).
 pub fn parse_token_response(host: &str, body: &[u8], issuer: &str, now: i64) -> Result<TokenSet, OAuthError> {
@@ -350,7 +390,13 @@ pub fn parse_token_response(host: &str, body: &[u8], issuer: &str, now: i64) -> 
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| invalid("the token response is not JSON"))?;
     let obj = value.as_object().ok_or_else(|| invalid("the token response is not a JSON object"))?;
     let access_token = match obj.get("access_token") {
-        Some(serde_json::Value::String(t)) if !t.is_empty() && t.len() <= 16 * 1024 => t.clone(),
+        Some(serde_json::Value::String(t)) if is_access_token(t) => t.clone(),
+        Some(serde_json::Value::String(t)) if !t.is_empty() => {
+            return Err(invalid(&format!(
+                "the access_token is not 1 to {MAX_TOKEN_LEN} visible ASCII characters (RFC 6749 Appendix A) without spaces; it has {} bytes",
+                t.len()
+            )))
+        }
         _ => return Err(invalid("the token response has no usable access_token")),
     };
     match obj.get("token_type") {
@@ -372,12 +418,18 @@ pub fn parse_token_response(host: &str, body: &[u8], issuer: &str, now: i64) -> 
         }
     };
     let refresh_token = match obj.get("refresh_token") {
-        Some(serde_json::Value::String(t)) if !t.is_empty() && t.len() <= 16 * 1024 => Some(t.clone()),
+        Some(serde_json::Value::String(t)) if is_refresh_token(t) => Some(t.clone()),
+        Some(serde_json::Value::String(t)) => {
+            return Err(invalid(&format!(
+                "the refresh_token is not 1 to {MAX_TOKEN_LEN} visible ASCII characters (RFC 6749 Appendix A); it has {} bytes",
+                t.len()
+            )))
+        }
         None | Some(serde_json::Value::Null) => None,
         _ => return Err(invalid("the refresh_token is not a string")),
     };
     let scope = obj.get("scope").and_then(|s| s.as_str()).map(str::to_owned);
-    Ok(TokenSet { access_token, refresh_token, expires_at, scope, issuer: issuer.to_owned() })
+    Ok(TokenSet { access_token, refresh_token, expires_at, scope, issuer: issuer.to_owned(), issued_at: Some(now) })
 }
 
 /// The client's credentials for the token endpoint.
@@ -387,22 +439,60 @@ pub struct ClientCredentials<'a> {
     pub method: ClientAuthMethod,
 }
 
+/// A token endpoint and the issuer whose endpoint it is.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenEndpoint<'a> {
+    pub url: &'a str,
+    pub issuer: &'a str,
+}
+
+impl<'a> From<&'a AuthServer> for TokenEndpoint<'a> {
+    fn from(server: &'a AuthServer) -> Self {
+        Self { url: &server.token_endpoint, issuer: &server.issuer }
+    }
+}
+
+impl OAuthError {
+    /// This error with every secret of `secrets` removed from what the
+    /// server said, and the server's text cut to its displayed length.
+    pub fn redacted<'a>(self, secrets: impl IntoIterator<Item = &'a str> + Clone) -> Self {
+        match self {
+            OAuthError::Rejected { host, code, description, status } => OAuthError::Rejected {
+                host,
+                code: crate::text::redact(&code, secrets.clone()),
+                description: description
+                    .map(|d| crate::text::redact(&d, secrets).chars().take(crate::text::REMOTE_TEXT_CHARS).collect()),
+                status,
+            },
+            other => other,
+        }
+    }
+}
+
 async fn token_request(
     http: &HttpClient,
-    auth_server: &AuthServer,
+    endpoint: TokenEndpoint<'_>,
     client: &ClientCredentials<'_>,
     mut params: Vec<(&str, &str)>,
     now: i64,
 ) -> Result<TokenSet, OAuthError> {
-    let url = Url::parse(&auth_server.token_endpoint)
-        .map_err(|_| OAuthError::Unsupported("the token endpoint is not a URL".into()))?;
+    let url = Url::parse(endpoint.url).map_err(|_| OAuthError::Unsupported("the token endpoint is not a URL".into()))?;
     let host = display_host(&url);
+    // Whatever the server says back is cleaned of what this request carried.
+    let mut secrets: Vec<String> = params
+        .iter()
+        .filter(|(name, _)| matches!(*name, "code" | "code_verifier" | "refresh_token"))
+        .map(|(_, value)| (*value).to_owned())
+        .collect();
+    secrets.extend(client.secret.map(str::to_owned));
     let mut basic = None;
     match (client.method, client.secret) {
         (ClientAuthMethod::ClientSecretBasic, Some(secret)) => {
             // RFC 6749 §2.3.1: each part form-encoded before base64.
             let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-            basic = Some(format!("Basic {}", STANDARD.encode(format!("{}:{}", enc(client.client_id), enc(secret)))));
+            let value = STANDARD.encode(format!("{}:{}", enc(client.client_id), enc(secret)));
+            secrets.push(value.clone());
+            basic = Some(format!("Basic {value}"));
         }
         (ClientAuthMethod::ClientSecretPost, Some(secret)) => {
             params.push(("client_id", client.client_id));
@@ -416,16 +506,16 @@ async fn token_request(
     }
     let response = http.send(request).await?;
     if response.status != 200 {
-        return Err(rejected_or_invalid(&host, &response));
+        return Err(rejected_or_invalid(&host, &response).redacted(secrets.iter().map(String::as_str)));
     }
-    parse_token_response(&host, &response.body, &auth_server.issuer, now)
+    parse_token_response(&host, &response.body, endpoint.issuer, now)
 }
 
 /// Exchanges an authorization code (with its PKCE verifier) for tokens.
 #[allow(clippy::too_many_arguments)]
 pub async fn exchange_code(
     http: &HttpClient,
-    auth_server: &AuthServer,
+    endpoint: TokenEndpoint<'_>,
     client: &ClientCredentials<'_>,
     code: &str,
     verifier: &str,
@@ -440,13 +530,13 @@ pub async fn exchange_code(
         ("redirect_uri", redirect_uri),
         ("resource", resource),
     ];
-    token_request(http, auth_server, client, params, now).await
+    token_request(http, endpoint, client, params, now).await
 }
 
 /// Refreshes tokens; keeps the old refresh token when the server sends none.
 pub async fn refresh(
     http: &HttpClient,
-    auth_server: &AuthServer,
+    endpoint: TokenEndpoint<'_>,
     client: &ClientCredentials<'_>,
     tokens: &TokenSet,
     resource: &str,
@@ -457,7 +547,7 @@ pub async fn refresh(
         .as_deref()
         .ok_or_else(|| OAuthError::Unsupported("no refresh token was issued".into()))?;
     let params = vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("resource", resource)];
-    let mut fresh = token_request(http, auth_server, client, params, now).await?;
+    let mut fresh = token_request(http, endpoint, client, params, now).await?;
     if fresh.refresh_token.is_none() {
         fresh.refresh_token = tokens.refresh_token.clone();
     }
@@ -525,6 +615,69 @@ mod tests {
         ] {
             let err = parse_token_response("h", bad, "iss", 0).unwrap_err();
             assert!(matches!(err, OAuthError::InvalidResponse { .. }), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn token_syntax_is_rfc_6749_appendix_a() {
+        let body = |access: &str, refresh: &str| {
+            serde_json::json!({"access_token": access, "refresh_token": refresh, "token_type": "Bearer"}).to_string()
+        };
+        assert!(parse_token_response("h", body("eyJ.a-b_c~d+e/f=", "r!#$%&'()*+,-./:;<=>?@[]^_`{|}~ x").as_bytes(), "iss", 0).is_ok());
+        for (access, refresh) in [
+            ("has space", "r"),
+            ("tab\there", "r"),
+            ("ctl\u{1}", "r"),
+            ("caf\u{e9}", "r"),
+            ("a", "caf\u{e9}"),
+            ("a", "nl\n"),
+            ("a", ""),
+        ] {
+            let err = parse_token_response("h", body(access, refresh).as_bytes(), "iss", 0).unwrap_err();
+            assert!(matches!(err, OAuthError::InvalidResponse { .. }), "{access:?} {refresh:?}");
+        }
+        let long = "a".repeat(MAX_TOKEN_LEN + 1);
+        assert!(parse_token_response("h", body(&long, "r").as_bytes(), "iss", 0).is_err());
+        assert!(parse_token_response("h", body(&long[1..], "r").as_bytes(), "iss", 0).is_ok());
+    }
+
+    #[test]
+    fn refresh_margin_fits_the_lifetime() {
+        let tokens = |issued: Option<i64>, expires: Option<i64>| TokenSet {
+            access_token: "a".into(),
+            refresh_token: None,
+            expires_at: expires,
+            scope: None,
+            issuer: "i".into(),
+            issued_at: issued,
+        };
+        // A 30-second token: refreshed in its last 3 seconds, not on every call.
+        let short = tokens(Some(1000), Some(1030));
+        assert_eq!(short.refresh_margin(), 3);
+        assert!(!short.refresh_due(1026) && short.refresh_due(1027));
+        // An hour: the last minute.
+        let hour = tokens(Some(0), Some(3600));
+        assert_eq!(hour.refresh_margin(), 60);
+        assert!(!hour.refresh_due(3539) && hour.refresh_due(3540));
+        // Unknown issue time (0.1.0 tokens): a minute; no expiry: never.
+        assert_eq!(tokens(None, Some(100)).refresh_margin(), 60);
+        assert!(!tokens(Some(0), None).refresh_due(i64::MAX / 2));
+    }
+
+    #[test]
+    fn rejected_token_requests_never_repeat_what_was_sent() {
+        let rejected = OAuthError::Rejected {
+            host: "as".into(),
+            code: "invalid_grant".into(),
+            description: Some(format!("refresh token rt-0123456789abcdef is unknown; {}", "x".repeat(400))),
+            status: 400,
+        };
+        match rejected.redacted(["rt-0123456789abcdef"]) {
+            OAuthError::Rejected { description: Some(d), .. } => {
+                assert!(d.starts_with("refresh token [redacted] is unknown"), "{d}");
+                assert_eq!(d.chars().count(), crate::text::REMOTE_TEXT_CHARS);
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -5,7 +5,7 @@
 
 use crate::discovery::{self, AuthServer, DiscoveryError};
 use crate::net::HttpClient;
-use crate::oauth::{self, ClientAuthMethod, ClientProfile, ClientRegistration, ClientSource, OAuthError, Pkce};
+use crate::oauth::{self, ClientAuthMethod, ClientProfile, ClientRegistration, ClientSource, OAuthError, Pkce, TokenSet};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -13,22 +13,27 @@ use url::Url;
 pub const MAX_STEP_UPS: u32 = 3;
 
 /// The public OAuth state of a row (`oauth_metadata`). Secrets (tokens,
-/// verifier, client secret) live in their own columns.
+/// verifier, client secret) live in their own columns, sealed.
+///
+/// A sign-in in progress keeps everything its discovery found in `flow`,
+/// apart from what the stored tokens were issued under (`issuer`,
+/// `resource`; the full [`Grant`] is sealed with the tokens): an abandoned
+/// sign-in never changes where the stored tokens are used or refreshed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OAuthRecord {
+    /// The resource the stored tokens were issued for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_metadata_url: Option<String>,
+    /// The issuer of the stored tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
+    /// 0.1.0 rows: the latest discovery, kept at the top level. Read only
+    /// to refresh tokens stored before grants were sealed with them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_server: Option<AuthServer>,
+    /// The client registration to reuse, bound to its issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<ClientRegistration>,
-    /// The scope granted by the last sign-in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
     /// Scope a server asked for with 403 insufficient_scope (step-up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_up_scope: Option<String>,
@@ -39,10 +44,14 @@ pub struct OAuthRecord {
     pub flow: Option<Flow>,
 }
 
+/// Keys of `oauth_metadata` that only 0.1.0 wrote and a sign-in replaces.
+pub const LEGACY_KEYS: &[&str] = &["authorization_server", "resource_metadata_url", "scope"];
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+/// A sign-in in progress and what its discovery found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flow {
     /// Hex flow id; the state token carries the same.
@@ -51,6 +60,105 @@ pub struct Flow {
     pub redirect_uri: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// 0.1.0 flows have none: their discovery is at the top level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_metadata_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_server: Option<AuthServer>,
+    /// The client the authorization request was made for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ClientRegistration>,
+}
+
+impl Flow {
+    /// The flow's authorization server, resource and client, falling back
+    /// to a 0.1.0 row's top-level discovery.
+    pub fn discovery<'a>(&'a self, record: &'a OAuthRecord) -> Option<(&'a AuthServer, &'a str, &'a ClientRegistration)> {
+        match (&self.authorization_server, &self.resource, &self.client) {
+            (Some(server), Some(resource), Some(client)) => Some((server, resource, client)),
+            (None, None, None) => Some((
+                record.authorization_server.as_ref()?,
+                record.resource.as_deref()?,
+                record.client.as_ref()?,
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// Where stored tokens came from, sealed with them: the issuer, its token
+/// (and revocation) endpoint, the client and its secret, the resource. A
+/// refresh uses exactly this, whatever a later discovery found.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub issuer: String,
+    pub token_endpoint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    pub client_id: String,
+    pub auth_method: ClientAuthMethod,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    pub resource: String,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("issuer", &self.issuer)
+            .field("token_endpoint", &self.token_endpoint)
+            .field("client_id", &self.client_id)
+            .field("auth_method", &self.auth_method)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field("resource", &self.resource)
+            .finish()
+    }
+}
+
+impl Grant {
+    /// The grant of a completed sign-in.
+    pub fn new(server: &AuthServer, client: &ClientRegistration, client_secret: Option<&str>, resource: &str) -> Self {
+        Self {
+            issuer: server.issuer.clone(),
+            token_endpoint: server.token_endpoint.clone(),
+            revocation_endpoint: None,
+            client_id: client.client_id.clone(),
+            auth_method: client.auth_method,
+            client_secret: client_secret.map(str::to_owned),
+            resource: resource.to_owned(),
+        }
+    }
+
+    /// For tokens stored by 0.1.0 (no grant sealed with them): the row's
+    /// top-level discovery and client, if they still belong to the issuer
+    /// of the tokens.
+    pub fn legacy(record: &OAuthRecord, client_secret: Option<&str>, tokens: &TokenSet) -> Option<Self> {
+        let server = record.authorization_server.as_ref()?;
+        let client = record.client.as_ref()?;
+        let same_issuer = server.issuer == tokens.issuer
+            && record.issuer.as_deref() == Some(tokens.issuer.as_str())
+            && client.issuer.as_deref().is_none_or(|i| i == tokens.issuer);
+        let resource = record.resource.as_deref()?;
+        same_issuer.then(|| Self::new(server, client, client_secret, resource))
+    }
+}
+
+/// What `oauth_tokens` holds, sealed: the tokens and their grant.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    #[serde(flatten)]
+    pub tokens: TokenSet,
+    /// None for tokens stored by 0.1.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<Grant>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("tokens", &self.tokens).field("grant", &self.grant).finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -142,20 +250,18 @@ pub async fn start(
         scope.as_deref(),
         &found.resource,
     )?;
-    if record.issuer.as_deref() != Some(issuer.as_str()) {
-        // A new authorization server: nothing granted by the old one applies.
-        record.scope = None;
-    }
-    record.resource = Some(found.resource);
-    record.resource_metadata_url = found.resource_metadata_url;
-    record.issuer = Some(issuer);
-    record.authorization_server = Some(found.auth_server);
-    record.client = Some(client);
+    // The reusable registration is kept at the top level; everything else
+    // this discovery found stays with the flow until it is finished.
+    record.client = Some(client.clone());
     record.flow = Some(Flow {
         id: request.flow_id.to_owned(),
         started_at: request.now,
         redirect_uri: request.profile.redirect_uri.clone(),
         scope,
+        resource: Some(found.resource),
+        resource_metadata_url: found.resource_metadata_url,
+        authorization_server: Some(found.auth_server),
+        client: Some(client),
     });
     Ok(Started { authorize_url, record, verifier: pkce.verifier, client_secret })
 }
@@ -170,5 +276,70 @@ mod tests {
         assert_eq!(serde_json::to_string(&empty).unwrap(), "{}");
         let parsed: OAuthRecord = serde_json::from_str(r#"{"issuer":"https://as","unknown":1}"#).unwrap();
         assert_eq!(parsed.issuer.as_deref(), Some("https://as"));
+    }
+
+    fn server(issuer: &str) -> AuthServer {
+        AuthServer {
+            issuer: issuer.into(),
+            authorization_endpoint: format!("{issuer}/authorize"),
+            token_endpoint: format!("{issuer}/token"),
+            registration_endpoint: None,
+            scopes_supported: None,
+            token_endpoint_auth_methods_supported: None,
+            client_id_metadata_document_supported: false,
+            authorization_response_iss_parameter_supported: false,
+            from_metadata: true,
+        }
+    }
+
+    fn tokens(issuer: &str) -> TokenSet {
+        TokenSet {
+            access_token: "at".into(),
+            refresh_token: Some("rt".into()),
+            expires_at: None,
+            scope: None,
+            issuer: issuer.into(),
+            issued_at: None,
+        }
+    }
+
+    #[test]
+    fn credentials_of_0_1_0_read_and_keep_their_issuer() {
+        // 0.1.0 sealed a bare token set.
+        let old: Credentials = serde_json::from_str(r#"{"access_token":"at","issuer":"https://as1"}"#).unwrap();
+        assert!(old.grant.is_none());
+        let client = ClientRegistration {
+            client_id: "c1".into(),
+            source: ClientSource::Dynamic,
+            issuer: Some("https://as1".into()),
+            auth_method: ClientAuthMethod::None,
+        };
+        let mut record = OAuthRecord {
+            resource: Some("https://mcp/x".into()),
+            issuer: Some("https://as1".into()),
+            authorization_server: Some(server("https://as1")),
+            client: Some(client.clone()),
+            ..Default::default()
+        };
+        let grant = Grant::legacy(&record, None, &tokens("https://as1")).unwrap();
+        assert_eq!(grant.token_endpoint, "https://as1/token");
+        // A 0.1.0 start that moved the row to another server: no refresh there.
+        record.authorization_server = Some(server("https://as2"));
+        assert!(Grant::legacy(&record, None, &tokens("https://as1")).is_none());
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug() {
+        let grant = Grant {
+            client_secret: Some("s3cr3t-value".into()),
+            ..Grant::new(&server("https://as"), &ClientRegistration {
+                client_id: "c".into(),
+                source: ClientSource::Dynamic,
+                issuer: None,
+                auth_method: ClientAuthMethod::ClientSecretBasic,
+            }, None, "https://mcp")
+        };
+        let shown = format!("{:?}", Credentials { tokens: tokens("https://as"), grant: Some(grant) });
+        assert!(!shown.contains("s3cr3t") && !shown.contains("\"at\""), "{shown}");
     }
 }

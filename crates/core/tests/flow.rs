@@ -61,12 +61,12 @@ async fn whole_flow_discovery_registration_code_refresh_and_tools() {
     let code = param(&callback, "code").unwrap();
 
     let creds = ClientCredentials { client_id: &registration.client_id, secret: None, method: registration.auth_method };
-    let tokens = oauth::exchange_code(&http, &found.auth_server, &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 1000).await.unwrap();
+    let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 1000).await.unwrap();
     assert_eq!(tokens.expires_at, Some(4600));
     assert_eq!(fixture.stats().last_resource.as_deref(), Some(found.resource.as_str()));
 
     // The code is single use.
-    let again = oauth::exchange_code(&http, &found.auth_server, &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 1000).await;
+    let again = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 1000).await;
     assert!(matches!(again, Err(OAuthError::Rejected { ref code, .. }) if code == "invalid_grant"), "{again:?}");
 
     // MCP with the token.
@@ -79,10 +79,10 @@ async fn whole_flow_discovery_registration_code_refresh_and_tools() {
     assert_eq!(result["structuredContent"]["sum"], 5.0);
 
     // Refresh with rotation: the old refresh token is dead afterwards.
-    let fresh = oauth::refresh(&http, &found.auth_server, &creds, &tokens, &found.resource, 2000).await.unwrap();
+    let fresh = oauth::refresh(&http, (&found.auth_server).into(), &creds, &tokens, &found.resource, 2000).await.unwrap();
     assert_ne!(fresh.access_token, tokens.access_token);
     assert_ne!(fresh.refresh_token, tokens.refresh_token);
-    let replay = oauth::refresh(&http, &found.auth_server, &creds, &tokens, &found.resource, 2000).await;
+    let replay = oauth::refresh(&http, (&found.auth_server).into(), &creds, &tokens, &found.resource, 2000).await;
     assert!(matches!(replay, Err(OAuthError::Rejected { ref code, .. }) if code == "invalid_grant"));
     assert_eq!(fixture.stats().refreshes, 2);
 
@@ -106,7 +106,7 @@ async fn tools_come_from_every_page() {
     let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce.challenge, "s", None, &found.resource).unwrap();
     let code = param(&authorize(&http, &url).await, "code").unwrap();
     let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method };
-    let tokens = oauth::exchange_code(&http, &found.auth_server, &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap();
+    let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap();
     let target = Target { url: &server, headers: &[], bearer: Some(&tokens.access_token) };
     let names: Vec<String> = McpSession::new().list_tools(&http, &target).await.unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect();
     assert_eq!(names, ["echo", "add", "fail", "big", "region_echo", "extra_1", "extra_2", "extra_3"]);
@@ -121,7 +121,7 @@ async fn signed_in(fixture: &mcp_oauth_fixture::Fixture, http: &HttpClient) -> S
     let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce.challenge, "s", None, &found.resource).unwrap();
     let code = param(&authorize(http, &url).await, "code").unwrap();
     let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method };
-    oauth::exchange_code(http, &found.auth_server, &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap().access_token
+    oauth::exchange_code(http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap().access_token
 }
 
 #[tokio::test]
@@ -203,18 +203,18 @@ async fn token_endpoint_errors_and_client_auth() {
     let code = param(&authorize(&http, &url).await, "code").unwrap();
 
     let wrong = ClientCredentials { client_id: &reg.client_id, secret: Some("wrong"), method: ClientAuthMethod::ClientSecretBasic };
-    let err = oauth::exchange_code(&http, &found.auth_server, &wrong, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap_err();
+    let err = oauth::exchange_code(&http, (&found.auth_server).into(), &wrong, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap_err();
     assert!(matches!(err, OAuthError::Rejected { ref code, status: 401, .. } if code == "invalid_client"), "{err:?}");
 
     let right = ClientCredentials { client_id: &reg.client_id, secret: Some(&secret), method: ClientAuthMethod::ClientSecretBasic };
-    oauth::exchange_code(&http, &found.auth_server, &right, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap();
+    oauth::exchange_code(&http, (&found.auth_server).into(), &right, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap();
     assert_eq!(fixture.stats().last_client_auth.as_deref(), Some("client_secret_basic"));
 
     // A wrong verifier is refused by the server (PKCE really is checked).
     let pkce2 = Pkce::new();
     let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce2.challenge, "s", None, &found.resource).unwrap();
     let code = param(&authorize(&http, &url).await, "code").unwrap();
-    let err = oauth::exchange_code(&http, &found.auth_server, &right, &code, &Pkce::new().verifier, REDIRECT, &found.resource, 0).await.unwrap_err();
+    let err = oauth::exchange_code(&http, (&found.auth_server).into(), &right, &code, &Pkce::new().verifier, REDIRECT, &found.resource, 0).await.unwrap_err();
     assert!(matches!(err, OAuthError::Rejected { ref code, .. } if code == "invalid_grant"));
 }
 
@@ -262,13 +262,13 @@ async fn a_refresh_without_a_new_refresh_token_keeps_the_old_one() {
     let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce.challenge, "s", Some("tools:read"), &found.resource).unwrap();
     let code = param(&authorize(&http, &url).await, "code").unwrap();
     let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method };
-    let tokens = oauth::exchange_code(&http, &found.auth_server, &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap();
+    let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap();
     fixture.set(Behaviour { no_rotation: true, ..Default::default() });
-    let fresh = oauth::refresh(&http, &found.auth_server, &creds, &tokens, &found.resource, 10).await.unwrap();
+    let fresh = oauth::refresh(&http, (&found.auth_server).into(), &creds, &tokens, &found.resource, 10).await.unwrap();
     assert_ne!(fresh.access_token, tokens.access_token);
     assert_eq!(fresh.refresh_token, tokens.refresh_token, "the old refresh token is kept");
     assert_eq!(fresh.scope.as_deref(), Some("tools:read"));
     // ... and still works.
-    oauth::refresh(&http, &found.auth_server, &creds, &fresh, &found.resource, 20).await.unwrap();
+    oauth::refresh(&http, (&found.auth_server).into(), &creds, &fresh, &found.resource, 20).await.unwrap();
     assert_eq!(fixture.stats().last_resource.as_deref(), Some(found.resource.as_str()));
 }

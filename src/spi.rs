@@ -1,0 +1,230 @@
+//! The extension's own statements: prepared once per backend, run as the
+//! table's owner, through a snapshot taken when they run.
+//!
+//! **Catalog cache.** Statements name `user_mcp_servers` by its schema, which
+//! is wherever the extension was installed. The table's OID, qualified name
+//! and owner are looked up once per backend and forgotten when PostgreSQL
+//! invalidates the table's relcache entry (DROP/CREATE EXTENSION, ALTER
+//! EXTENSION ... SET SCHEMA, ALTER TABLE, an owner change) or all of them.
+//! The prepared plans go with that entry; after an ALTER TABLE PostgreSQL
+//! re-plans a kept plan by itself.
+//!
+//! **Snapshots.** Every statement runs with `GetLatestSnapshot()`, not the
+//! caller's transaction snapshot. Under REPEATABLE READ or SERIALIZABLE the
+//! transaction snapshot can predate a token refresh another backend
+//! committed; the extension must read (and update) the row as it is now,
+//! whatever the caller's isolation level, or it would present a refresh
+//! token that was already rotated away. Rows the caller's own transaction
+//! wrote stay visible (a snapshot sees its own transaction's changes).
+
+use crate::error::Error;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::{FromDatum, IntoDatum};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::rc::Rc;
+
+/// Where the table is and who owns it.
+pub struct Catalog {
+    pub table_oid: pg_sys::Oid,
+    /// `schema.user_mcp_servers`, quoted as needed.
+    pub table: String,
+    pub owner: pg_sys::Oid,
+}
+
+thread_local! {
+    static CATALOG: RefCell<Option<Rc<Catalog>>> = const { RefCell::new(None) };
+    /// The cached table's OID, readable from the invalidation callback
+    /// without borrowing `CATALOG` (the callback can run while it is borrowed).
+    static CACHED_OID: Cell<u32> = const { Cell::new(0) };
+    static STALE: Cell<bool> = const { Cell::new(false) };
+    static CALLBACK: Cell<bool> = const { Cell::new(false) };
+    /// Kept plans, by statement.
+    static PLANS: RefCell<HashMap<&'static str, usize>> = RefCell::new(HashMap::new());
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn relcache_invalidated(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    let cached = CACHED_OID.with(Cell::get);
+    if relid == pg_sys::InvalidOid || relid.to_u32() == cached {
+        STALE.with(|s| s.set(true));
+    }
+}
+
+fn forget_plans() {
+    PLANS.with(|plans| {
+        for (_, plan) in plans.borrow_mut().drain() {
+            // SAFETY: each was returned by SPI_prepare and kept; freed once.
+            unsafe { pg_sys::SPI_freeplan(plan as pg_sys::SPIPlanPtr) };
+        }
+    });
+}
+
+/// The table's catalog entry, looked up at most once per invalidation.
+pub fn catalog() -> Result<Rc<Catalog>, Error> {
+    if !CALLBACK.with(Cell::get) {
+        // SAFETY: registers a callback of the right signature, once per backend.
+        unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(relcache_invalidated), pg_sys::Datum::from(0)) };
+        CALLBACK.with(|c| c.set(true));
+    }
+    if STALE.with(|s| s.replace(false)) {
+        CATALOG.with(|c| c.borrow_mut().take());
+        forget_plans();
+    }
+    if let Some(found) = CATALOG.with(|c| c.borrow().clone()) {
+        return Ok(found);
+    }
+    let found = Spi::connect(|client| {
+        let rows = client.select(
+            "SELECT c.oid, pg_catalog.quote_ident(n.nspname) || '.user_mcp_servers', c.relowner
+               FROM pg_catalog.pg_extension e
+               JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+               JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = 'user_mcp_servers'
+              WHERE e.extname = 'mcp_oauth'",
+            Some(1),
+            &[],
+        )?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let row = rows.first();
+        Ok::<_, pgrx::spi::SpiError>(Some(Catalog {
+            table_oid: row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid),
+            table: row.get::<String>(2)?.unwrap_or_default(),
+            owner: row.get::<pg_sys::Oid>(3)?.unwrap_or(pg_sys::InvalidOid),
+        }))
+    })
+    .map_err(|e| Error::Internal(format!("looking up the table user_mcp_servers failed: {e}")))?
+    .ok_or_else(|| Error::Internal("the extension mcp_oauth is not installed in this database".into()))?;
+    let found = Rc::new(found);
+    CACHED_OID.with(|c| c.set(found.table_oid.to_u32()));
+    forget_plans();
+    CATALOG.with(|c| *c.borrow_mut() = Some(found.clone()));
+    Ok(found)
+}
+
+/// Runs `f` as the table's owner, then restores the caller's identity (also
+/// when `f` unwinds; PostgreSQL restores it on an aborted transaction).
+pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    struct Restore(pg_sys::Oid, i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: restores exactly what GetUserIdAndSecContext returned.
+            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) }
+        }
+    }
+    let (mut uid, mut ctx) = (pg_sys::Oid::INVALID, 0i32);
+    // SAFETY: plain reads and a local user-id switch, the same pattern as
+    // PostgreSQL's own SECURITY DEFINER handling.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut uid, &mut ctx);
+        pg_sys::SetUserIdAndSecContext(owner, ctx | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+    }
+    let _restore = Restore(uid, ctx);
+    f()
+}
+
+/// A statement of the extension. `sql` names the table as `{table}`.
+pub struct Statement {
+    pub name: &'static str,
+    pub sql: &'static str,
+    pub args: &'static [pg_sys::Oid],
+}
+
+/// An argument: a value already converted for PostgreSQL (`None` is NULL).
+pub type Arg = Option<pg_sys::Datum>;
+
+pub fn arg<T: IntoDatum>(value: T) -> Arg {
+    value.into_datum()
+}
+
+/// One result row, readable while the statement's results are alive.
+pub struct Row {
+    tuple: pg_sys::HeapTuple,
+    desc: pg_sys::TupleDesc,
+}
+
+impl Row {
+    /// Column `n` (from 1), copied out of PostgreSQL's memory.
+    pub fn get<T: FromDatum>(&self, n: i32) -> Option<T> {
+        let mut is_null = false;
+        // SAFETY: tuple and desc come from SPI_tuptable of the statement
+        // just run, which lives until SPI_finish (after the caller's closure).
+        unsafe {
+            let datum = pg_sys::SPI_getbinval(self.tuple, self.desc, n, &mut is_null);
+            T::from_datum(datum, is_null)
+        }
+    }
+}
+
+fn plan_for(statement: &Statement, table: &str) -> pg_sys::SPIPlanPtr {
+    if let Some(plan) = PLANS.with(|p| p.borrow().get(statement.name).copied()) {
+        return plan as pg_sys::SPIPlanPtr;
+    }
+    let sql = CString::new(statement.sql.replace("{table}", table)).expect("statements have no NUL");
+    // SAFETY: called inside an SPI connection; the argument type array
+    // outlives the call; SPI_prepare raises on failure (never NULL here).
+    let plan = unsafe {
+        let plan = pg_sys::SPI_prepare(sql.as_ptr(), statement.args.len() as i32, statement.args.as_ptr() as *mut pg_sys::Oid);
+        pg_sys::SPI_keepplan(plan);
+        plan
+    };
+    PLANS.with(|p| p.borrow_mut().insert(statement.name, plan as usize));
+    plan
+}
+
+/// Runs `statement` with `args` as the table's owner through a fresh
+/// snapshot, calling `each` for every result row. Returns the number of
+/// rows processed.
+pub fn run(statement: &Statement, args: &[Arg], mut each: impl FnMut(&Row)) -> Result<u64, Error> {
+    assert_eq!(args.len(), statement.args.len(), "{}: argument count", statement.name);
+    let catalog = catalog()?;
+    let mut values: Vec<pg_sys::Datum> = args.iter().map(|a| a.unwrap_or(pg_sys::Datum::from(0))).collect();
+    let nulls: Vec<std::ffi::c_char> = args.iter().map(|a| if a.is_some() { b' ' } else { b'n' } as std::ffi::c_char).collect();
+    let status = as_owner(catalog.owner, || {
+        Spi::connect_mut(|_client| {
+            let plan = plan_for(statement, &catalog.table);
+            // SAFETY: the plan is kept; values and nulls have one entry per
+            // argument; the snapshot is copied by SPI before use.
+            let status = unsafe {
+                pg_sys::SPI_execute_snapshot(
+                    plan,
+                    values.as_mut_ptr(),
+                    nulls.as_ptr(),
+                    pg_sys::GetLatestSnapshot(),
+                    std::ptr::null_mut(),
+                    false,
+                    true,
+                    0,
+                )
+            };
+            if status < 0 {
+                return Err(status);
+            }
+            // SAFETY: SPI_tuptable and SPI_processed describe the statement just run.
+            unsafe {
+                let processed = pg_sys::SPI_processed;
+                let table = pg_sys::SPI_tuptable;
+                if !table.is_null() {
+                    for i in 0..processed as usize {
+                        each(&Row { tuple: *(*table).vals.add(i), desc: (*table).tupdesc });
+                    }
+                }
+                Ok(processed)
+            }
+        })
+    });
+    status.map_err(|code| Error::Internal(format!("{} failed (SPI code {code})", statement.name)))
+}
+
+/// Whether transaction id `xid` (a row's xmin or xmax, as text) is this
+/// transaction or one of its subtransactions.
+pub fn is_current_transaction(xid: Option<&str>) -> bool {
+    match xid.and_then(|x| x.parse::<u32>().ok()) {
+        Some(0) | None => false,
+        // SAFETY: a plain lookup in this backend's transaction state.
+        Some(x) => unsafe { pg_sys::TransactionIdIsCurrentTransactionId(pg_sys::TransactionId::from(x)) },
+    }
+}
