@@ -58,7 +58,18 @@ check "an unauthenticated callback handler may finish (the state says who)" "^$i
 check "the row is signed in, without showing a token" "^t\|f\|$" \
   "$(as_alice -c "SELECT oauth_authorized, reauth_required, last_error FROM mcp_servers WHERE id = '$id'")"
 check "the code was exchanged with the same resource" "^$base/mcp$" "$(stat last_resource)"
+exchanges=$(stat code_exchanges)
 expect_error "a replayed callback" MC002 "already completed" -- -U alice -c "SELECT mcp_oauth_callback('$location')"
+check "... redeems nothing" "^0$" "$(( $(stat code_exchanges) - exchanges ))"
+
+# Stricter: with mcp_oauth.finish_requires_identity, a caller without an
+# identity may not finish (and consumes nothing); the state's user may.
+location=$(curl -s -o /dev/null -w '%{redirect_url}' "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
+psql_q -c "ALTER SYSTEM SET mcp_oauth.finish_requires_identity = on" -c "SELECT pg_reload_conf()" >/dev/null
+expect_error "finish_requires_identity refuses a caller without an identity" 28000 "finished by its user" \
+  -- -c "SET mcp_oauth.identity = 'setting:app.user_id'" -c "SELECT mcp_oauth_callback('$location')"
+check "... and the state's own user finishes it" "^$id$" "$(as_alice -c "SELECT mcp_oauth_callback('$location')" 2>&1)"
+psql_q -c "ALTER SYSTEM RESET mcp_oauth.finish_requires_identity" -c "SELECT pg_reload_conf()" >/dev/null
 expect_error "tokens are not readable by the owner" 42501 "permission denied" -- -U alice -c "SELECT oauth_tokens FROM user_mcp_servers"
 
 # Tokens are stored sealed, bound to their row.
@@ -107,7 +118,7 @@ done
 behave '{"invalid_client": true}'
 location=$(curl -s -o /dev/null -w '%{redirect_url}' "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
 expect_error "invalid_client" MC004 "invalid_client" -- -U alice -c "SELECT mcp_oauth_callback('$location')"
-check "the registration was dropped" "^$" "$(as_alice -c "SELECT oauth_metadata -> 'client' FROM mcp_servers s JOIN user_mcp_servers u USING (id) WHERE id = '$id'")"
+check "the registration was dropped" "^f$" "$(as_alice -c "SELECT oauth_metadata ? 'client' FROM user_mcp_servers WHERE id = '$id'" 2>&1)"
 behave '{}'
 as_alice -c "SELECT mcp_oauth_start('$id')" >/dev/null
 check "a new registration followed" "^2$" "$(stat registrations)"
@@ -140,8 +151,11 @@ CREATE OPERATOR evil.= (LEFTARG = uuid, RIGHTARG = uuid, FUNCTION = evil.uuid_eq
 CREATE FUNCTION evil.jsonb_build_object(VARIADIC "any") RETURNS jsonb LANGUAGE plpgsql AS
   $$ BEGIN RAISE EXCEPTION 'hijacked as %', current_user; END $$;
 SQL
-out=$(psql_q -U alice -c "SET search_path = evil, pg_catalog, public" -c "SELECT mcp_oauth_set_client('$id', 'fixture-preregistered', 'fixture-preregistered-secret')" 2>&1)
+out=$(psql_q -U alice -At -c "SET search_path = evil, pg_catalog, public" \
+  -c "SELECT mcp_oauth_set_client('$id', 'fixture-preregistered', 'fixture-preregistered-secret')" \
+  -c "SELECT 'set_client returned'" 2>&1)
 refute "a shadowing operator or function is never called" "hijacked" "$out"
+check "... and the function ran to its end" "^set_client returned$" "$out"
 
 # Reset forgets everything.
 as_alice -c "SELECT mcp_oauth_reset('$id')" >/dev/null

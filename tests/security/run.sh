@@ -20,6 +20,7 @@ cat >"$hosts" <<'HOSTS'
 169.254.169.254 metadata.test
 93.184.216.34 rebind.test
 10.1.2.3 rebind.test
+93.184.216.34 evil.localhost
 HOSTS
 chmod 644 "$hosts"
 mount --bind "$hosts" /etc/hosts
@@ -44,6 +45,7 @@ base=$(start_fixture "$dir")
 other=$(start_fixture "$dir" fixture2)
 port=${base##*:}
 behave() { curl -s -X POST -H 'content-type: application/json' -d "${1:-{\}}" "$base/_fixture/config"; }
+stat() { curl -s "$1/_fixture/stats" | jq -r ".$2"; }
 
 psql_q <<'SQL'
 CREATE EXTENSION mcp_oauth;
@@ -61,20 +63,45 @@ hostile() {
 start_of() { echo "SELECT mcp_oauth_start('$(new_row "$1")')"; }
 ok_row=$(new_row "$base/mcp")
 
+# allowed NAME SETTINGS SQL: the positive control of a refusal. With the
+# setting that permits the target, the policy lets the request go: it then
+# fails for what it is (nothing listens there, or speaks TLS), not with MC006.
+allowed() {
+  local name=$1 settings=$2 sql=$3 out
+  out=$("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "$settings" -c "SET ROLE alice" -c "$sql" 2>&1)
+  refute "$name: not refused by the policy" "MC006|blocked by the network policy" "$out"
+  check "$name: the request was attempted" "ERROR:  MC00[357]:|/authorize\?" "$out"
+}
+
 say "addresses, in every encoding"
-for target in 169.254.169.254 10.0.0.1 172.16.0.1 192.168.1.1 '[fd00::1]' '[fe80::1]' 0.0.0.0 100.64.0.1 '[::ffff:10.0.0.1]' '[64:ff9b::a00:1]'; do
-  behave "{\"challenge_resource_metadata\": \"http://$target/.well-known/oauth-protected-resource\"}"
-  hostile "resource_metadata at $target" MC006 "blocked by the network policy" "SELECT 1" "$(start_of "$base/mcp")"
+# https targets, so that the address rule (not the https rule) is what
+# refuses them, each with its own reason in DETAIL.
+for target in 10.0.0.1 172.16.0.1 192.168.1.1 '[fd00::1]' '[fe80::1]' 0.0.0.0 100.64.0.1 '[::ffff:10.0.0.1]' '[64:ff9b::a00:1]'; do
+  behave "{\"challenge_resource_metadata\": \"https://$target/.well-known/oauth-protected-resource\"}"
+  hostile "resource_metadata at $target" MC006 ": the address is not public" "SELECT 1" "$(start_of "$base/mcp")"
+  allowed "resource_metadata at $target with allow_private_networks" "SET mcp_oauth.allow_private_networks = on" "$(start_of "$base/mcp")"
 done
+behave '{"challenge_resource_metadata": "https://169.254.169.254/.well-known/oauth-protected-resource"}'
+hostile "resource_metadata at 169.254.169.254" MC006 ": the address is a cloud metadata endpoint" "SELECT 1" "$(start_of "$base/mcp")"
 behave '{}'
 for target in 2130706433 0x7f000001 0177.0.0.1 127.1 '[::1]' loop.test; do
-  hostile "loopback as $target with allow_http_loopback off" MC006 "blocked" "SET mcp_oauth.allow_http_loopback = off" "$(start_of "http://$target:$port/mcp")"
+  hostile "loopback as $target with allow_http_loopback off" MC006 ": the address is not public" \
+    "SET mcp_oauth.allow_http_loopback = off" "$(start_of "https://$target:$port/mcp")"
+  allowed "loopback as $target with allow_private_networks" \
+    "SET mcp_oauth.allow_private_networks = on" "$(start_of "https://$target:$port/mcp")"
 done
-hostile "a name resolving to a private address" MC006 "not public" "SET mcp_oauth.allow_http_loopback = off" "$(start_of "https://internal.test/mcp")"
-hostile "a name resolving to a metadata address" MC006 "metadata" "SET mcp_oauth.allow_private_networks = on" "$(start_of "https://metadata.test/mcp")"
-hostile "rebinding: one name, a public and a private address" MC006 "not public" "SELECT 1" "$(start_of "https://rebind.test/mcp")"
-hostile "metadata even with allow_private_networks" MC006 "metadata" "SET mcp_oauth.allow_private_networks = on" "$(start_of "https://[::ffff:169.254.169.254]/mcp")"
-hostile "allowed_hosts excludes everything else" MC006 "allowed_hosts" "SET mcp_oauth.allowed_hosts = 'mcp.example.com'" "$(start_of "$base/mcp")"
+hostile "a name resolving to a private address" MC006 "internal.test: the address is not public" "SET mcp_oauth.allow_http_loopback = off" "$(start_of "https://internal.test/mcp")"
+allowed "a name resolving to a private address with allow_private_networks" "SET mcp_oauth.allow_private_networks = on" "$(start_of "https://internal.test/mcp")"
+hostile "a name resolving to a metadata address" MC006 "metadata.test: the address is a cloud metadata endpoint" "SET mcp_oauth.allow_private_networks = on" "$(start_of "https://metadata.test/mcp")"
+hostile "rebinding: one name, a public and a private address" MC006 "rebind.test: the address is not public" "SELECT 1" "$(start_of "https://rebind.test/mcp")"
+hostile "metadata even with allow_private_networks" MC006 ": the address is a cloud metadata endpoint" "SET mcp_oauth.allow_private_networks = on" "$(start_of "https://[::ffff:169.254.169.254]/mcp")"
+hostile "metadata in NAT64 form even with allow_private_networks" MC006 ": the address is a cloud metadata endpoint" "SET mcp_oauth.allow_private_networks = on" "$(start_of "https://[64:ff9b::a9fe:a9fe]/mcp")"
+hostile "metadata in 6to4 form even with allow_private_networks" MC006 ": the address is a cloud metadata endpoint" "SET mcp_oauth.allow_private_networks = on" "$(start_of "https://[2002:a9fe:a9fe::]/mcp")"
+hostile "metadata in IPv4-compatible form even with allow_private_networks" MC006 ": the address is a cloud metadata endpoint" "SET mcp_oauth.allow_private_networks = on" "$(start_of "https://[::a9fe:a9fe]/mcp")"
+hostile "a .localhost name allowed plain http must resolve to loopback" MC006 "evil.localhost: a localhost name must resolve to loopback addresses only" "SELECT 1" "$(start_of "http://evil.localhost:$port/mcp")"
+allowed "... as localhost does" "SELECT 1" "$(start_of "http://localhost:$port/mcp")"
+hostile "allowed_hosts excludes everything else" MC006 "the host is not in mcp_oauth.allowed_hosts" "SET mcp_oauth.allowed_hosts = 'mcp.example.com'" "$(start_of "$base/mcp")"
+allowed "... and lets a listed host through" "SET mcp_oauth.allowed_hosts = '127.0.0.1:$port'" "$(start_of "$base/mcp")"
 
 say "schemes, in every spelling"
 for url in 'javascript:alert(1)' 'data:text/html,x' 'file:///etc/passwd' 'vbscript:msgbox(1)' 'JaVaScRiPt:alert(1)' ' javascript:alert(1)' 'https://user:pw@mcp.example.com/mcp' 'gopher://x.example/' 'https://[fe80::1%25eth0]/mcp'; do
@@ -99,8 +126,13 @@ behave '{"auth_server_override": {"registration_endpoint": "http://169.254.169.2
 hostile "registration endpoint on a metadata address" MC006 "blocked by the network policy" "SELECT 1" "$(start_of "$base/mcp")"
 behave '{}'
 rm -f /tmp/mcp_oauth_pwned
-out=$(psql_q -U alice -c "$(start_of "$base/mcp;\$(touch /tmp/mcp_oauth_pwned)|id&")" 2>&1)
-check "shell metacharacters in a URL are only data" "ERROR" "$out"
+# No whitespace, so that the table accepts it and the URL is really used.
+shelly="$base/mcp;\$(touch\${IFS}/tmp/mcp_oauth_pwned)|id&\`id\`"
+shell_row=$(new_row "$shelly")
+check "a URL with shell metacharacters is stored as it is" "^1$" \
+  "$(psql_q -U alice -At -c "SELECT count(*) FROM mcp_servers WHERE id = '$shell_row' AND url = \$q\$$shelly\$q\$")"
+out=$(psql_q -U alice -At -c "SELECT mcp_oauth_start('$shell_row')" 2>&1)
+check "... and used as data: the sign-in starts" "^http://127\.0\.0\.1:$port/authorize\?" "$out"
 check "... nothing was executed" "^absent$" "$([ -e /tmp/mcp_oauth_pwned ] && echo present || echo absent)"
 
 say "metadata that lies"
@@ -121,6 +153,8 @@ behave "{\"resource_metadata_override\": {\"authorization_servers\": [\"$other\"
 psql_q -U alice -c "SELECT mcp_oauth_start('$ok_row')" >/dev/null
 check "a new authorization server: a new registration, bound to it" "^$other\|t$" \
   "$(psql_q -U alice -At -c "SELECT oauth_metadata #>> '{client,issuer}', oauth_metadata #>> '{client,client_id}' IS DISTINCT FROM '$first_client' FROM user_mcp_servers WHERE id = '$ok_row'")"
+check "... registered there once" "^1$" "$(stat "$other" registrations)"
+check "... and nothing of the old registration was sent there" "^0\|0$" "$(stat "$other" token_requests)|$(stat "$other" credentialed_requests)"
 behave '{}'
 
 say "token responses that lie"
@@ -137,7 +171,9 @@ done
 behave '{}'
 callback=$(sign_in_callback "$ok_row")
 behave "{\"token_redirect\": \"$other/token\"}"
+before=$(stat "$other" token_requests)
 hostile "a redirect from the token endpoint is not followed" MC004 "invalid response" "SELECT 1" "SELECT mcp_oauth_callback('$callback')"
+check "... the redirect's target received nothing" "^0$" "$(( $(stat "$other" token_requests) - before ))"
 behave '{}'
 
 say "states that lie"
@@ -150,17 +186,24 @@ hostile "iss mismatch, with a script in it" MC003 "another issuer" "SELECT 1" "S
 out=$(psql_q -U alice -c "SELECT mcp_oauth_finish('$state', '$code', '<script>alert(1)</script>')" 2>&1)
 refute "... the script is not reflected raw" "<script>" "$out"
 # Concurrent replay: two callbacks at once, exactly one wins.
+exchanges=$(stat "$base" code_exchanges)
 psql_q -U alice -At -c "SELECT mcp_oauth_callback('$callback')" >"$dir/replay.1" 2>&1 & r1=$!
 psql_q -U alice -At -c "SELECT mcp_oauth_callback('$callback')" >"$dir/replay.2" 2>&1 & r2=$!
 wait $r1 $r2
 check "a concurrent replay: exactly one callback succeeds" "^1$" "$(cat "$dir"/replay.* | grep -c "^$ok_row$")"
 check "... the other is MC002" "already completed" "$(cat "$dir"/replay.*)"
+check "... and the code was redeemed exactly once" "^1$" "$(( $(stat "$base" code_exchanges) - exchanges ))"
+exchanges=$(stat "$base" code_exchanges)
+expect_error "a replay after it" MC002 "already completed" -- -U alice -c "SELECT mcp_oauth_callback('$callback')"
+check "... redeems nothing" "^0$" "$(( $(stat "$base" code_exchanges) - exchanges ))"
 
 say "redirects on MCP requests"
 behave "{\"mcp_redirect\": \"http://10.0.0.1/mcp\"}"
 hostile "an MCP redirect to an internal host" MC006 "another origin" "SELECT 1" "SELECT mcp_call_tool('$ok_row', 'echo')"
 behave "{\"mcp_redirect\": \"$other/mcp\"}"
+before=$(stat "$other" requests)
 hostile "an MCP redirect to another origin" MC006 "another origin" "SELECT 1" "SELECT mcp_call_tool('$ok_row', 'echo')"
+check "... the other origin received no request (no header left the origin)" "^0$" "$(( $(stat "$other" requests) - before ))"
 behave '{}'
 
 say "arguments"
@@ -181,6 +224,7 @@ leaked=0
 while read -r secret; do
   [ -n "$secret" ] && grep -qF -- "$secret" "$dir/server.log" && leaked=$((leaked + 1))
 done <<<"$secrets"
+check "the log scan has secrets to look for" "^[1-9][0-9]*$" "$(grep -c . <<<"$secrets")"
 check "no token, verifier or client secret in the log ($count checked, log_statement = all)" "^0$" "$leaked"
 check "the log did record the statements" "mcp_oauth_callback" "$(cat "$dir/server.log")"
 

@@ -25,14 +25,24 @@ INSERT INTO user_mcp_servers (name, url) VALUES ('Notion', 'https://mcp.notion.e
 SELECT user_id, slug FROM mcp_servers;
 COMMIT;
 
+-- Another user sees, changes and deletes nothing of user-1 (RETURNING shows
+-- any row touched; the changes are committed, so a breach would also show
+-- below).
 BEGIN;
 SET LOCAL app.user_id = 'user-2';
 SELECT count(*) FROM mcp_servers;
-UPDATE user_mcp_servers SET name = 'pwned';
-DELETE FROM user_mcp_servers;
+UPDATE user_mcp_servers SET name = 'pwned' RETURNING id;
+DELETE FROM user_mcp_servers RETURNING id;
+COMMIT;
+BEGIN;
+SET LOCAL app.user_id = 'user-2';
 INSERT INTO user_mcp_servers (user_id, name, url) VALUES ('user-1', 'planted', 'https://x.example/mcp');
 \echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
+BEGIN;
+SET LOCAL app.user_id = 'user-1';
+SELECT user_id, name FROM mcp_servers;
+COMMIT;
 
 -- Outside the transaction the setting is gone again.
 SELECT count(*) FROM mcp_servers;

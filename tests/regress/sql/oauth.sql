@@ -28,14 +28,18 @@ SELECT * FROM mcp_list_tools('00000000-0000-0000-0000-000000000000');
 SELECT mcp_oauth_start(:'linear_id');
 \echo :LAST_ERROR_SQLSTATE
 
--- States that are not ours.
+SELECT mcp_oauth_finish('', 'code');
+\echo :LAST_ERROR_SQLSTATE
+
+-- States that are not ours (with a state secret, so that the state itself
+-- is what is refused).
+RESET ROLE;
+SET mcp_oauth.state_secret = 'regress-state-secret-0123456789abcdef';
+SET ROLE regress_alice;
 SELECT mcp_oauth_finish('', 'code');
 \echo :LAST_ERROR_SQLSTATE
 SELECT mcp_oauth_finish(repeat('A', 1000000), 'code');
 \echo :LAST_ERROR_SQLSTATE
-RESET ROLE;
-SET mcp_oauth.state_secret = 'regress-state-secret-0123456789abcdef';
-SET ROLE regress_alice;
 SELECT mcp_oauth_finish('AQAAAABqsTuAAAAAAGqxPKxvHB1-D3pMPpsaL208S1ppBwcHBwcHBwcHBwcHBwcHB2FsaWNl.BBFg21d5yyVGE9GeHxdnk5TZq9ycB_0CaT-zWNF8FNE', 'code');
 \echo :LAST_ERROR_SQLSTATE
 
