@@ -88,10 +88,10 @@ as_alice -c "SELECT mcp_call_tool('$id', 'echo')" >/dev/null
 check "a 30-second token is not refreshed with 29 seconds left" "^0$" "$(( $(stat refreshes) - before ))"
 behave '{"expires_in": 3}'
 sign_in "$id"
-sleep 2.8
+sleep 3.2
 behave '{"expires_in": 30}'
 before=$(stat refreshes)
-check "a token about to expire is refreshed first" '"text": "fresh"' \
+check "an expired token is refreshed first" '"text": "fresh"' \
   "$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"fresh\"}')")"
 check "... once" "^1$" "$(( $(stat refreshes) - before ))"
 check "the refresh names the resource (RFC 8707)" "^$base/mcp$" "$(stat last_resource)"
