@@ -34,6 +34,7 @@ CREATE TABLE @extschema@.user_mcp_servers (
     created_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
     generation          bigint      NOT NULL DEFAULT 0,
+    mcp_protocol        jsonb,
     oauth_authorized    boolean     GENERATED ALWAYS AS (
                             auth_type = 'oauth' AND oauth_tokens IS NOT NULL AND NOT reauth_required
                         ) STORED,
@@ -74,6 +75,7 @@ COMMENT ON COLUMN @extschema@.user_mcp_servers.oauth_client_secret IS 'Client se
 COMMENT ON COLUMN @extschema@.user_mcp_servers.reauth_required IS 'The user must sign in again (set by triggers, failed refreshes and step-up).';
 COMMENT ON COLUMN @extschema@.user_mcp_servers.oauth_authorized IS 'An OAuth row with tokens and no pending re-authentication.';
 COMMENT ON COLUMN @extschema@.user_mcp_servers.header_keys IS 'The names of the configured headers, sorted; never their values.';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.mcp_protocol IS 'What the extension learned about the MCP server and shares between backends: the protocol revision it speaks, a session-based server''s session, the tool parameters sent as headers (x-mcp-header). Forgotten when url, auth_type or headers change.';
 COMMENT ON COLUMN @extschema@.user_mcp_servers.generation IS 'Counts changes of the endpoint and credentials (url, auth_type, headers, tokens, a new reauth_required); writes the extension computed from an older read are skipped.';
 
 -- Row-level security, enabled and forced (the owner is bound too; only
@@ -185,6 +187,12 @@ BEGIN
             NEW.oauth_client_secret := NULL;
             NEW.oauth_metadata := NULL;
             NEW.reauth_required := (NEW.auth_type = 'oauth');
+        END IF;
+        -- What was learned about a server belongs to that server, reached
+        -- with those credentials.
+        IF NEW.url IS DISTINCT FROM OLD.url OR NEW.auth_type IS DISTINCT FROM OLD.auth_type
+           OR NEW.headers IS DISTINCT FROM OLD.headers THEN
+            NEW.mcp_protocol := NULL;
         END IF;
         -- Writes the extension computed from an older read of the row are
         -- conditional on this: a change of endpoint or credentials, or a
@@ -361,7 +369,7 @@ BEGIN
 END
 $$;
 GRANT SELECT (id, user_id, slug, name, url, enabled, auth_type, oauth_metadata, oauth_authorized,
-              header_keys, reauth_required, last_error, created_at, updated_at, generation)
+              header_keys, reauth_required, last_error, created_at, updated_at, generation, mcp_protocol)
     ON @extschema@.user_mcp_servers TO mcp_oauth_user;
 GRANT INSERT (id, user_id, slug, name, url, headers, enabled, auth_type)
     ON @extschema@.user_mcp_servers TO mcp_oauth_user;

@@ -98,6 +98,9 @@ struct Job {
     update: Option<RowUpdate>,
     /// ...when a held worker is given up on (`reserve`).
     abandon: Option<RowUpdate>,
+    /// Nobody waits for this worker (`remember`): it does not report back,
+    /// and it unpins the segment the caller left pinned for it.
+    detached: bool,
 }
 
 fn now_ms() -> i64 {
@@ -123,6 +126,17 @@ struct Worker {
 impl Worker {
     /// Starts a worker for `job`; None when no worker slot is free.
     fn start(job: &Job) -> Option<Worker> {
+        Self::launch(job, false)
+    }
+
+    /// Starts a worker for `job` and lets it go: the segment is pinned so
+    /// that it outlives this backend's attachment, until the worker unpins
+    /// it. False when no worker slot is free.
+    fn start_detached(job: &Job) -> bool {
+        Self::launch(job, true).is_some()
+    }
+
+    fn launch(job: &Job, detached: bool) -> Option<Worker> {
         let payload = serde_json::to_vec(job).ok()?;
         // SAFETY: a fresh segment of the size we write. It is detached when
         // the Worker is dropped (and by the resource owner at the end of the
@@ -149,6 +163,9 @@ impl Worker {
                 },
             );
             std::ptr::copy_nonoverlapping(payload.as_ptr(), base.add(HEADER), payload.len());
+            if detached {
+                pg_sys::dsm_pin_segment(segment);
+            }
             let loaded = BackgroundWorkerBuilder::new("mcp_oauth durable write")
                 .set_type("mcp_oauth")
                 .set_library("mcp_oauth")
@@ -161,6 +178,9 @@ impl Worker {
             match loaded {
                 Ok(handle) => Some(Worker { segment, header: base as *const Header, base, handle }),
                 Err(_) => {
+                    if detached {
+                        pg_sys::dsm_unpin_segment(pg_sys::dsm_segment_handle(segment));
+                    }
                     pg_sys::dsm_detach(segment);
                     None
                 }
@@ -257,7 +277,21 @@ fn job(row: &store::ServerRow, condition: Condition, update: Option<RowUpdate>, 
         condition,
         update,
         abandon,
+        detached: false,
     })
+}
+
+/// Applies `update` to `row` if `condition` holds, some time soon, in a
+/// background worker nobody waits for: for what is worth keeping but not
+/// worth a wait (what a backend learned about a server). Lost, silently, if
+/// no worker slot is free or the row changed.
+pub fn remember(row: &store::ServerRow, condition: Condition, update: RowUpdate) -> Result<(), Error> {
+    if row.held_by_caller {
+        return Ok(());
+    }
+    let job = Job { detached: true, ..job(row, condition, Some(update), None)? };
+    Worker::start_detached(&job);
+    Ok(())
 }
 
 /// How a write after the fact ended.
@@ -386,13 +420,19 @@ pub extern "C-unwind" fn mcp_oauth_durable_write_main(arg: pg_sys::Datum) {
         let header = &*(base as *const Header);
         let bytes = std::slice::from_raw_parts(base.add(HEADER), header.job_len as usize);
         let Ok(job) = serde_json::from_slice::<Job>(bytes) else { return };
+        if job.detached {
+            // Ours now: the segment goes when we detach (at exit).
+            pg_sys::dsm_unpin_segment(handle);
+        }
         header.worker_latch.store(std::ptr::addr_of_mut!((*pg_sys::MyProc).procLatch) as u64, Ordering::Release);
         (header, base, job)
     };
     let tell_caller = |phase: u32| {
         header.phase.store(phase, Ordering::Release);
-        // SAFETY: the caller's PGPROC latch, in shared memory.
-        unsafe { pg_sys::SetLatch(header.caller_latch as *mut pg_sys::Latch) };
+        if !job.detached {
+            // SAFETY: the caller's PGPROC latch, in shared memory.
+            unsafe { pg_sys::SetLatch(header.caller_latch as *mut pg_sys::Latch) };
+        }
     };
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(job.database)), Some(pg_sys::Oid::from(job.owner)));
     // Whatever the database's defaults: read committed (the row is read

@@ -25,6 +25,12 @@ pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    // Preloaded, this runs in the postmaster: what is built here is
+    // inherited by every backend it forks, so none of them pays for it.
+    // SAFETY: a plain read of a flag PostgreSQL sets while preloading.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        mcp_oauth_core::net::tls_config();
+    }
 }
 
 #[cfg(any(test, feature = "pg_test"))]

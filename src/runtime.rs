@@ -12,7 +12,7 @@ use crate::gucs;
 use mcp_oauth_core::net::{HttpClient, NetConfig, NetPolicy};
 use mcp_oauth_core::settings;
 use pgrx::pg_sys;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -20,7 +20,12 @@ use std::time::{Duration, Instant};
 thread_local! {
     static RUNTIME: RefCell<Option<Rc<tokio::runtime::Runtime>>> = const { RefCell::new(None) };
     static CLIENT: RefCell<Option<(NetConfig, Rc<HttpClient>)>> = const { RefCell::new(None) };
+    /// When the runtime last stopped running (its connections unpolled since).
+    static LAST_RUN: Cell<Option<Instant>> = const { Cell::new(None) };
 }
+
+/// After this long unpolled, pooled connections are checked before use.
+const IDLE_CHECK_AFTER: Duration = Duration::from_millis(50);
 
 /// How often interrupts are checked while waiting.
 const POLL: Duration = Duration::from_millis(10);
@@ -104,14 +109,20 @@ pub fn cancel_requested() -> bool {
     unsafe { pg_sys::InterruptPending != 0 && (pg_sys::QueryCancelPending != 0 || pg_sys::ProcDiePending != 0) }
 }
 
-/// Runs `future` on the backend's runtime. Before it starts, the runtime
-/// lets the HTTP client's idle connections notice that a server closed them
-/// while the backend was not polling (the runtime only runs during a call),
-/// so no request goes out on a connection that is already dead.
+/// Runs `future` on the backend's runtime. When the runtime has not run for
+/// a while, it first lets the HTTP client's idle connections notice that a
+/// server closed them meanwhile (the runtime only runs during a call, so
+/// nothing read their end-of-stream): two turns of the scheduler, one to
+/// poll for readiness and one to run the connections' tasks, so no request
+/// goes out on a connection that is already dead. Back-to-back calls skip it.
 fn drive<F: Future>(future: F, mut stop: impl FnMut() -> bool) -> Option<F::Output> {
+    let idle = LAST_RUN.with(Cell::get).is_none_or(|at| at.elapsed() > IDLE_CHECK_AFTER);
+    let _mark = MarkLastRun;
     runtime().block_on(async {
-        for _ in 0..3 {
-            tokio::task::yield_now().await;
+        if idle {
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
         }
         tokio::pin!(future);
         let mut tick = tokio::time::interval(POLL);
@@ -128,6 +139,15 @@ fn drive<F: Future>(future: F, mut stop: impl FnMut() -> bool) -> Option<F::Outp
             }
         }
     })
+}
+
+/// Records when the runtime stopped, also when the caller unwinds.
+struct MarkLastRun;
+
+impl Drop for MarkLastRun {
+    fn drop(&mut self) {
+        LAST_RUN.with(|at| at.set(Some(Instant::now())));
+    }
 }
 
 /// Runs `future` to completion on the backend's runtime. If the query is

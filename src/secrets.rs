@@ -16,50 +16,90 @@ use pgrx::prelude::*;
 use pgrx::JsonB;
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Where the cached keyring came from.
+#[derive(PartialEq, Eq)]
+enum Source {
+    Setting(String),
+    /// The key file, with what identifies its version: inode, length and
+    /// modification time.
+    File { path: String, stamp: (u64, u64, i64, i64) },
+}
+
+struct Cached {
+    source: Source,
+    /// When the key file was last looked at.
+    checked: Instant,
+    ring: Rc<Keyring>,
+}
 
 thread_local! {
-    /// The parsed keyring and what it was parsed from.
-    static KEYRING: RefCell<Option<(String, Rc<Keyring>)>> = const { RefCell::new(None) };
+    static KEYRING: RefCell<Option<Cached>> = const { RefCell::new(None) };
 }
+
+/// A key file is looked at again at most this often: a warm call does no
+/// file I/O, and a key written to the file is seen within this delay (and at
+/// once by `mcp_oauth_rotate_key()`).
+const KEY_FILE_RECHECK: Duration = Duration::from_secs(1);
 
 const KEY_HINT: &str = "A superuser sets mcp_oauth.encryption_key_file to a file (readable only by the server) holding \
     64 hexadecimal characters, e.g. from: openssl rand -hex 32; or mcp_oauth.encryption_key. \
     For development only, mcp_oauth.allow_plaintext_secrets = on stores secrets unencrypted.";
 
-fn key_text() -> Result<Option<String>, Error> {
-    if let Some(key) = gucs::string(&gucs::ENCRYPTION_KEY) {
-        return Ok(Some(key));
-    }
-    let Some(path) = gucs::string(&gucs::ENCRYPTION_KEY_FILE) else { return Ok(None) };
-    let unreadable = |e: std::io::Error| {
-        Error::KeyUnusable(format!("the file named by mcp_oauth.encryption_key_file cannot be read ({})", e.kind()))
-    };
-    // A key others can read is not a secret: refuse it, as ssh does.
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&path).map_err(unreadable)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(Error::KeyUnusable(format!(
-            "the file named by mcp_oauth.encryption_key_file can be read by other users (mode {:o}); chmod 600 it",
-            mode & 0o777
-        )));
-    }
-    std::fs::read_to_string(&path).map(Some).map_err(unreadable)
+fn parse(text: &str) -> Result<Rc<Keyring>, Error> {
+    Keyring::parse(text).map(Rc::new).map_err(|e| Error::KeyUnusable(e.to_string()))
 }
 
-/// The configured keyring, or None when no key is configured.
-fn keyring() -> Result<Option<Rc<Keyring>>, Error> {
-    let Some(text) = key_text()? else { return Ok(None) };
+/// The configured keyring, or None when no key is configured. `fresh`:
+/// look at the key file now, whenever it was last looked at.
+fn keyring_checked(fresh: bool) -> Result<Option<Rc<Keyring>>, Error> {
     KEYRING.with(|cell| {
         let mut slot = cell.borrow_mut();
-        if let Some((source, ring)) = slot.as_ref() {
-            if *source == text {
-                return Ok(Some(ring.clone()));
+        if let Some(key) = gucs::string(&gucs::ENCRYPTION_KEY) {
+            if let Some(cached) = slot.as_ref().filter(|c| c.source == Source::Setting(key.clone())) {
+                return Ok(Some(cached.ring.clone()));
+            }
+            let ring = parse(&key)?;
+            *slot = Some(Cached { source: Source::Setting(key), checked: Instant::now(), ring: ring.clone() });
+            return Ok(Some(ring));
+        }
+        let Some(path) = gucs::string(&gucs::ENCRYPTION_KEY_FILE) else {
+            *slot = None;
+            return Ok(None);
+        };
+        if let Some(cached) = slot.as_mut() {
+            if matches!(&cached.source, Source::File { path: p, .. } if *p == path) && !fresh && cached.checked.elapsed() < KEY_FILE_RECHECK {
+                return Ok(Some(cached.ring.clone()));
             }
         }
-        let ring = Rc::new(Keyring::parse(&text).map_err(|e| Error::KeyUnusable(e.to_string()))?);
-        *slot = Some((text, ring.clone()));
+        let unreadable = |e: std::io::Error| {
+            Error::KeyUnusable(format!("the file named by mcp_oauth.encryption_key_file cannot be read ({})", e.kind()))
+        };
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = std::fs::metadata(&path).map_err(unreadable)?;
+        // A key others can read is not a secret: refuse it, as ssh does.
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            *slot = None;
+            return Err(Error::KeyUnusable(format!(
+                "the file named by mcp_oauth.encryption_key_file can be read by other users (mode {:o}); chmod 600 it",
+                mode & 0o777
+            )));
+        }
+        let source = Source::File { path: path.clone(), stamp: (meta.ino(), meta.len(), meta.mtime(), meta.mtime_nsec()) };
+        if let Some(cached) = slot.as_mut().filter(|c| c.source == source) {
+            cached.checked = Instant::now();
+            return Ok(Some(cached.ring.clone()));
+        }
+        let ring = parse(&std::fs::read_to_string(&path).map_err(unreadable)?)?;
+        *slot = Some(Cached { source, checked: Instant::now(), ring: ring.clone() });
         Ok(Some(ring))
     })
+}
+
+fn keyring() -> Result<Option<Rc<Keyring>>, Error> {
+    keyring_checked(false)
 }
 
 /// The keyring to seal with; None means "store plaintext" (allowed only by
@@ -156,7 +196,7 @@ fn mcp_oauth_seal_headers(id: pgrx::Uuid, headers: JsonB) -> JsonB {
 /// write miss, and the row is read again, so nothing written meanwhile is
 /// lost. Rows re-sealed stay locked until the caller's transaction ends.
 fn rotate() -> Result<i64, Error> {
-    let ring = keyring()?.ok_or(Error::SettingMissing { setting: "mcp_oauth.encryption_key", hint: KEY_HINT })?;
+    let ring = keyring_checked(true)?.ok_or(Error::SettingMissing { setting: "mcp_oauth.encryption_key", hint: KEY_HINT })?;
     let mut ids: Vec<pgrx::Uuid> = Vec::new();
     spi::run(&ALL_IDS, &[], |row| ids.extend(row.get::<pgrx::Uuid>(1)))?;
     let mut changed = 0i64;

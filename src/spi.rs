@@ -76,33 +76,64 @@ pub fn catalog() -> Result<Rc<Catalog>, Error> {
     if let Some(found) = CATALOG.with(|c| c.borrow().clone()) {
         return Ok(found);
     }
-    let found = Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT c.oid, pg_catalog.quote_ident(n.nspname) || '.user_mcp_servers', c.relowner
-               FROM pg_catalog.pg_extension e
-               JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
-               JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = 'user_mcp_servers'
-              WHERE e.extname = 'mcp_oauth'",
-            Some(1),
-            &[],
-        )?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let row = rows.first();
-        Ok::<_, pgrx::spi::SpiError>(Some(Catalog {
-            table_oid: row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid),
-            table: row.get::<String>(2)?.unwrap_or_default(),
-            owner: row.get::<pg_sys::Oid>(3)?.unwrap_or(pg_sys::InvalidOid),
-        }))
-    })
-    .map_err(|e| Error::Internal(format!("looking up the table user_mcp_servers failed: {e}")))?
-    .ok_or_else(|| Error::Internal("the extension mcp_oauth is not installed in this database".into()))?;
+    // SAFETY: catalog reads on the backend's thread, inside a transaction.
+    let found = unsafe { lookup() }
+        .ok_or_else(|| Error::Internal("the extension mcp_oauth is not installed in this database".into()))?;
     let found = Rc::new(found);
     CACHED_OID.with(|c| c.set(found.table_oid.to_u32()));
     forget_plans();
     CATALOG.with(|c| *c.borrow_mut() = Some(found.clone()));
     Ok(found)
+}
+
+/// The table's OID, qualified name and owner, read from the catalogs
+/// directly (an index scan of pg_extension, then the relation caches): a new
+/// backend parses and plans no statement for it.
+unsafe fn lookup() -> Option<Catalog> {
+    // SAFETY (whole function): the standard catalog access sequence, as
+    // PostgreSQL's own get_extension_oid() does it; every scan and cache
+    // entry is released before returning.
+    unsafe {
+        let catalog = pg_sys::table_open(pg_sys::ExtensionRelationId, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyInit(
+            &mut key,
+            pg_sys::Anum_pg_extension_extname as pg_sys::AttrNumber,
+            pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+            pg_sys::Oid::from(pg_sys::F_NAMEEQ),
+            pg_sys::Datum::from(c"mcp_oauth".as_ptr()),
+        );
+        let scan = pg_sys::systable_beginscan(
+            catalog,
+            pg_sys::Oid::from(pg_sys::ExtensionNameIndexId),
+            true,
+            std::ptr::null_mut(),
+            1,
+            &mut key,
+        );
+        let tuple = pg_sys::systable_getnext(scan);
+        let namespace = (!tuple.is_null())
+            .then(|| (*(pg_sys::GETSTRUCT(tuple) as *const pg_sys::FormData_pg_extension)).extnamespace);
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(catalog, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let namespace = namespace?;
+        let table_oid = pg_sys::get_relname_relid(c"user_mcp_servers".as_ptr(), namespace);
+        if table_oid == pg_sys::InvalidOid {
+            return None;
+        }
+        let class = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::RELOID as i32, pg_sys::Datum::from(table_oid));
+        if class.is_null() {
+            return None;
+        }
+        let owner = (*(pg_sys::GETSTRUCT(class) as *const pg_sys::FormData_pg_class)).relowner;
+        pg_sys::ReleaseSysCache(class);
+        let schema = pg_sys::get_namespace_name(namespace);
+        if schema.is_null() {
+            return None;
+        }
+        let quoted = std::ffi::CStr::from_ptr(pg_sys::quote_identifier(schema)).to_string_lossy();
+        Some(Catalog { table_oid, table: format!("{quoted}.user_mcp_servers"), owner })
+    }
 }
 
 /// Runs `f` as the table's owner, then restores the caller's identity (also

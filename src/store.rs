@@ -12,6 +12,7 @@
 use crate::error::Error;
 use crate::secrets;
 use crate::spi::{self, arg, Statement};
+use mcp_oauth_core::mcp::Learned;
 use mcp_oauth_core::signin::{Credentials, Grant, OAuthRecord};
 use pgrx::pg_sys;
 use pgrx::{JsonB, Uuid};
@@ -41,6 +42,9 @@ pub struct ServerRow {
     pub client_secret: Option<String>,
     pub reauth_required: bool,
     pub last_error: Option<String>,
+    /// What was learned about the server (protocol revision, session,
+    /// header parameters), by any backend.
+    pub protocol: Learned,
     /// Bumped by every change of the row's endpoint or credentials; writes
     /// computed from this read are conditional on it.
     pub generation: i64,
@@ -69,7 +73,7 @@ fn uuid_arg(id: uuid::Uuid) -> spi::Arg {
 const LOAD: Statement = Statement {
     name: "load",
     sql: "SELECT user_id, url, auth_type, enabled, headers, oauth_metadata, oauth_tokens, oauth_code_verifier,
-                 oauth_client_secret, reauth_required, last_error, generation, xmin::text, xmax::text
+                 oauth_client_secret, reauth_required, last_error, generation, xmin::text, xmax::text, mcp_protocol
             FROM {table} WHERE id = $1 AND user_id = $2",
     args: &[pg_sys::UUIDOID, pg_sys::TEXTOID],
 };
@@ -91,6 +95,7 @@ pub fn load(id: uuid::Uuid, user_id: &str) -> Result<ServerRow, Error> {
         last_error: Option<String>,
         generation: i64,
         held: bool,
+        protocol: Option<JsonB>,
     }
     let mut found = None;
     spi::run(&LOAD, &[uuid_arg(id), arg(user_id)], |row| {
@@ -110,6 +115,7 @@ pub fn load(id: uuid::Uuid, user_id: &str) -> Result<ServerRow, Error> {
             last_error: row.get(11),
             generation: row.get(12).unwrap_or(0),
             held: spi::is_current_transaction(xmin.as_deref()) || spi::is_current_transaction(xmax.as_deref()),
+            protocol: row.get(15),
         });
     })?;
     let raw = found.ok_or(Error::ServerNotFound(id))?;
@@ -140,6 +146,7 @@ pub fn load(id: uuid::Uuid, user_id: &str) -> Result<ServerRow, Error> {
             .transpose()?,
         reauth_required: raw.reauth_required,
         last_error: raw.last_error,
+        protocol: raw.protocol.and_then(|p| serde_json::from_value(p.0).ok()).unwrap_or_default(),
         generation: raw.generation,
         held_by_caller: raw.held,
     })
@@ -171,6 +178,11 @@ pub trait IntoDatumOwned {
 impl IntoDatumOwned for String {
     fn datum(self) -> spi::Arg {
         arg(self)
+    }
+}
+impl IntoDatumOwned for serde_json::Value {
+    fn datum(self) -> spi::Arg {
+        arg(JsonB(self))
     }
 }
 impl IntoDatumOwned for Vec<u8> {
@@ -225,6 +237,7 @@ pub struct RowUpdate {
     pub tokens: Change<Vec<u8>>,
     pub verifier: Change<String>,
     pub client_secret: Change<String>,
+    pub protocol: Change<serde_json::Value>,
     /// Count this write as a change of credentials even if no credential
     /// column changes (a reset), so that writes computed before it skip.
     pub bump_generation: bool,
@@ -269,7 +282,8 @@ const UPDATE: Statement = Statement {
               oauth_tokens        = CASE WHEN $9 THEN $10 ELSE s.oauth_tokens END,
               oauth_code_verifier = CASE WHEN $11 THEN $12 ELSE s.oauth_code_verifier END,
               oauth_client_secret = CASE WHEN $13 THEN $14 ELSE s.oauth_client_secret END,
-              generation          = s.generation + CASE WHEN $15 THEN 1 ELSE 0 END
+              generation          = s.generation + CASE WHEN $15 THEN 1 ELSE 0 END,
+              mcp_protocol        = CASE WHEN $18 THEN $19 ELSE s.mcp_protocol END
            WHERE s.id = $1 AND s.user_id = $2
              AND ($16::bigint IS NULL OR s.generation = $16)
              AND ($17::text IS NULL OR s.oauth_metadata -> 'flow' ->> 'id' = $17)
@@ -292,6 +306,8 @@ const UPDATE: Statement = Statement {
         pg_sys::BOOLOID,
         pg_sys::INT8OID,
         pg_sys::TEXTOID,
+        pg_sys::BOOLOID,
+        pg_sys::JSONBOID,
     ],
 };
 
@@ -304,6 +320,7 @@ pub fn apply(id: uuid::Uuid, user_id: &str, condition: Condition, update: &RowUp
     let [verifier_set, verifier] = update.verifier.args();
     let [secret_set, secret] = update.client_secret.args();
     let [generation, flow] = condition.args();
+    let [protocol_set, protocol] = update.protocol.args();
     let metadata_set = (!update.metadata_set.is_empty()).then(|| JsonB(serde_json::Value::Object(update.metadata_set.clone())));
     let metadata_remove = (!update.metadata_remove.is_empty()).then(|| update.metadata_remove.clone());
     let mut new_generation = None;
@@ -327,6 +344,8 @@ pub fn apply(id: uuid::Uuid, user_id: &str, condition: Condition, update: &RowUp
             arg(update.bump_generation),
             generation,
             flow,
+            protocol_set,
+            protocol,
         ],
         |row| new_generation = row.get::<i64>(1),
     )?;

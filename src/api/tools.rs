@@ -39,11 +39,23 @@ fn fingerprint(url: &str, headers: &[(String, String)], token: Option<&str>) -> 
     h.finish()
 }
 
-fn take_session(id: uuid::Uuid, fp: u64) -> McpSession {
-    SESSIONS.with(|s| match s.borrow_mut().remove(&id) {
+/// This backend's session with the row's server, or a new one that starts
+/// from what any backend learned about the server.
+fn take_session(row: &ServerRow, fp: u64) -> McpSession {
+    SESSIONS.with(|s| match s.borrow_mut().remove(&row.id) {
         Some((cached, session)) if cached == fp => session,
-        _ => McpSession::new(),
+        _ => McpSession::from_learned(row.protocol.clone()),
     })
+}
+
+/// Shares what this call learned about the server with other backends.
+fn share_learned(row: &ServerRow, session: &McpSession) -> Result<(), Error> {
+    if *session.learned() == row.protocol {
+        return Ok(());
+    }
+    let learned = serde_json::to_value(session.learned()).expect("learned state serialises");
+    let update = RowUpdate { protocol: Change::Set(learned), ..Default::default() };
+    durable::remember(row, Condition::Generation(row.generation), update)
 }
 
 fn keep_session(id: uuid::Uuid, fp: u64, session: McpSession) {
@@ -84,12 +96,13 @@ fn with_session(server_id: uuid::Uuid, op: Operation) -> Result<Value, Error> {
         let token = tokens::access_token(&http, &mut row)?;
         let headers = if row.auth_type == AuthType::Headers { row.headers.clone() } else { vec![] };
         let fp = fingerprint(&row.url, &headers, token.as_deref());
-        let mut session = take_session(server_id, fp);
+        let mut session = take_session(&row, fp);
         let target = Target { url: &url, headers: &headers, bearer: token.as_deref() };
         let outcome = runtime::block_on(perform(&mut session, &http, &target, &op))?.map_err(Error::from);
         let oauth = row.auth_type == AuthType::OAuth;
         match outcome {
             Ok(value) => {
+                share_learned(&row, &session)?;
                 keep_session(server_id, fp, session);
                 if row.record.step_up_attempts > 0 {
                     let update = RowUpdate::default().remove_metadata(&["step_up_attempts", "step_up_scope"]);
@@ -116,6 +129,7 @@ fn with_session(server_id: uuid::Uuid, op: Operation) -> Result<Value, Error> {
             Err(e) => {
                 // A tool-level JSON-RPC error keeps the session; anything else drops it.
                 if matches!(e, Error::Mcp(McpError::Rpc { .. })) {
+                    share_learned(&row, &session)?;
                     keep_session(server_id, fp, session);
                 }
                 return Err(failed(&row, e, false));

@@ -48,32 +48,62 @@ as_alice -c "UPDATE user_mcp_servers SET headers = '{\"X-Api-Key\": \"k-123\"}' 
 check "mcp_test_server succeeds again" '"ok": true.*"tool_count": 8' "$(as_alice -c "SELECT mcp_test_server('$hid')")"
 check "... and clears last_error" '^t$' "$(as_alice -c "SELECT last_error IS NULL FROM mcp_servers WHERE id = '$hid'" 2>&1)"
 
-# OAuth: pages, SSE, the era and warm calls.
+# learned ID PATTERN: waits (at most 5 s) until what the backends learned
+# about the row's server, shared through the row, matches PATTERN.
+learned() {
+  local out=""
+  for _ in $(seq 50); do
+    out=$(as_alice -c "SELECT mcp_protocol::text FROM user_mcp_servers WHERE id = '$1'" 2>&1)
+    grep -qE -- "$2" <<<"$out" && break
+    sleep 0.1
+  done
+  echo "$out"
+}
+
+# OAuth: the era, x-mcp-header, warm calls, pages and SSE.
 id=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('Fixture', '$base/mcp', 'oauth') RETURNING id")
 sign_in "$id"
+before=$(stat mcp_requests)
+four_calls() {
+  psql_q -U alice -At -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"1\"}')" -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"2\"}')" \
+    -c "SELECT mcp_call_tool('$id', 'region_echo', '{\"region\": \"eu\"}')" -c "SELECT mcp_call_tool('$id', 'region_echo', '{\"region\": \"us\"}')"
+}
+out=$(four_calls)
+check "Mcp-Param headers are mirrored (x-mcp-header)" '"text": "us"' "$out"
+check "four calls in a new backend, nothing learned yet: six requests (a tools/list to learn x-mcp-header, the retry; no handshake)" \
+  "^6$" "$(( $(stat mcp_requests) - before ))"
+check "what was learned is kept on the row for every backend" '"modern": "2026-07-28".*"region_echo": \[\[\["region"\], "Region"\]\]' \
+  "$(learned "$id" region_echo)"
+before=$(stat mcp_requests)
+out=$(four_calls)
+check "four calls in another new backend: four requests (one per call)" "^4$" "$(( $(stat mcp_requests) - before ))"
+check "... mirroring the header from the first call" '"text": "eu"' "$out"
+check "no initialize was ever sent" "^0$" "$(stat initializes)"
 behave '{"page_size": 3, "sse": true}'
 check "every page, over SSE" "^echo,add,fail,big,region_echo,extra_1,extra_2,extra_3$" \
   "$(as_alice -c "SELECT string_agg(name, ',') FROM mcp_list_tools('$id')")"
 check "rows carry the schemas" "^t\|t$" \
   "$(as_alice -c "SELECT input_schema ? 'properties', output_schema IS NOT NULL FROM mcp_list_tools('$id') WHERE name = 'add'")"
-behave '{}'
-before=$(stat mcp_requests)
-out=$(psql_q -U alice -At -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"1\"}')" -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"2\"}')" -c "SELECT mcp_call_tool('$id', 'region_echo', '{\"region\": \"eu\"}')" -c "SELECT mcp_call_tool('$id', 'region_echo', '{\"region\": \"us\"}')")
-check "Mcp-Param headers are mirrored (x-mcp-header)" '"text": "us"' "$out"
-check "four calls in a new backend: six requests (one tools/list to learn x-mcp-header and the retry; no handshake)" "^6$" "$(( $(stat mcp_requests) - before ))"
-check "no initialize was ever sent" "^0$" "$(stat initializes)"
 
 behave '{"legacy_only": true}'
 check "a session-based server is spoken to with initialize" '"text": "old"' \
   "$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"old\"}')")"
-before=$(stat initializes)
+check "... and its session is kept on the row" '"legacy": \{"version": "2025-11-25", "session_id": "session-' "$(learned "$id" legacy)"
+before=$(stat initializes) requests=$(stat mcp_requests)
 out=$(psql_q -U alice -At -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"a\"}')" \
   -c "SELECT pg_catalog.pg_sleep(0)" -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"b\"}')")
-check "one session per backend, reused" "^1$" "$(( $(stat initializes) - before ))"
+check "another backend uses that session: no initialize" "^0$" "$(( $(stat initializes) - before ))"
+check "... one request per call" "^2$" "$(( $(stat mcp_requests) - requests ))"
 behave '{"legacy_only": true, "expire_sessions": true}'
 check "an expired session (404) is replaced" '"text": "again"' \
   "$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"again\"}')")"
+check "... and the new one kept" "^1$" "$(( $(stat initializes) - before ))"
 behave '{}'
+as_alice -c "UPDATE user_mcp_servers SET headers = '{\"X-Trace\": \"x\"}' WHERE id = '$id'" >/dev/null
+check "changing the headers forgets what was learned" "^t$" "$(as_alice -c "SELECT mcp_protocol IS NULL FROM user_mcp_servers WHERE id = '$id'" 2>&1)"
+check "... and the next call learns again (2026-07-28)" '"text": "new"' \
+  "$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"new\"}')")"
+check "... sharing it again" '"modern": "2026-07-28"' "$(learned "$id" modern)"
 
 # A tool error is a result; an unknown tool is MC005.
 check "isError is a result" '"isError": true' "$(as_alice -c "SELECT mcp_call_tool('$id', 'fail')")"

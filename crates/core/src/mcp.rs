@@ -16,7 +16,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use reqwest::header::HeaderName;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use url::Url;
 
 /// The current, session-less revision.
@@ -66,7 +67,8 @@ impl<'a> Target<'a> {
 }
 
 /// What is known about the server's protocol.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Era {
     /// Per-request metadata at this version.
     Modern(String),
@@ -74,13 +76,25 @@ pub enum Era {
     Legacy { version: String, session_id: Option<String> },
 }
 
+/// What a client learned about one server that any other client of it can
+/// use: the revision it speaks (and, for a session-based server, its
+/// session, which the Streamable HTTP transport lets several connections
+/// share), and which tool parameters travel as headers. Worth keeping
+/// outside one process, so that a new one starts where the last left off.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Learned {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub era: Option<Era>,
+    /// Per tool: (property path, header name) of `x-mcp-header` parameters.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub header_params: BTreeMap<String, Vec<(Vec<String>, String)>>,
+}
+
 /// One server's connection state; keep it and reuse it.
 #[derive(Debug, Clone, Default)]
 pub struct McpSession {
-    era: Option<Era>,
+    learned: Learned,
     next_id: i64,
-    /// Per tool: (property path, header name) of `x-mcp-header` parameters.
-    header_params: HashMap<String, Vec<(Vec<String>, String)>>,
 }
 
 fn protocol(host: &str, why: impl Into<String>) -> McpError {
@@ -258,11 +272,24 @@ fn param_value(args: &Value, path: &[String]) -> Option<String> {
 
 impl McpSession {
     pub fn new() -> Self {
-        Self::default()
+        Self::from_learned(Learned::default())
+    }
+
+    /// A session that starts from what was learned before, possibly by
+    /// another process. Request ids start at a random offset, so that
+    /// processes sharing a server's session do not reuse each other's ids.
+    pub fn from_learned(learned: Learned) -> Self {
+        let mut offset = [0u8; 4];
+        let _ = getrandom::fill(&mut offset);
+        Self { learned, next_id: i64::from(u32::from_le_bytes(offset) >> 1) << 16 }
+    }
+
+    pub fn learned(&self) -> &Learned {
+        &self.learned
     }
 
     pub fn era(&self) -> Option<&Era> {
-        self.era.as_ref()
+        self.learned.era.as_ref()
     }
 
     fn id(&mut self) -> i64 {
@@ -309,7 +336,7 @@ impl McpSession {
             request = request.header(HeaderName::from_static("mcp-name"), &header_value(name), false);
             if method == "tools/call" {
                 let args = params.get("arguments").cloned().unwrap_or(Value::Null);
-                for (path, header) in self.header_params.get(name).cloned().unwrap_or_default() {
+                for (path, header) in self.learned.header_params.get(name).cloned().unwrap_or_default() {
                     if let (Some(value), Ok(h)) = (param_value(&args, &path), HeaderName::from_bytes(format!("mcp-param-{header}").as_bytes())) {
                         request = request.header(h, &header_value(&value), false);
                     }
@@ -360,7 +387,7 @@ impl McpSession {
         if !(200..300).contains(&response.status) {
             return Err(status_error(&host, &response));
         }
-        self.era = Some(Era::Legacy { version: version.to_owned(), session_id });
+        self.learned.era = Some(Era::Legacy { version: version.to_owned(), session_id });
         Ok(())
     }
 
@@ -377,10 +404,10 @@ impl McpSession {
         let mut renewed = false;
         let mut version_retried = false;
         loop {
-            match self.era.clone() {
+            match self.learned.era.clone() {
                 None | Some(Era::Modern(_)) => {
-                    let cached = self.era.is_some();
-                    let version = match &self.era {
+                    let cached = self.learned.era.is_some();
+                    let version = match &self.learned.era {
                         Some(Era::Modern(v)) => v.clone(),
                         _ => MODERN_PROTOCOL.to_owned(),
                     };
@@ -388,13 +415,13 @@ impl McpSession {
                     let response = http.send(request).await?;
                     match response.status {
                         200 => {
-                            self.era = Some(Era::Modern(version));
+                            self.learned.era = Some(Era::Modern(version));
                             return find_response(&host, &response, id);
                         }
                         401 | 403 => return Err(status_error(&host, &response)),
                         400 | 404 | 405 => match modern_error(&response) {
                             Some(error) => {
-                                self.era = Some(Era::Modern(version.clone()));
+                                self.learned.era = Some(Era::Modern(version.clone()));
                                 let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
                                 if code == UNSUPPORTED_PROTOCOL_VERSION && !version_retried {
                                     version_retried = true;
@@ -404,7 +431,7 @@ impl McpSession {
                                         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
                                         .unwrap_or_default();
                                     if supported.iter().any(|v| v == MODERN_PROTOCOL) && version != MODERN_PROTOCOL {
-                                        self.era = Some(Era::Modern(MODERN_PROTOCOL.into()));
+                                        self.learned.era = Some(Era::Modern(MODERN_PROTOCOL.into()));
                                         continue;
                                     }
                                     if supported.iter().any(|v| SESSION_PROTOCOLS.contains(&v.as_str())) {
@@ -417,7 +444,7 @@ impl McpSession {
                             None if cached && !renewed => {
                                 // The cached era no longer holds: probe again.
                                 renewed = true;
-                                self.era = None;
+                                self.learned.era = None;
                             }
                             None => {
                                 self.initialize(http, target).await?;
@@ -465,11 +492,11 @@ impl McpSession {
                 let Some(name) = tool.get("name").and_then(Value::as_str) else { continue };
                 match header_params(tool.get("inputSchema").unwrap_or(&Value::Null)) {
                     Ok(params) => {
-                        self.header_params.insert(name.to_owned(), params);
+                        self.learned.header_params.insert(name.to_owned(), params);
                         tools.push(tool.clone());
                     }
                     Err(_) => {
-                        self.header_params.remove(name);
+                        self.learned.header_params.remove(name);
                     }
                 }
             }
@@ -487,7 +514,7 @@ impl McpSession {
     pub async fn call_tool(&mut self, http: &HttpClient, target: &Target<'_>, name: &str, arguments: Value) -> Result<Value, McpError> {
         let params = json!({"name": name, "arguments": arguments});
         match self.request(http, target, "tools/call", params.clone()).await {
-            Err(McpError::Rpc { code: HEADER_MISMATCH, .. }) if !self.header_params.contains_key(name) => {
+            Err(McpError::Rpc { code: HEADER_MISMATCH, .. }) if !self.learned.header_params.contains_key(name) => {
                 self.list_tools(http, target).await?;
                 self.request(http, target, "tools/call", params).await
             }

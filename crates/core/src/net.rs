@@ -418,6 +418,26 @@ pub struct HttpClient {
     refused: Arc<Mutex<Option<(String, &'static str)>>>,
 }
 
+static TLS: std::sync::OnceLock<rustls::ClientConfig> = std::sync::OnceLock::new();
+
+/// The TLS configuration every client of this process uses: the system's
+/// root certificates (`/etc/ssl/certs`, as OpenSSL finds them), loaded once
+/// per process. Loading them costs milliseconds; a program that forks (the
+/// PostgreSQL postmaster) calls this before forking, so that no child pays.
+pub fn tls_config() -> &'static rustls::ClientConfig {
+    TLS.get_or_init(|| {
+        // ring as rustls' crypto; installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut roots = rustls::RootCertStore::empty();
+        // Unreadable or malformed system certificates are skipped: such a
+        // certificate can only make fewer servers trusted, never more.
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        let mut config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config
+    })
+}
+
 /// Idle keep-alive connections are not reused after this long: servers
 /// close them, commonly after 5 s (Node's http module) or more, and a
 /// connection the server closed while it sat in the pool fails the request
@@ -432,12 +452,11 @@ impl HttpClient {
 
     /// A client whose resolver thread is started by `spawn`.
     pub fn with_spawner(config: NetConfig, spawn: SpawnThread) -> Result<Self, NetError> {
-        // ring as rustls' crypto; installing twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let refused = Arc::new(Mutex::new(None));
         let dns = Arc::new(DnsThread { spawn, queue: Mutex::new(None) });
         let resolver = PolicyResolver { policy: config.policy.clone(), dns, refused: refused.clone() };
         let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls_config().clone())
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(resolver))
