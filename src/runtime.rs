@@ -22,6 +22,9 @@ thread_local! {
     static CLIENT: RefCell<Option<(NetConfig, Rc<HttpClient>)>> = const { RefCell::new(None) };
     /// When the runtime last stopped running (its connections unpolled since).
     static LAST_RUN: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The interrupt-poll timer, kept from call to call: registering a new
+    /// timer on every call would wake the runtime's driver each time.
+    static TICK: RefCell<Option<tokio::time::Interval>> = const { RefCell::new(None) };
 }
 
 /// After this long unpolled, pooled connections are checked before use.
@@ -125,19 +128,24 @@ fn drive<F: Future>(future: F, mut stop: impl FnMut() -> bool) -> Option<F::Outp
             }
         }
         tokio::pin!(future);
-        let mut tick = tokio::time::interval(POLL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        let mut tick = TICK.with(|t| t.borrow_mut().take()).unwrap_or_else(|| {
+            let mut tick = tokio::time::interval(POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick
+        });
+        let output = loop {
             tokio::select! {
                 biased;
-                output = &mut future => return Some(output),
+                output = &mut future => break Some(output),
                 _ = tick.tick() => {
                     if stop() {
-                        return None;
+                        break None;
                     }
                 }
             }
-        }
+        };
+        TICK.with(|t| *t.borrow_mut() = Some(tick));
+        output
     })
 }
 

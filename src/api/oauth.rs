@@ -12,7 +12,10 @@ use crate::store::{self, AuthType, Change, Condition, RowUpdate, ServerRow};
 use mcp_oauth_core::oauth::{self, ClientAuthMethod, ClientCredentials, ClientProfile, ClientRegistration, ClientSource, TokenEndpoint};
 use mcp_oauth_core::signin::{self, Credentials, Grant, StartRequest, LEGACY_KEYS};
 use pgrx::prelude::*;
-use std::time::Duration;
+use mcp_oauth_core::discovery::Discovered;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 use url::Url;
 
 fn to_uuid(id: pgrx::Uuid) -> uuid::Uuid {
@@ -37,6 +40,41 @@ fn redirect_uri() -> Result<String, Error> {
 
 /// Attempts at storing a started flow when the row keeps changing.
 const START_ATTEMPTS: usize = 3;
+
+/// How long a discovery is reused for the same server URL by this backend.
+/// A server that moves to another authorization server is followed after
+/// at most this long (or at once after `mcp_oauth_reset`).
+const DISCOVERY_TTL: Duration = Duration::from_secs(300);
+
+thread_local! {
+    /// Recent discoveries, by server URL: a repeated mcp_oauth_start costs
+    /// at most a client registration on the network.
+    static DISCOVERIES: RefCell<HashMap<String, (Instant, Discovered)>> = RefCell::new(HashMap::new());
+}
+
+fn recent_discovery(url: &str) -> Option<Discovered> {
+    DISCOVERIES.with(|d| {
+        let mut cache = d.borrow_mut();
+        cache.retain(|_, (at, _)| at.elapsed() < DISCOVERY_TTL);
+        cache.get(url).map(|(_, found)| found.clone())
+    })
+}
+
+fn keep_discovery(url: &str, found: Option<Discovered>) {
+    DISCOVERIES.with(|d| {
+        let mut cache = d.borrow_mut();
+        match found {
+            Some(found) => {
+                if !cache.contains_key(url) {
+                    cache.insert(url.to_owned(), (Instant::now(), found));
+                }
+            }
+            None => {
+                cache.remove(url);
+            }
+        }
+    })
+}
 
 fn start(server_id: uuid::Uuid) -> Result<String, Error> {
     let user_id = current_user_id()?;
@@ -69,7 +107,14 @@ fn start(server_id: uuid::Uuid) -> Result<String, Error> {
         flow_id: &claims.flow_id.to_hex(),
         now: claims.issued_at,
     };
-    let started = runtime::block_on(signin::start(&http, row.record.clone(), request))??;
+    let started = match runtime::block_on(signin::start(&http, row.record.clone(), request, recent_discovery(&row.url)))? {
+        Ok(started) => started,
+        Err(e) => {
+            keep_discovery(&row.url, None);
+            return Err(e.into());
+        }
+    };
+    keep_discovery(&row.url, Some(started.discovered.clone()));
     let row_id = row.id.to_string();
     let mut update = RowUpdate {
         verifier: Change::Set(secrets::seal_text(&row_id, "oauth_code_verifier", &started.verifier)?),
@@ -248,6 +293,7 @@ fn callback(callback_url: &str) -> Result<uuid::Uuid, Error> {
 fn reset(server_id: uuid::Uuid) -> Result<(), Error> {
     let user_id = current_user_id()?;
     let row = store::load(server_id, &user_id)?;
+    keep_discovery(&row.url, None);
     let update = RowUpdate {
         last_error: Change::Clear,
         reauth_required: Some(false),

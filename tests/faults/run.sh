@@ -281,6 +281,8 @@ idle=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES (
 out=$(psql_q -U alice -At <<SQL 2>&1
 SELECT mcp_oauth_start('$idle') AS url \gset
 SELECT pg_sleep(2);
+-- (A reset forgets the registration and the discovery this backend keeps.)
+SELECT mcp_oauth_reset('$idle');
 SELECT mcp_oauth_start('$idle') AS url \gset
 \set location \`curl -s -o /dev/null -w '%{redirect_url}' :'url'\`
 SELECT pg_sleep(2);

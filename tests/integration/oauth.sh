@@ -85,6 +85,12 @@ check "a tool is called" '"sum": 5' "$(as_alice -c "SELECT mcp_call_tool('$id', 
 check "a tool error is a result" '"isError": true' "$(as_alice -c "SELECT mcp_call_tool('$id', 'fail')")"
 check "mcp_test_server reports ok" '"ok": true.*"tool_count": 8' "$(as_alice -c "SELECT mcp_test_server('$id')")"
 
+# A repeated start in one backend reuses its recent discovery and the
+# registration: no request at all.
+out=$(psql_q -U alice -At -c "SELECT mcp_oauth_start('$id') IS NOT NULL" -c "\\! curl -s $base/_fixture/stats | jq .requests" \
+  -c "SELECT mcp_oauth_start('$id') IS NOT NULL" -c "\\! curl -s $base/_fixture/stats | jq .requests" 2>&1)
+check "a repeated mcp_oauth_start costs no request" "^t$" "$(awk 'NR==2 {a=$0} NR==4 {print (a==$0) ? "t" : "f: " a " then " $0}' <<<"$out")"
+
 # A newer start supersedes the older one.
 first=$(curl -s -o /dev/null -w '%{redirect_url}' "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
 second=$(curl -s -o /dev/null -w '%{redirect_url}' "$(as_alice -c "SELECT mcp_oauth_start('$id')")")

@@ -3,7 +3,7 @@
 //! of client (pre-registered > Client ID Metadata Document > dynamic
 //! registration, bound to its issuer), scope, PKCE and the authorization URL.
 
-use crate::discovery::{self, AuthServer, DiscoveryError};
+use crate::discovery::{self, AuthServer, Discovered, DiscoveryError};
 use crate::net::HttpClient;
 use crate::oauth::{self, ClientAuthMethod, ClientProfile, ClientRegistration, ClientSource, OAuthError, Pkce, TokenSet};
 use serde::{Deserialize, Serialize};
@@ -189,15 +189,23 @@ pub struct Started {
     pub verifier: String,
     /// `Some(x)`: store `x` as the client secret (None clears it).
     pub client_secret: Option<Option<String>>,
+    /// What discovery found (or was given), for reuse.
+    pub discovered: Discovered,
 }
 
-/// Starts a sign-in: discovery, client, scope, PKCE, authorization URL.
+/// Starts a sign-in: discovery (unless `known`, a recent discovery of the
+/// same server), client, scope, PKCE, authorization URL.
 pub async fn start(
     http: &HttpClient,
     mut record: OAuthRecord,
     request: StartRequest<'_>,
+    known: Option<Discovered>,
 ) -> Result<Started, SignInError> {
-    let found = discovery::discover(http, request.server_url, None).await?;
+    let found = match known {
+        Some(found) => found,
+        None => discovery::discover(http, request.server_url, None).await?,
+    };
+    let discovered = found.clone();
     let issuer = found.auth_server.issuer.clone();
     let supported = found.auth_server.token_endpoint_auth_methods_supported.clone();
 
@@ -263,7 +271,7 @@ pub async fn start(
         authorization_server: Some(found.auth_server),
         client: Some(client),
     });
-    Ok(Started { authorize_url, record, verifier: pkce.verifier, client_secret })
+    Ok(Started { authorize_url, record, verifier: pkce.verifier, client_secret, discovered })
 }
 
 #[cfg(test)]
