@@ -103,6 +103,12 @@ struct Job {
     detached: bool,
 }
 
+/// A hot standby: nothing can be written, by this backend or a worker.
+pub fn on_standby() -> bool {
+    // SAFETY: a plain read of shared recovery state.
+    unsafe { pg_sys::RecoveryInProgress() }
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -286,7 +292,7 @@ fn job(row: &store::ServerRow, condition: Condition, update: Option<RowUpdate>, 
 /// worth a wait (what a backend learned about a server). Lost, silently, if
 /// no worker slot is free or the row changed.
 pub fn remember(row: &store::ServerRow, condition: Condition, update: RowUpdate) -> Result<(), Error> {
-    if row.held_by_caller {
+    if row.held_by_caller || on_standby() {
         return Ok(());
     }
     let job = Job { detached: true, ..job(row, condition, Some(update), None)? };
@@ -309,6 +315,11 @@ pub enum Written {
 /// caller's rollback when a worker can make it; otherwise in the caller's
 /// transaction, with a WARNING.
 pub fn write(row: &store::ServerRow, condition: Condition, update: RowUpdate) -> Result<Written, Error> {
+    if on_standby() {
+        // Nothing can be written on a hot standby; the caller's own error
+        // is what the user needs to see.
+        return Ok(Written::Skipped);
+    }
     if !row.held_by_caller {
         if let Some(worker) = Worker::start(&job(row, condition.clone(), Some(update.clone()), None)?) {
             match worker.wait(&[phase::COMMITTED, phase::REFUSED], START_TIMEOUT + COMMIT_TIMEOUT, false) {
@@ -352,6 +363,9 @@ pub enum Reserved {
 /// does. `abandon` is applied if the caller never says what to write (it
 /// died, or its deadline passed). Errors mean: do not send the request.
 pub fn reserve(row: &store::ServerRow, condition: Condition, abandon: Option<RowUpdate>) -> Result<Reserved, Error> {
+    if on_standby() {
+        return Err(Error::ReadOnly);
+    }
     if row.held_by_caller {
         return Err(Error::RowHeldByCaller(row.id));
     }

@@ -46,6 +46,8 @@ pub mod sqlstate {
     pub const INSUFFICIENT_RESOURCES: &str = "53000";
     /// PostgreSQL's own: a lock was not granted in time.
     pub const LOCK_NOT_AVAILABLE: &str = "55P03";
+    /// PostgreSQL's own: a write on a read-only server (a standby).
+    pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";
     /// PostgreSQL's own: a concurrent change; the statement can be retried.
     pub const SERIALIZATION_FAILURE: &str = "40001";
     /// PostgreSQL's own: a failure inside the extension.
@@ -110,6 +112,8 @@ pub enum Error {
     DurableWriteFailed,
     #[error("the server row {0} changed meanwhile")]
     RowChanged(uuid::Uuid),
+    #[error("this server is a read-only standby")]
+    ReadOnly,
     #[error("mcp_oauth.finish_requires_identity is on and the caller has no identity")]
     FinishNeedsIdentity(IdentityError),
 }
@@ -268,6 +272,9 @@ impl Error {
             Error::RowHeldByCaller(id) => Report::new(OBJECT_NOT_IN_PREREQUISITE_STATE, format!("this transaction has changed or locked MCP server {id}"))
                 .detail("New tokens are stored by a background worker in a transaction of its own, which would wait for this one; the token request was not sent.")
                 .hint("Commit the change to the row first, then call again."),
+            Error::ReadOnly => Report::new(READ_ONLY_SQL_TRANSACTION, "mcp_oauth cannot store this on a standby")
+                .detail("A sign-in, a token refresh and a change of client store their result, and this server is in recovery (a read replica); nothing was sent.")
+                .hint("Run sign-ins, resets and calls whose token is due for a refresh on the primary."),
             Error::RowChanged(id) => Report::new(SERIALIZATION_FAILURE, format!("MCP server {id} changed while the sign-in was starting"))
                 .detail("Its URL or credentials changed after discovery; what discovery found was not stored.")
                 .hint("Call mcp_oauth_start() again."),

@@ -11,6 +11,7 @@ pub mod api;
 pub mod durable;
 pub mod error;
 pub mod gucs;
+pub mod jsonb;
 pub mod runtime;
 pub mod secrets;
 pub mod spi;

@@ -317,7 +317,6 @@ const SWAP_SECRETS: Statement = Statement {
 };
 
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, pg_temp)]
 fn mcp_oauth_rotate_key() -> i64 {
     crate::error::or_raise(rotate())
 }

@@ -32,6 +32,29 @@ pub struct Catalog {
     /// `schema.user_mcp_servers`, quoted as needed.
     pub table: String,
     pub owner: pg_sys::Oid,
+    /// The primary key's index.
+    pub pkey: pg_sys::Oid,
+    /// Attribute numbers of the columns a row read takes.
+    pub columns: Columns,
+}
+
+/// Attribute numbers, by column name, looked up with the catalog entry (a
+/// column added or dropped by ALTER TABLE invalidates them with it).
+pub struct Columns {
+    pub id: i16,
+    pub user_id: i16,
+    pub url: i16,
+    pub auth_type: i16,
+    pub enabled: i16,
+    pub headers: i16,
+    pub oauth_metadata: i16,
+    pub oauth_tokens: i16,
+    pub oauth_code_verifier: i16,
+    pub oauth_client_secret: i16,
+    pub reauth_required: i16,
+    pub last_error: i16,
+    pub generation: i16,
+    pub mcp_protocol: i16,
 }
 
 thread_local! {
@@ -132,7 +155,105 @@ unsafe fn lookup() -> Option<Catalog> {
             return None;
         }
         let quoted = std::ffi::CStr::from_ptr(pg_sys::quote_identifier(schema)).to_string_lossy();
-        Some(Catalog { table_oid, table: format!("{quoted}.user_mcp_servers"), owner })
+        let pkey = pg_sys::get_relname_relid(c"user_mcp_servers_pkey".as_ptr(), namespace);
+        let attnum = |name: &std::ffi::CStr| pg_sys::get_attnum(table_oid, name.as_ptr());
+        let columns = Columns {
+            id: attnum(c"id"),
+            user_id: attnum(c"user_id"),
+            url: attnum(c"url"),
+            auth_type: attnum(c"auth_type"),
+            enabled: attnum(c"enabled"),
+            headers: attnum(c"headers"),
+            oauth_metadata: attnum(c"oauth_metadata"),
+            oauth_tokens: attnum(c"oauth_tokens"),
+            oauth_code_verifier: attnum(c"oauth_code_verifier"),
+            oauth_client_secret: attnum(c"oauth_client_secret"),
+            reauth_required: attnum(c"reauth_required"),
+            last_error: attnum(c"last_error"),
+            generation: attnum(c"generation"),
+            mcp_protocol: attnum(c"mcp_protocol"),
+        };
+        if pkey == pg_sys::InvalidOid || columns.id <= 0 || columns.mcp_protocol <= 0 {
+            return None;
+        }
+        Some(Catalog { table_oid, table: format!("{quoted}.user_mcp_servers"), owner, pkey, columns })
+    }
+}
+
+/// One version of a row, readable while `read` runs.
+pub struct Tuple {
+    tuple: pg_sys::HeapTuple,
+    desc: pg_sys::TupleDesc,
+}
+
+impl Tuple {
+    /// Column `attnum`, copied out of PostgreSQL's memory.
+    pub fn get<T: FromDatum>(&self, attnum: i16) -> Option<T> {
+        let mut is_null = false;
+        // SAFETY: the tuple is pinned by the scan while `read` runs; attnum
+        // comes from the catalog entry of this relation.
+        unsafe {
+            let datum = pg_sys::heap_getattr(self.tuple, i32::from(attnum), self.desc, &mut is_null);
+            T::from_datum(datum, is_null)
+        }
+    }
+
+    /// Identifies this version of the row: where it is and who wrote it.
+    /// Any change of the row makes a new version with another identity.
+    pub fn version(&self) -> (u32, u16, u32) {
+        // SAFETY: a valid heap tuple from the scan.
+        unsafe {
+            let t = &*self.tuple;
+            let block = (u32::from(t.t_self.ip_blkid.bi_hi) << 16) | u32::from(t.t_self.ip_blkid.bi_lo);
+            (block, t.t_self.ip_posid, (*t.t_data).t_choice.t_heap.t_xmin.into_inner())
+        }
+    }
+
+    /// This transaction (or one of its subtransactions) wrote this version
+    /// or holds it locked: a write from another transaction would wait.
+    pub fn held_by_current_transaction(&self) -> bool {
+        // SAFETY: header fields of a valid heap tuple; plain look-ups in this
+        // backend's transaction state.
+        unsafe {
+            let header = &*(*self.tuple).t_data;
+            let xmin = header.t_choice.t_heap.t_xmin;
+            let xmax = header.t_choice.t_heap.t_xmax;
+            let mask = u32::from(header.t_infomask);
+            pg_sys::TransactionIdIsCurrentTransactionId(xmin)
+                || (mask & (pg_sys::HEAP_XMAX_INVALID | pg_sys::HEAP_XMAX_IS_MULTI) == 0
+                    && pg_sys::TransactionIdIsCurrentTransactionId(xmax))
+        }
+    }
+}
+
+/// Reads row `id` through a fresh snapshot with a scan of the primary key,
+/// as PostgreSQL reads its own catalogs: no executor, no plan. `read` gets
+/// the row's newest committed version (or this transaction's own), or None.
+/// The table keeps its AccessShareLock to the end of the transaction, as a
+/// statement's would.
+pub fn read<R>(catalog: &Catalog, id: pgrx::Uuid, read: impl FnOnce(Option<&Tuple>) -> R) -> R {
+    // SAFETY: the standard index scan sequence (as systable_beginscan's
+    // callers do it), with a registered snapshot unregistered afterwards;
+    // the key datum is palloc'd and outlives the scan.
+    unsafe {
+        let relation = pg_sys::table_open(catalog.table_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let mut key: pg_sys::ScanKeyData = std::mem::zeroed();
+        pg_sys::ScanKeyInit(
+            &mut key,
+            catalog.columns.id,
+            pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+            pg_sys::Oid::from(pg_sys::F_UUID_EQ),
+            id.into_datum().expect("a uuid datum"),
+        );
+        let scan = pg_sys::systable_beginscan(relation, catalog.pkey, true, snapshot, 1, &mut key);
+        let found = pg_sys::systable_getnext(scan);
+        let tuple = (!found.is_null()).then(|| Tuple { tuple: found, desc: (*relation).rd_att });
+        let result = read(tuple.as_ref());
+        pg_sys::systable_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
+        pg_sys::table_close(relation, pg_sys::NoLock as pg_sys::LOCKMODE);
+        result
     }
 }
 
@@ -206,6 +327,32 @@ fn plan_for(statement: &Statement, table: &str) -> pg_sys::SPIPlanPtr {
     plan
 }
 
+/// `search_path = pg_catalog` while the extension's own statements are
+/// prepared and run, whatever the caller's: no function or operator of the
+/// caller's schemas can be picked up by them (they run with the owner's
+/// rights). An override, not a setting: cheaper than `SET search_path` on
+/// every call, and the prepared plans, made under it, stay valid.
+struct CatalogSearchPath;
+
+impl CatalogSearchPath {
+    fn push() -> Self {
+        // SAFETY: PostgreSQL copies what it needs from the struct.
+        unsafe {
+            let mut path: pg_sys::OverrideSearchPath = std::mem::zeroed();
+            path.addCatalog = true;
+            pg_sys::PushOverrideSearchPath(&mut path);
+        }
+        CatalogSearchPath
+    }
+}
+
+impl Drop for CatalogSearchPath {
+    fn drop(&mut self) {
+        // SAFETY: pops exactly what push() pushed (also when unwinding).
+        unsafe { pg_sys::PopOverrideSearchPath() }
+    }
+}
+
 /// Runs `statement` with `args` as the table's owner through a fresh
 /// snapshot, calling `each` for every result row. Returns the number of
 /// rows processed.
@@ -214,6 +361,7 @@ pub fn run(statement: &Statement, args: &[Arg], mut each: impl FnMut(&Row)) -> R
     let catalog = catalog()?;
     let mut values: Vec<pg_sys::Datum> = args.iter().map(|a| a.unwrap_or(pg_sys::Datum::from(0))).collect();
     let nulls: Vec<std::ffi::c_char> = args.iter().map(|a| if a.is_some() { b' ' } else { b'n' } as std::ffi::c_char).collect();
+    let _path = CatalogSearchPath::push();
     let status = as_owner(catalog.owner, || {
         Spi::connect_mut(|_client| {
             let plan = plan_for(statement, &catalog.table);
@@ -248,14 +396,4 @@ pub fn run(statement: &Statement, args: &[Arg], mut each: impl FnMut(&Row)) -> R
         })
     });
     status.map_err(|code| Error::Internal(format!("{} failed (SPI code {code})", statement.name)))
-}
-
-/// Whether transaction id `xid` (a row's xmin or xmax, as text) is this
-/// transaction or one of its subtransactions.
-pub fn is_current_transaction(xid: Option<&str>) -> bool {
-    match xid.and_then(|x| x.parse::<u32>().ok()) {
-        Some(0) | None => false,
-        // SAFETY: a plain lookup in this backend's transaction state.
-        Some(x) => unsafe { pg_sys::TransactionIdIsCurrentTransactionId(pg_sys::TransactionId::from(x)) },
-    }
 }

@@ -17,6 +17,8 @@ use mcp_oauth_core::signin::{Credentials, Grant, OAuthRecord};
 use pgrx::pg_sys;
 use pgrx::{JsonB, Uuid};
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 /// How a row authenticates to its server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +27,9 @@ pub enum AuthType {
     OAuth,
 }
 
-/// A server row as the extension sees it, secrets opened.
+/// A server row as the extension sees it, secrets opened. No `Debug`: it
+/// holds opened secrets.
+#[derive(Clone)]
 pub struct ServerRow {
     pub id: uuid::Uuid,
     pub user_id: String,
@@ -70,57 +74,53 @@ fn uuid_arg(id: uuid::Uuid) -> spi::Arg {
     arg(Uuid::from_bytes(*id.as_bytes()))
 }
 
-const LOAD: Statement = Statement {
-    name: "load",
-    sql: "SELECT user_id, url, auth_type, enabled, headers, oauth_metadata, oauth_tokens, oauth_code_verifier,
-                 oauth_client_secret, reauth_required, last_error, generation, xmin::text, xmax::text, mcp_protocol
-            FROM {table} WHERE id = $1 AND user_id = $2",
-    args: &[pg_sys::UUIDOID, pg_sys::TEXTOID],
-};
+thread_local! {
+    /// Decoded rows (secrets opened, JSON parsed), by row id, with the
+    /// version of the row they were decoded from: a warm call reads the row
+    /// but decodes it only when it changed.
+    static DECODED: RefCell<HashMap<uuid::Uuid, ((u32, u16, u32), ServerRow)>> = RefCell::new(HashMap::new());
+}
+
+/// Rows kept decoded per backend; past this the cache starts over (a
+/// backend serving many users through a pooler stays bounded).
+const DECODED_ROWS: usize = 1024;
 
 /// Loads a row of `user_id`, as committed now (plus this transaction's own
-/// changes).
+/// changes), whatever the caller's isolation level.
 pub fn load(id: uuid::Uuid, user_id: &str) -> Result<ServerRow, Error> {
-    struct Raw {
-        user_id: String,
-        url: String,
-        auth_type: String,
-        enabled: bool,
-        headers: Option<JsonB>,
-        metadata: Option<JsonB>,
-        tokens: Option<Vec<u8>>,
-        verifier: Option<String>,
-        client_secret: Option<String>,
-        reauth_required: bool,
-        last_error: Option<String>,
-        generation: i64,
-        held: bool,
-        protocol: Option<JsonB>,
-    }
-    let mut found = None;
-    spi::run(&LOAD, &[uuid_arg(id), arg(user_id)], |row| {
-        let xmin: Option<String> = row.get(13);
-        let xmax: Option<String> = row.get(14);
-        found = Some(Raw {
-            user_id: row.get(1).unwrap_or_default(),
-            url: row.get(2).unwrap_or_default(),
-            auth_type: row.get(3).unwrap_or_default(),
-            enabled: row.get(4).unwrap_or(false),
-            headers: row.get(5),
-            metadata: row.get(6),
-            tokens: row.get(7),
-            verifier: row.get(8),
-            client_secret: row.get(9),
-            reauth_required: row.get(10).unwrap_or(false),
-            last_error: row.get(11),
-            generation: row.get(12).unwrap_or(0),
-            held: spi::is_current_transaction(xmin.as_deref()) || spi::is_current_transaction(xmax.as_deref()),
-            protocol: row.get(15),
+    let catalog = spi::catalog()?;
+    let cols = &catalog.columns;
+    spi::read(&catalog, Uuid::from_bytes(*id.as_bytes()), |tuple| {
+        let tuple = tuple.ok_or(Error::ServerNotFound(id))?;
+        let version = tuple.version();
+        let held = tuple.held_by_current_transaction();
+        let cached = DECODED.with(|d| {
+            d.borrow().get(&id).filter(|(v, row)| *v == version && row.user_id == user_id).map(|(_, row)| row.clone())
         });
-    })?;
-    let raw = found.ok_or(Error::ServerNotFound(id))?;
+        if let Some(mut row) = cached {
+            row.held_by_caller = held;
+            return Ok(row);
+        }
+        let owner: String = tuple.get(cols.user_id).unwrap_or_default();
+        if owner != user_id {
+            return Err(Error::ServerNotFound(id));
+        }
+        let row = decode(id, owner, tuple, cols, held)?;
+        DECODED.with(|d| {
+            let mut d = d.borrow_mut();
+            if d.len() >= DECODED_ROWS {
+                d.clear();
+            }
+            d.insert(id, (version, row.clone()));
+        });
+        Ok(row)
+    })
+}
+
+fn decode(id: uuid::Uuid, user_id: String, tuple: &spi::Tuple, cols: &spi::Columns, held: bool) -> Result<ServerRow, Error> {
     let row_id = id.to_string();
-    let headers = match raw.headers.map(|h| h.0) {
+    let json = |attnum: i16| tuple.get::<JsonB>(attnum).map(|j| j.0);
+    let headers = match json(cols.headers) {
         Some(serde_json::Value::Object(map)) => map
             .iter()
             .filter_map(|(k, v)| Some((k, v.as_str()?)))
@@ -128,27 +128,27 @@ pub fn load(id: uuid::Uuid, user_id: &str) -> Result<ServerRow, Error> {
             .collect::<Result<Vec<_>, Error>>()?,
         _ => vec![],
     };
-    let credentials = raw.tokens.as_deref().map(|bytes| secrets::open_credentials(&row_id, bytes));
+    let credentials = tuple.get::<Vec<u8>>(cols.oauth_tokens).map(|bytes| secrets::open_credentials(&row_id, &bytes));
+    let open = |attnum: i16, column: &str| -> Result<Option<String>, Error> {
+        tuple.get::<String>(attnum).map(|v| secrets::open_text(&row_id, column, &v)).transpose()
+    };
     Ok(ServerRow {
         id,
-        user_id: raw.user_id,
-        url: raw.url,
-        auth_type: if raw.auth_type == "oauth" { AuthType::OAuth } else { AuthType::Headers },
-        enabled: raw.enabled,
+        user_id,
+        url: tuple.get(cols.url).unwrap_or_default(),
+        auth_type: if tuple.get::<String>(cols.auth_type).as_deref() == Some("oauth") { AuthType::OAuth } else { AuthType::Headers },
+        enabled: tuple.get(cols.enabled).unwrap_or(false),
         headers,
-        record: raw.metadata.and_then(|m| serde_json::from_value(m.0).ok()).unwrap_or_default(),
+        record: json(cols.oauth_metadata).and_then(|m| serde_json::from_value(m).ok()).unwrap_or_default(),
         tokens_unreadable: matches!(credentials, Some(None)),
         credentials: credentials.flatten(),
-        verifier: raw.verifier.map(|v| secrets::open_text(&row_id, "oauth_code_verifier", &v)).transpose()?,
-        client_secret: raw
-            .client_secret
-            .map(|v| secrets::open_text(&row_id, "oauth_client_secret", &v))
-            .transpose()?,
-        reauth_required: raw.reauth_required,
-        last_error: raw.last_error,
-        protocol: raw.protocol.and_then(|p| serde_json::from_value(p.0).ok()).unwrap_or_default(),
-        generation: raw.generation,
-        held_by_caller: raw.held,
+        verifier: open(cols.oauth_code_verifier, "oauth_code_verifier")?,
+        client_secret: open(cols.oauth_client_secret, "oauth_client_secret")?,
+        reauth_required: tuple.get(cols.reauth_required).unwrap_or(false),
+        last_error: tuple.get(cols.last_error),
+        protocol: json(cols.mcp_protocol).and_then(|p| serde_json::from_value(p).ok()).unwrap_or_default(),
+        generation: tuple.get(cols.generation).unwrap_or(0),
+        held_by_caller: held,
     })
 }
 

@@ -78,6 +78,10 @@ fn keep_discovery(url: &str, found: Option<Discovered>) {
 
 fn start(server_id: uuid::Uuid) -> Result<String, Error> {
     let user_id = current_user_id()?;
+    // Discovery and registration would be wasted: the flow cannot be stored.
+    if durable::on_standby() {
+        return Err(Error::ReadOnly);
+    }
     let mut row = oauth_row(server_id, &user_id)?;
     if !row.enabled {
         return Err(Error::Disabled(server_id));
@@ -339,13 +343,11 @@ fn set_client(server_id: uuid::Uuid, client_id: &str, client_secret: Option<&str
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, pg_temp)]
 fn mcp_oauth_start(server_id: Option<pgrx::Uuid>) -> String {
     or_raise(required(server_id, "server_id").and_then(|id| start(to_uuid(id))))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, pg_temp)]
 fn mcp_oauth_finish(state: Option<&str>, code: Option<&str>, iss: default!(Option<&str>, "NULL")) -> pgrx::Uuid {
     let id = or_raise(
         required(state, "state").and_then(|state| finish(state, required(code, "code")?, iss)),
@@ -354,20 +356,17 @@ fn mcp_oauth_finish(state: Option<&str>, code: Option<&str>, iss: default!(Optio
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, pg_temp)]
 fn mcp_oauth_callback(callback_url: Option<&str>) -> pgrx::Uuid {
     let id = or_raise(required(callback_url, "callback_url").and_then(callback));
     pgrx::Uuid::from_bytes(*id.as_bytes())
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, pg_temp)]
 fn mcp_oauth_reset(server_id: Option<pgrx::Uuid>) {
     or_raise(required(server_id, "server_id").and_then(|id| reset(to_uuid(id))))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, pg_temp)]
 fn mcp_oauth_set_client(
     server_id: Option<pgrx::Uuid>,
     client_id: Option<&str>,

@@ -10,7 +10,9 @@ use mcp_oauth_core::mcp::{McpError, McpSession, Target};
 use mcp_oauth_core::net::HttpClient;
 use mcp_oauth_core::signin::MAX_STEP_UPS;
 use pgrx::prelude::*;
+use crate::jsonb::RawJsonb;
 use pgrx::JsonB;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -30,6 +32,26 @@ thread_local! {
     /// One MCP session per server row, kept for the backend's life and
     /// replaced when the row's URL, headers or token change.
     static SESSIONS: RefCell<HashMap<uuid::Uuid, (u64, McpSession)>> = RefCell::new(HashMap::new());
+}
+
+thread_local! {
+    /// Each row's URL, parsed, by row id (URL parsing is not free).
+    static URLS: RefCell<HashMap<uuid::Uuid, (String, Url)>> = RefCell::new(HashMap::new());
+}
+
+fn parsed_url(row: &ServerRow) -> Result<Url, Error> {
+    if let Some(url) = URLS.with(|u| u.borrow().get(&row.id).filter(|(text, _)| *text == row.url).map(|(_, url)| url.clone())) {
+        return Ok(url);
+    }
+    let url = Url::parse(&row.url).map_err(|_| Error::InvalidArgument("the server URL is not valid".into()))?;
+    URLS.with(|u| {
+        let mut urls = u.borrow_mut();
+        if urls.len() >= 1024 {
+            urls.clear();
+        }
+        urls.insert(row.id, (row.url.clone(), url.clone()));
+    });
+    Ok(url)
 }
 
 /// Identifies the credentials a session was made with (in memory only).
@@ -78,19 +100,26 @@ enum Operation {
     CallTool { name: String, args: Value },
 }
 
-async fn perform(session: &mut McpSession, http: &HttpClient, target: &Target<'_>, op: &Operation) -> Result<Value, McpError> {
+/// What it returns: tools (parsed: their schemas are read), or a result as
+/// the server wrote it (passed through to SQL untouched).
+enum Outcome {
+    Tools(Vec<Value>),
+    Raw(Box<RawValue>),
+}
+
+async fn perform(session: &mut McpSession, http: &HttpClient, target: &Target<'_>, op: &Operation) -> Result<Outcome, McpError> {
     match op {
-        Operation::ListTools => session.list_tools(http, target).await.map(Value::Array),
-        Operation::CallTool { name, args } => session.call_tool(http, target, name, args.clone()).await,
+        Operation::ListTools => session.list_tools(http, target).await.map(Outcome::Tools),
+        Operation::CallTool { name, args } => session.call_tool(http, target, name, args.clone()).await.map(Outcome::Raw),
     }
 }
 
 /// Runs `op` with the row's credentials and its cached session: refreshes
 /// once after a 401, and records a step-up after a 403 insufficient_scope.
-fn with_session(server_id: uuid::Uuid, op: Operation) -> Result<Value, Error> {
+fn with_session(server_id: uuid::Uuid, op: Operation) -> Result<Outcome, Error> {
     let mut row = usable_row(server_id)?;
     let http = runtime::http_client()?;
-    let url = Url::parse(&row.url).map_err(|_| Error::InvalidArgument("the server URL is not valid".into()))?;
+    let url = parsed_url(&row)?;
     let mut refreshed = false;
     loop {
         let token = tokens::access_token(&http, &mut row)?;
@@ -170,19 +199,22 @@ fn step_up(row: &ServerRow, needed: Option<&str>) -> Error {
 
 fn list_tools(server_id: uuid::Uuid) -> Result<Vec<Value>, Error> {
     match with_session(server_id, Operation::ListTools)? {
-        Value::Array(tools) => Ok(tools),
-        _ => Ok(vec![]),
+        Outcome::Tools(tools) => Ok(tools),
+        Outcome::Raw(_) => Ok(vec![]),
     }
 }
 
-fn call_tool(server_id: uuid::Uuid, name: &str, args: Value) -> Result<Value, Error> {
+fn call_tool(server_id: uuid::Uuid, name: &str, args: Value) -> Result<RawJsonb, Error> {
     if name.is_empty() || name.len() > 256 {
         return Err(Error::InvalidArgument("the tool name must be 1 to 256 characters".into()));
     }
     if !args.is_object() {
         return Err(Error::InvalidArgument("args must be a JSON object".into()));
     }
-    with_session(server_id, Operation::CallTool { name: name.to_owned(), args })
+    match with_session(server_id, Operation::CallTool { name: name.to_owned(), args })? {
+        Outcome::Raw(result) => Ok(RawJsonb(String::from(Box::<str>::from(result)))),
+        Outcome::Tools(_) => Err(Error::Internal("tools/call returned a tool list".into())),
+    }
 }
 
 fn uuid_of(id: pgrx::Uuid) -> uuid::Uuid {
@@ -190,7 +222,6 @@ fn uuid_of(id: pgrx::Uuid) -> uuid::Uuid {
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, pg_temp)]
 #[allow(clippy::type_complexity)]
 fn mcp_list_tools(
     server_id: Option<pgrx::Uuid>,
@@ -221,12 +252,11 @@ fn mcp_list_tools(
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, pg_temp)]
-fn mcp_call_tool(server_id: Option<pgrx::Uuid>, name: Option<&str>, args: default!(Option<JsonB>, "'{}'")) -> JsonB {
-    JsonB(or_raise((|| {
+fn mcp_call_tool(server_id: Option<pgrx::Uuid>, name: Option<&str>, args: default!(Option<JsonB>, "'{}'")) -> RawJsonb {
+    or_raise((|| {
         let id = required(server_id, "server_id")?;
         call_tool(uuid_of(id), required(name, "name")?, required(args, "args")?.0)
-    })()))
+    })())
 }
 
 fn test_server(server_id: uuid::Uuid) -> Result<Value, Error> {
@@ -260,7 +290,6 @@ fn test_server(server_id: uuid::Uuid) -> Result<Value, Error> {
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, pg_temp)]
 fn mcp_test_server(server_id: Option<pgrx::Uuid>) -> JsonB {
     JsonB(or_raise(required(server_id, "server_id").and_then(|id| test_server(uuid_of(id)))))
 }

@@ -15,7 +15,8 @@ use crate::www_authenticate::BearerChallenge;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use reqwest::header::HeaderName;
-use serde_json::{json, Map, Value};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use url::Url;
@@ -123,16 +124,39 @@ fn messages(response: &HttpResponse) -> Vec<Value> {
     }
 }
 
-/// The result of request `id`, or its JSON-RPC error.
-fn find_response(host: &str, response: &HttpResponse, id: i64) -> Result<Value, McpError> {
-    let message = messages(response)
-        .into_iter()
-        .find(|m| m.get("id").and_then(Value::as_i64) == Some(id) && (m.get("result").is_some() || m.get("error").is_some()))
-        .ok_or_else(|| protocol(host, "no JSON-RPC response to the request was received"))?;
-    if let Some(error) = message.get("error") {
-        return Err(rpc_error(host, error));
-    }
-    Ok(message.get("result").cloned().unwrap_or(Value::Null))
+/// A JSON-RPC response, its result left as the server wrote it.
+#[derive(Deserialize)]
+struct Reply<'a> {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+/// The result of request `id` as the server wrote it (results pass
+/// through untouched, and are not rebuilt as a tree only to be written out
+/// again), or its JSON-RPC error.
+fn find_response(host: &str, response: &HttpResponse, id: i64) -> Result<Box<RawValue>, McpError> {
+    let answer = |reply: Reply<'_>| -> Option<Result<Box<RawValue>, McpError>> {
+        if reply.id.as_ref().and_then(Value::as_i64) != Some(id) {
+            return None;
+        }
+        match (reply.error, reply.result) {
+            (Some(error), _) => Some(Err(rpc_error(host, &error))),
+            (None, Some(result)) => Some(Ok(result.to_owned())),
+            (None, None) => None,
+        }
+    };
+    let found = if response.content_type() == "text/event-stream" {
+        sse_data(&response.body).iter().find_map(|data| serde_json::from_str::<Reply<'_>>(data).ok().and_then(answer))
+    } else if let Ok(reply) = serde_json::from_slice::<Reply<'_>>(&response.body) {
+        answer(reply)
+    } else {
+        serde_json::from_slice::<Vec<Reply<'_>>>(&response.body).ok().and_then(|batch| batch.into_iter().find_map(answer))
+    };
+    found.unwrap_or_else(|| Err(protocol(host, "no JSON-RPC response to the request was received")))
 }
 
 fn rpc_error(host: &str, error: &Value) -> McpError {
@@ -197,6 +221,48 @@ pub fn sse_data(body: &[u8]) -> Vec<String> {
         events.push(d);
     }
     events
+}
+
+/// The body of a 2026-07-28 request: `params` with the per-request `_meta`
+/// (protocol version, client capabilities, client info) added. Written
+/// directly, not through a JSON tree: it is built on every call.
+pub fn modern_body(id: i64, version: &str, method: &str, params: &Value) -> String {
+    let client_meta = |out: &mut String| {
+        out.push_str("\"io.modelcontextprotocol/protocolVersion\":");
+        out.push_str(&Value::from(version).to_string());
+        out.push_str(concat!(
+            ",\"io.modelcontextprotocol/clientCapabilities\":{}",
+            ",\"io.modelcontextprotocol/clientInfo\":{\"name\":\"mcp_oauth\",\"version\":\"",
+            env!("CARGO_PKG_VERSION"),
+            "\"}"
+        ));
+    };
+    let fields = params.as_object();
+    let mut out = String::with_capacity(256);
+    out.push_str("{\"jsonrpc\":\"2.0\",\"id\":");
+    out.push_str(&id.to_string());
+    out.push_str(",\"method\":");
+    out.push_str(&Value::from(method).to_string());
+    out.push_str(",\"params\":{");
+    for (key, value) in fields.into_iter().flatten().filter(|(k, _)| *k != "_meta") {
+        out.push_str(&Value::from(key.as_str()).to_string());
+        out.push(':');
+        out.push_str(&value.to_string());
+        out.push(',');
+    }
+    out.push_str("\"_meta\":{");
+    // The caller's own _meta entries come first; ours win over them.
+    if let Some(Value::Object(theirs)) = fields.and_then(|f| f.get("_meta")) {
+        for (key, value) in theirs.iter().filter(|(k, _)| !k.starts_with("io.modelcontextprotocol/")) {
+            out.push_str(&Value::from(key.as_str()).to_string());
+            out.push(':');
+            out.push_str(&value.to_string());
+            out.push(',');
+        }
+    }
+    client_meta(&mut out);
+    out.push_str("}}}");
+    out
 }
 
 /// A header value as 2026-07-28 carries it: plain when it is safe visible
@@ -297,8 +363,8 @@ impl McpSession {
         self.next_id
     }
 
-    fn base_request(target: &Target<'_>, body: &Value) -> HttpRequest {
-        let mut request = HttpRequest::post(target.url.clone(), "application/json", body.to_string().into_bytes())
+    fn base_request(target: &Target<'_>, body: String) -> HttpRequest {
+        let mut request = HttpRequest::post(target.url.clone(), "application/json", body.into_bytes())
             .accept("application/json, text/event-stream")
             .follow_same_origin();
         for (name, value) in target.headers {
@@ -314,17 +380,8 @@ impl McpSession {
 
     fn modern_request(&mut self, target: &Target<'_>, version: &str, method: &str, params: &Value) -> (i64, HttpRequest) {
         let id = self.id();
-        let mut params = params.as_object().cloned().unwrap_or_default();
-        let mut meta = params.get("_meta").and_then(Value::as_object).cloned().unwrap_or_else(Map::new);
-        meta.insert("io.modelcontextprotocol/protocolVersion".into(), json!(version));
-        meta.insert("io.modelcontextprotocol/clientCapabilities".into(), json!({}));
-        meta.insert(
-            "io.modelcontextprotocol/clientInfo".into(),
-            json!({"name": "mcp_oauth", "version": env!("CARGO_PKG_VERSION")}),
-        );
-        params.insert("_meta".into(), Value::Object(meta));
-        let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        let mut request = Self::base_request(target, &body)
+        let body = modern_body(id, version, method, params);
+        let mut request = Self::base_request(target, body)
             .header(HeaderName::from_static("mcp-protocol-version"), version, false)
             .header(HeaderName::from_static("mcp-method"), method, false);
         let name = match method {
@@ -335,9 +392,9 @@ impl McpSession {
         if let Some(name) = name {
             request = request.header(HeaderName::from_static("mcp-name"), &header_value(name), false);
             if method == "tools/call" {
-                let args = params.get("arguments").cloned().unwrap_or(Value::Null);
-                for (path, header) in self.learned.header_params.get(name).cloned().unwrap_or_default() {
-                    if let (Some(value), Ok(h)) = (param_value(&args, &path), HeaderName::from_bytes(format!("mcp-param-{header}").as_bytes())) {
+                let args = params.get("arguments").unwrap_or(&Value::Null);
+                for (path, header) in self.learned.header_params.get(name).map(Vec::as_slice).unwrap_or_default() {
+                    if let (Some(value), Ok(h)) = (param_value(args, path), HeaderName::from_bytes(format!("mcp-param-{header}").as_bytes())) {
                         request = request.header(h, &header_value(&value), false);
                     }
                 }
@@ -347,7 +404,7 @@ impl McpSession {
     }
 
     fn legacy_request(&mut self, target: &Target<'_>, version: &str, session_id: Option<&str>, body: &Value) -> HttpRequest {
-        let mut request = Self::base_request(target, body)
+        let mut request = Self::base_request(target, body.to_string())
             .header(HeaderName::from_static("mcp-protocol-version"), version, false);
         if let Some(id) = session_id {
             request = request.header(HeaderName::from_static("mcp-session-id"), id, false);
@@ -367,12 +424,13 @@ impl McpSession {
                 "clientInfo": {"name": "mcp_oauth", "version": env!("CARGO_PKG_VERSION")}
             }
         });
-        let request = Self::base_request(target, &body);
+        let request = Self::base_request(target, body.to_string());
         let response = http.send(request).await?;
         if response.status != 200 {
             return Err(status_error(&host, &response));
         }
-        let result = find_response(&host, &response, id)?;
+        let result: Value = serde_json::from_str(find_response(&host, &response, id)?.get())
+            .map_err(|_| protocol(&host, "the initialize result is not JSON"))?;
         let version = result.get("protocolVersion").and_then(Value::as_str).unwrap_or("");
         if !SESSION_PROTOCOLS.contains(&version) {
             return Err(protocol(
@@ -396,10 +454,16 @@ impl McpSession {
     /// that carries no modern JSON-RPC error; an expired legacy session (404)
     /// is replaced once.
     pub async fn request(&mut self, http: &HttpClient, target: &Target<'_>, method: &str, params: Value) -> Result<Value, McpError> {
+        let raw = self.request_raw(http, target, method, params).await?;
+        serde_json::from_str(raw.get()).map_err(|_| protocol(&display_host(target.url), "the result is not JSON"))
+    }
+
+    /// `request`, the result as the server wrote it.
+    pub async fn request_raw(&mut self, http: &HttpClient, target: &Target<'_>, method: &str, params: Value) -> Result<Box<RawValue>, McpError> {
         self.request_any_era(http, target, method, params).await.map_err(|e| e.redacted(target))
     }
 
-    async fn request_any_era(&mut self, http: &HttpClient, target: &Target<'_>, method: &str, params: Value) -> Result<Value, McpError> {
+    async fn request_any_era(&mut self, http: &HttpClient, target: &Target<'_>, method: &str, params: Value) -> Result<Box<RawValue>, McpError> {
         let host = display_host(target.url);
         let mut renewed = false;
         let mut version_retried = false;
@@ -511,12 +575,13 @@ impl McpSession {
     /// `tools/call`; a tool error (`isError`) is a result, not an error. On
     /// a header mismatch for a tool whose schema is not known yet, the tools
     /// are listed and the call is retried once with its `Mcp-Param-*` headers.
-    pub async fn call_tool(&mut self, http: &HttpClient, target: &Target<'_>, name: &str, arguments: Value) -> Result<Value, McpError> {
+    /// The `CallToolResult` is returned as the server wrote it.
+    pub async fn call_tool(&mut self, http: &HttpClient, target: &Target<'_>, name: &str, arguments: Value) -> Result<Box<RawValue>, McpError> {
         let params = json!({"name": name, "arguments": arguments});
-        match self.request(http, target, "tools/call", params.clone()).await {
+        match self.request_raw(http, target, "tools/call", params.clone()).await {
             Err(McpError::Rpc { code: HEADER_MISMATCH, .. }) if !self.learned.header_params.contains_key(name) => {
                 self.list_tools(http, target).await?;
-                self.request(http, target, "tools/call", params).await
+                self.request_raw(http, target, "tools/call", params).await
             }
             other => other,
         }
@@ -548,6 +613,26 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_written_body_is_the_json_of_the_request() {
+        let params = json!({"name": "echo", "arguments": {"text": "a \"quoted\" \u{e9}\n"}, "_meta": {"progressToken": 7}});
+        let body: Value = serde_json::from_str(&modern_body(42, "2026-07-28", "tools/call", &params)).unwrap();
+        assert_eq!(body, json!({
+            "jsonrpc": "2.0", "id": 42, "method": "tools/call",
+            "params": {
+                "name": "echo", "arguments": {"text": "a \"quoted\" \u{e9}\n"},
+                "_meta": {
+                    "progressToken": 7,
+                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                    "io.modelcontextprotocol/clientCapabilities": {},
+                    "io.modelcontextprotocol/clientInfo": {"name": "mcp_oauth", "version": env!("CARGO_PKG_VERSION")}
+                }
+            }
+        }));
+        let empty: Value = serde_json::from_str(&modern_body(1, "2026-07-28", "tools/list", &json!({}))).unwrap();
+        assert_eq!(empty["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"], "2026-07-28");
     }
 
     #[test]

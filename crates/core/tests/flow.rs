@@ -75,7 +75,7 @@ async fn whole_flow_discovery_registration_code_refresh_and_tools() {
     let tools = session.list_tools(&http, &target).await.unwrap();
     assert_eq!(tools.len(), 8);
     assert_eq!(session.era(), Some(&Era::Modern(MODERN_PROTOCOL.into())));
-    let result = session.call_tool(&http, &target, "add", serde_json::json!({"a": 2, "b": 3})).await.unwrap();
+    let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, "add", serde_json::json!({"a": 2, "b": 3})).await.unwrap().get()).unwrap();
     assert_eq!(result["structuredContent"]["sum"], 5.0);
 
     // Refresh with rotation: the old refresh token is dead afterwards.
@@ -135,7 +135,7 @@ async fn modern_first_with_mirrored_headers_then_one_request_per_call() {
     // Mcp-Param-Region is required by the server; the client learns it from
     // the tool list after a HeaderMismatch and retries.
     let before = fixture.stats().mcp_requests;
-    let result = session.call_tool(&http, &target, "region_echo", serde_json::json!({"region": "eu-west"})).await.unwrap();
+    let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, "region_echo", serde_json::json!({"region": "eu-west"})).await.unwrap().get()).unwrap();
     assert_eq!(result["content"][0]["text"], "eu-west");
     assert_eq!(fixture.stats().mcp_requests - before, 3, "call, list, call");
     // Warm: one round trip per call, no handshake ever.
@@ -164,7 +164,7 @@ async fn legacy_servers_get_a_session_and_a_new_one_when_it_expires() {
     assert_eq!(fixture.stats().mcp_requests - before, 1);
     // The server forgets the session: 404, a new initialize, the call goes through.
     fixture.set(Behaviour { legacy_only: true, expire_sessions: true, ..Default::default() });
-    let result = session.call_tool(&http, &target, "echo", serde_json::json!({"text": "again"})).await.unwrap();
+    let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, "echo", serde_json::json!({"text": "again"})).await.unwrap().get()).unwrap();
     assert_eq!(result["content"][0]["text"], "again");
     assert_eq!(fixture.stats().initializes, 2);
 }

@@ -18,7 +18,9 @@ SELECT policyname, cmd, qual IS NOT NULL AS has_using, with_check IS NOT NULL AS
   FROM pg_policies WHERE tablename = 'user_mcp_servers' ORDER BY policyname;
 
 -- Nothing is granted to PUBLIC: no function of ours is executable by it, and
--- the table and view are not readable by it.
+-- the table and view are not readable by it. The SQL functions pin their
+-- search_path; the Rust ones override it around their own statements
+-- (tested in tests/integration/oauth.sh with a shadowing operator).
 SELECT p.oid::regprocedure AS function,
        has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute,
        has_function_privilege('mcp_oauth_user', p.oid, 'EXECUTE') AS app_execute,
