@@ -17,10 +17,15 @@ command_line="bash benches/run.sh $*"
 
 REPS=${BENCH_REPS:-3}
 SECS=${BENCH_SECONDS:-5}
+# The side-by-side comparison: many short rounds, each measurement once per
+# round in a rotated order, so that every one of them samples the same
+# swings of the (virtual) machine.
+ROUNDS=${BENCH_ROUNDS:-9}
+ROUND_SECS=${BENCH_ROUND_SECONDS:-2}
 MEMORY_CALLS=${BENCH_MEMORY_CALLS:-1000000}
 BIG_ROWS=${BENCH_ROWS:-1000000}
 if [ "${1:-}" = "--quick" ]; then
-  REPS=1 SECS=2 MEMORY_CALLS=20000 BIG_ROWS=10000
+  REPS=1 SECS=2 ROUNDS=2 ROUND_SECS=1 MEMORY_CALLS=20000 BIG_ROWS=10000
 fi
 out_file=${BENCH_OUTPUT:-$ROOT_DIR/BENCHMARKS.md}
 
@@ -99,9 +104,10 @@ pgbench_run() {
   rm -f "$prefix".*
 }
 
-native_run() {  # native_run NAME CONNECTIONS HEADER
-  local json
-  json=$("$ROOT_DIR/target/release/mcp-bench-client" "$base/mcp" "$SECS" "$2" "$3")
+native_run() {  # native_run NAME CONNECTIONS HEADER ("bearer": the OAuth row's token)
+  local json header=$3
+  [ "$header" = bearer ] && header="Authorization:Bearer $token"
+  json=$("$ROOT_DIR/target/release/mcp-bench-client" "$base/mcp" "$SECS" "$2" "$header")
   record "$1.rate" "$(jq -r .calls_per_second <<<"$json")"
   record "$1.p50" "$(jq -r .p50_us <<<"$json")"
 }
@@ -116,18 +122,34 @@ ts_run() {
 # Warm up every path once.
 psql_q -At -c "SELECT mcp_call_tool('$headers_id', 'echo')" -c "SELECT mcp_call_tool('$oauth_id', 'echo')" >/dev/null
 
-say "the warm call against the physical limit ($REPS interleaved repetitions of $SECS s)"
-for rep in $(seq "$REPS"); do
-  for n in 1 2; do
-    pgbench_run "select1.c$n" select1 "$n"
-    native_run "native_headers.c$n" "$n" "X-Api-Key:$KEY"
-    pgbench_run "headers.c$n" headers "$n"
-    native_run "native_oauth.c$n" "$n" "Authorization:Bearer $token"
-    pgbench_run "oauth.c$n" oauth "$n"
+say "the warm call against the physical limit ($ROUNDS rounds of $ROUND_SECS s each)"
+one_round() {  # every side-by-side measurement once, starting at $1
+  local steps=(
+    "pgbench_run select1.c1 select1 1"
+    "native_run native_headers.c1 1 X-Api-Key:$KEY"
+    "pgbench_run headers.c1 headers 1"
+    "native_run native_oauth.c1 1 bearer"
+    "pgbench_run oauth.c1 oauth 1"
+    "ts_run"
+    "pgbench_run select1.c2 select1 2"
+    "native_run native_headers.c2 2 X-Api-Key:$KEY"
+    "pgbench_run headers.c2 headers 2"
+    "native_run native_oauth.c2 2 bearer"
+    "pgbench_run oauth.c2 oauth 2"
+  )
+  local count=${#steps[@]} i
+  for i in $(seq 0 $((count - 1))); do
+    # shellcheck disable=SC2086
+    ${steps[$(( (i + $1) % count ))]}
   done
-  ts_run
-  echo "   repetition $rep done"
+}
+saved_secs=$SECS
+SECS=$ROUND_SECS
+for round in $(seq "$ROUNDS"); do
+  one_round "$round"
+  echo "   round $round done"
 done
+SECS=$saved_secs
 
 say "what a warm call sends"
 warm_calls=2000
@@ -285,7 +307,9 @@ $("$PG_BIN/postgres" --version | awk '{print $3}'), $(rustc --version | awk '{pr
 \`@modelcontextprotocol/sdk\` $(jq -r '.dependencies["@modelcontextprotocol/sdk"]' benches/ts/package.json).
 The extension is a release build, preloaded; the MCP server is the loopback fixture
 (\`crates/fixture\`, release). Every rate is the median of $REPS interleaved
-repetitions of $SECS s (min–max after it); p50 latencies come from pgbench's
+measurements (the side-by-side comparison: $ROUNDS rounds of $ROUND_SECS s, each
+measurement once per round in a rotated order; elsewhere: repetitions of $SECS s),
+min–max after it; p50 latencies come from pgbench's
 per-transaction log or the clients' own timings. A single loopback round trip
 on this virtual machine is dominated by waking the other process, so absolute
 numbers swing from run to run; the ratios are measured side by side.
