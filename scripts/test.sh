@@ -43,6 +43,7 @@ integration_tests() {
   bash tests/integration/run.sh || status=1
   bash tests/integration/oauth.sh || status=1
   bash tests/integration/calls.sh || status=1
+  bash tests/integration/protocol.sh || status=1
   bash tests/integration/replica.sh || status=1
   return "$status"
 }

@@ -325,6 +325,22 @@ COMMENT ON FUNCTION @extschema@.mcp_list_tools(uuid) IS
     'The tools of one of your servers, all pages: name, title, description, input_schema, output_schema, annotations.';
 COMMENT ON FUNCTION @extschema@.mcp_call_tool(uuid, text, jsonb) IS
     'Calls a tool and returns the CallToolResult as jsonb (content, structuredContent, isError). A tool error is a result, not an SQL error.';
+COMMENT ON FUNCTION @extschema@.mcp_call_tool(uuid, text, jsonb, jsonb, text) IS
+    'Answers an input-required result: calls the tool again with input_responses (keyed as the result''s inputRequests) and the result''s requestState, echoed unchanged.';
+COMMENT ON FUNCTION @extschema@.mcp_list_resources(uuid) IS
+    'The resources of one of your servers, all pages: uri, name, title, description, mime_type, size, annotations, and the whole definition.';
+COMMENT ON FUNCTION @extschema@.mcp_list_resource_templates(uuid) IS
+    'The resource templates of one of your servers, all pages: uri_template, name, title, description, mime_type, annotations, and the whole definition.';
+COMMENT ON FUNCTION @extschema@.mcp_read_resource(uuid, text) IS
+    'Reads a resource and returns the ReadResourceResult as jsonb (contents: text or base64 blob per item).';
+COMMENT ON FUNCTION @extschema@.mcp_read_resource(uuid, text, jsonb, text) IS
+    'Answers an input-required result of mcp_read_resource: reads again with input_responses and the echoed requestState.';
+COMMENT ON FUNCTION @extschema@.mcp_list_prompts(uuid) IS
+    'The prompts of one of your servers, all pages: name, title, description, arguments, and the whole definition.';
+COMMENT ON FUNCTION @extschema@.mcp_get_prompt(uuid, text, jsonb) IS
+    'Gets a prompt with its arguments (a JSON object of strings) and returns the GetPromptResult as jsonb (description, messages).';
+COMMENT ON FUNCTION @extschema@.mcp_get_prompt(uuid, text, jsonb, jsonb, text) IS
+    'Answers an input-required result of mcp_get_prompt: asks again with input_responses and the echoed requestState.';
 COMMENT ON FUNCTION @extschema@.mcp_test_server(uuid) IS
     'Connects to a server and lists its tools: {ok, tool_count, tools} or {ok: false, error}; records last_error.';
 COMMENT ON FUNCTION @extschema@.mcp_oauth_url_problem(text) IS 'Internal: why a URL is not a valid MCP server URL, or NULL.';
@@ -386,6 +402,14 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.mcp_oauth_set_client(uuid, text, text),
     @extschema@.mcp_list_tools(uuid),
     @extschema@.mcp_call_tool(uuid, text, jsonb),
+    @extschema@.mcp_call_tool(uuid, text, jsonb, jsonb, text),
+    @extschema@.mcp_list_resources(uuid),
+    @extschema@.mcp_list_resource_templates(uuid),
+    @extschema@.mcp_read_resource(uuid, text),
+    @extschema@.mcp_read_resource(uuid, text, jsonb, text),
+    @extschema@.mcp_list_prompts(uuid),
+    @extschema@.mcp_get_prompt(uuid, text, jsonb),
+    @extschema@.mcp_get_prompt(uuid, text, jsonb, jsonb, text),
     @extschema@.mcp_test_server(uuid),
     @extschema@.mcp_oauth_url_problem(text),
     @extschema@.mcp_oauth_headers_problem(jsonb, boolean),

@@ -28,6 +28,7 @@ pub static FINISH_REQUIRES_IDENTITY: GucSetting<bool> = GucSetting::<bool>::new(
 pub static MAX_RESPONSE_BYTES: GucSetting<i32> = GucSetting::<i32>::new(10 * 1024 * 1024);
 pub static CONNECT_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5_000);
 pub static REQUEST_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(60_000);
+pub static CLIENT_CAPABILITIES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// A string setting's value, `None` when unset or empty.
 pub fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
@@ -153,6 +154,14 @@ pub fn init() {
             &REQUEST_TIMEOUT, 100, 3_600_000, GucContext::Userset, GucFlags::UNIT_MS,
             Some(check_request_timeout), None, None,
         );
+        GucRegistry::define_string_guc_with_hooks(
+            c"mcp_oauth.client_capabilities",
+            c"MCP client capabilities declared to servers, as JSON (e.g. {\"elicitation\": {\"form\": {}}}); empty declares none.",
+            c"Declare only what the application answers: the questions servers ask (elicitation, sampling, roots) \
+              come back to it as input-required results.",
+            &CLIENT_CAPABILITIES, GucContext::Userset, plain,
+            Some(check_client_capabilities), None, None,
+        );
         pg_sys::MarkGUCPrefixReserved(c"mcp_oauth".as_ptr());
     }
 }
@@ -191,6 +200,11 @@ unsafe extern "C-unwind" fn check_client_metadata_url(newval: *mut *mut c_char, 
 #[pg_guard]
 unsafe extern "C-unwind" fn check_allowed_hosts(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
     unsafe { check_string(newval, |v| settings::allowed_hosts(v).map(drop)) }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_client_capabilities(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
+    unsafe { check_string(newval, |v| settings::client_capabilities(v).map(drop)) }
 }
 
 #[pg_guard]

@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 ::pgrx::pg_module_magic!(name, version);
 
 pub mod api;
+pub mod calls;
 pub mod durable;
 pub mod error;
 pub mod gucs;

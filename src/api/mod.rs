@@ -2,5 +2,7 @@
 
 pub mod identity;
 pub mod oauth;
-pub mod tools;
+pub mod prompts;
+pub mod resources;
 pub mod rows;
+pub mod tools;

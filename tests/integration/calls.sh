@@ -38,27 +38,16 @@ sign_in() {  # sign_in ID: the whole flow, as a browser would
 # Headers mode.
 behave '{"api_key": "k-123"}'
 hid=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('Keyed', '$base/mcp', '{\"X-Api-Key\": \"k-123\"}') RETURNING id")
-check "headers mode lists tools" "^8$" "$(as_alice -c "SELECT count(*) FROM mcp_list_tools('$hid')")"
+check "headers mode lists tools" "^9$" "$(as_alice -c "SELECT count(*) FROM mcp_list_tools('$hid')")"
 check "headers mode calls a tool" '"text": "hello"' "$(as_alice -c "SELECT mcp_call_tool('$hid', 'echo', '{\"text\": \"hello\"}')")"
 as_alice -c "UPDATE user_mcp_servers SET headers = '{\"X-Api-Key\": \"wrong\"}' WHERE id = '$hid'" >/dev/null
 expect_error "wrong headers are MC005, not a sign-in" MC005 "refused the configured headers" -- -U alice -c "SELECT mcp_call_tool('$hid', 'echo')"
 check "... and recorded" "refused the configured headers" "$(as_alice -c "SELECT last_error FROM mcp_servers WHERE id = '$hid'")"
 check "mcp_test_server reports the failure as a value" '"ok": false' "$(as_alice -c "SELECT mcp_test_server('$hid')")"
 as_alice -c "UPDATE user_mcp_servers SET headers = '{\"X-Api-Key\": \"k-123\"}' WHERE id = '$hid'" >/dev/null
-check "mcp_test_server succeeds again" '"ok": true.*"tool_count": 8' "$(as_alice -c "SELECT mcp_test_server('$hid')")"
+check "mcp_test_server succeeds again" '"ok": true.*"tool_count": 9' "$(as_alice -c "SELECT mcp_test_server('$hid')")"
 check "... and clears last_error" '^t$' "$(as_alice -c "SELECT last_error IS NULL FROM mcp_servers WHERE id = '$hid'" 2>&1)"
 
-# learned ID PATTERN: waits (at most 5 s) until what the backends learned
-# about the row's server, shared through the row, matches PATTERN.
-learned() {
-  local out=""
-  for _ in $(seq 50); do
-    out=$(as_alice -c "SELECT mcp_protocol::text FROM user_mcp_servers WHERE id = '$1'" 2>&1)
-    grep -qE -- "$2" <<<"$out" && break
-    sleep 0.1
-  done
-  echo "$out"
-}
 
 # OAuth: the era, x-mcp-header, warm calls, pages and SSE.
 id=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('Fixture', '$base/mcp', 'oauth') RETURNING id")
@@ -80,7 +69,7 @@ check "four calls in another new backend: four requests (one per call)" "^4$" "$
 check "... mirroring the header from the first call" '"text": "eu"' "$out"
 check "no initialize was ever sent" "^0$" "$(stat initializes)"
 behave '{"page_size": 3, "sse": true}'
-check "every page, over SSE" "^echo,add,fail,big,region_echo,extra_1,extra_2,extra_3$" \
+check "every page, over SSE" "^echo,add,fail,big,region_echo,confirm,extra_1,extra_2,extra_3$" \
   "$(as_alice -c "SELECT string_agg(name, ',') FROM mcp_list_tools('$id')")"
 check "rows carry the schemas" "^t\|t$" \
   "$(as_alice -c "SELECT input_schema ? 'properties', output_schema IS NOT NULL FROM mcp_list_tools('$id') WHERE name = 'add'")"

@@ -37,6 +37,18 @@ expect_error() {
   check "$name (message)" "$pattern" "$out"
 }
 
+# learned ID PATTERN: waits (at most 5 s) until what the backends learned
+# about the row's server, shared through the row, matches PATTERN.
+learned() {
+  local out=""
+  for _ in $(seq 50); do
+    out=$(psql_q -U alice -At -c "SELECT mcp_protocol::text FROM user_mcp_servers WHERE id = '$1'" 2>&1)
+    grep -qE -- "$2" <<<"$out" && break
+    sleep 0.1
+  done
+  echo "$out"
+}
+
 finish_checks() {
   echo "integration $1: $passed passed, $failed failed"
   [ "$failed" -eq 0 ]

@@ -83,7 +83,7 @@ expect_error "a ciphertext copied to another row does not open" MC001 "cannot be
 check "tools are listed" "^8$" "$(as_alice -c "SELECT count(*) FROM mcp_list_tools('$id')")"
 check "a tool is called" '"sum": 5' "$(as_alice -c "SELECT mcp_call_tool('$id', 'add', '{\"a\": 2, \"b\": 3}')")"
 check "a tool error is a result" '"isError": true' "$(as_alice -c "SELECT mcp_call_tool('$id', 'fail')")"
-check "mcp_test_server reports ok" '"ok": true.*"tool_count": 8' "$(as_alice -c "SELECT mcp_test_server('$id')")"
+check "mcp_test_server reports ok" '"ok": true.*"tool_count": 9' "$(as_alice -c "SELECT mcp_test_server('$id')")"
 
 # A repeated start in one backend reuses its recent discovery and the
 # registration: no request at all.

@@ -79,19 +79,27 @@ struct AuthServerDoc {
 const MCP_ACCEPT: &str = "application/json, text/event-stream";
 
 /// Probes the server without a token and returns its Bearer challenge, if
-/// it answers 401 with one.
+/// it answers 401 with one. The probe is a 2026-07-28 `tools/list` (a
+/// server of that revision refuses a session-based `initialize` with 400
+/// before looking at credentials; servers of every revision check
+/// credentials before answering a method).
 pub async fn probe(http: &HttpClient, server_url: &Url) -> Result<Option<BearerChallenge>, NetError> {
-    let body = serde_json::json!({
-        "jsonrpc": "2.0", "id": 0, "method": "initialize",
-        "params": {
-            "protocolVersion": crate::mcp::LATEST_SESSION_PROTOCOL,
-            "capabilities": {},
-            "clientInfo": {"name": "mcp_oauth", "version": env!("CARGO_PKG_VERSION")}
-        }
-    });
-    let request = HttpRequest::post(server_url.clone(), "application/json", body.to_string().into_bytes()).accept(MCP_ACCEPT);
-    let response = http.send(request).await?;
-    Ok(challenge_of(&response))
+    use crate::mcp::{call, Call, Listing};
+    let version = crate::mcp::MODERN_PROTOCOL;
+    let meta = call::request_meta(version, &rmcp::model::ClientCapabilities::default());
+    let body = Call::list(Listing::Tools, None).body(0, Some(meta));
+    let request = HttpRequest::post(server_url.clone(), "application/json", body.into_bytes())
+        .accept(MCP_ACCEPT)
+        .header(reqwest::header::HeaderName::from_static("mcp-protocol-version"), version, false)
+        .header(reqwest::header::HeaderName::from_static("mcp-method"), "tools/list", false);
+    // Only the status and headers matter: a server that needs no token may
+    // answer with an event stream it keeps open.
+    let deadline = http.config().request_timeout;
+    let open = match tokio::time::timeout(deadline, http.open(request)).await {
+        Ok(open) => open?,
+        Err(_) => return Err(NetError::Timeout { host: crate::net::display_host(server_url) }),
+    };
+    Ok(challenge_of(&HttpResponse { status: open.status, headers: open.headers, body: Vec::new() }))
 }
 
 /// The Bearer challenge of a 401 or 403 response.

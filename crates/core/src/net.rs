@@ -212,7 +212,7 @@ impl NetPolicy {
             Host::Domain(_) => None,
         };
         if let Some(ip) = literal {
-            self.address_allowed(ip).map_err(|reason| blocked(reason))?;
+            self.address_allowed(ip).map_err(&blocked)?;
         } else if loopback && !(self.allow_http_loopback || self.allow_private_networks) {
             return Err(blocked("the address is not public (see mcp_oauth.allow_private_networks)"));
         }
@@ -315,9 +315,7 @@ impl HttpResponse {
     }
 
     pub fn content_type(&self) -> String {
-        self.header("content-type")
-            .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-            .unwrap_or_default()
+        content_type(&self.headers)
     }
 }
 
@@ -365,6 +363,56 @@ impl DnsThread {
         }
         answer.await.map_err(|_| std::io::Error::other("the resolver thread ended"))?
     }
+}
+
+/// A response whose body has not been read yet.
+pub struct OpenResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    host: String,
+    inner: reqwest::Response,
+    read: usize,
+    limit: usize,
+}
+
+impl OpenResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn content_type(&self) -> String {
+        content_type(&self.headers)
+    }
+
+    /// The next piece of the body as it arrives; None at its end. The whole
+    /// body is held to `max_response_bytes`.
+    pub async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, NetError> {
+        let chunk = self.inner.chunk().await.map_err(|e| classify(e, &self.host))?;
+        if let Some(chunk) = &chunk {
+            self.read += chunk.len();
+            if self.read > self.limit {
+                return Err(NetError::TooLarge { host: self.host.clone(), limit: self.limit });
+            }
+        }
+        Ok(chunk)
+    }
+
+    /// The whole body.
+    pub async fn collect(mut self) -> Result<HttpResponse, NetError> {
+        let mut body = Vec::new();
+        while let Some(chunk) = self.chunk().await? {
+            body.extend_from_slice(&chunk);
+        }
+        Ok(HttpResponse { status: self.status, headers: self.headers, body })
+    }
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
 /// Resolves names for the HTTP client and refuses any name with an address
@@ -477,17 +525,20 @@ impl HttpClient {
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse, NetError> {
         let host = display_host(&request.url);
         let deadline = self.config.request_timeout;
-        match tokio::time::timeout(deadline, self.send_following(request)).await {
+        match tokio::time::timeout(deadline, async { self.open(request).await?.collect().await }).await {
             Ok(result) => result,
             Err(_) => Err(NetError::Timeout { host }),
         }
     }
 
-    async fn send_following(&self, mut request: HttpRequest) -> Result<HttpResponse, NetError> {
+    /// Sends `request` under the policy and returns as soon as the response's
+    /// status and headers are in; its body is then read as it arrives (an
+    /// event stream), up to `max_response_bytes`. The caller bounds the time.
+    pub async fn open(&self, mut request: HttpRequest) -> Result<OpenResponse, NetError> {
         for _ in 0..=MAX_REDIRECTS {
             self.config.policy.check(&request.url)?;
             let host = display_host(&request.url);
-            let response = self.send_once(&request, &host).await?;
+            let response = self.open_once(&request, &host).await?;
             let redirect = request.follow_same_origin && matches!(response.status, 307 | 308);
             if !redirect {
                 return Ok(response);
@@ -505,7 +556,7 @@ impl HttpClient {
         Err(NetError::Transport { host: display_host(&request.url), detail: "too many redirects".into() })
     }
 
-    async fn send_once(&self, request: &HttpRequest, host: &str) -> Result<HttpResponse, NetError> {
+    async fn open_once(&self, request: &HttpRequest, host: &str) -> Result<OpenResponse, NetError> {
         let method = match request.method {
             Method::Get => reqwest::Method::GET,
             Method::Post => reqwest::Method::POST,
@@ -516,22 +567,19 @@ impl HttpClient {
             builder = builder.body(body.clone());
         }
         *self.refused.lock().expect("not poisoned") = None;
-        let sent = builder.send().await.map_err(|e| self.classify_send(e, host));
-        let mut response = sent?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
+        let response = builder.send().await.map_err(|e| self.classify_send(e, host))?;
         let limit = self.config.max_response_bytes;
         if response.content_length().is_some_and(|len| len > limit as u64) {
             return Err(NetError::TooLarge { host: host.to_owned(), limit });
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| classify(e, host))? {
-            if body.len() + chunk.len() > limit {
-                return Err(NetError::TooLarge { host: host.to_owned(), limit });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(HttpResponse { status, headers, body })
+        Ok(OpenResponse {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            host: host.to_owned(),
+            inner: response,
+            read: 0,
+            limit,
+        })
     }
 
     /// A send error, or the policy's refusal when the resolver refused.

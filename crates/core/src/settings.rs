@@ -131,3 +131,40 @@ mod tests {
         }
     }
 }
+
+/// `client_capabilities`: a JSON object of MCP client capabilities (as in
+/// `initialize`), every member one rmcp's model knows; empty means none.
+pub fn client_capabilities(raw: &str) -> Result<rmcp::model::ClientCapabilities, String> {
+    if raw.trim().is_empty() {
+        return Ok(Default::default());
+    }
+    let given: serde_json::Value =
+        serde_json::from_str(raw).map_err(|_| "the value must be a JSON object such as {\"elicitation\": {\"form\": {}}}".to_owned())?;
+    if !given.is_object() {
+        return Err("the value must be a JSON object such as {\"elicitation\": {\"form\": {}}}".into());
+    }
+    let parsed: rmcp::model::ClientCapabilities =
+        serde_json::from_value(given.clone()).map_err(|e| format!("the capabilities do not match the MCP schema: {e}"))?;
+    let kept = serde_json::to_value(&parsed).map_err(|e| e.to_string())?;
+    for key in given.as_object().into_iter().flat_map(|o| o.keys()) {
+        if kept.get(key).is_none() {
+            return Err(format!("{key:?} is not a client capability (known: roots, sampling, elicitation, experimental, extensions)"));
+        }
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod capability_tests {
+    use super::client_capabilities;
+
+    #[test]
+    fn client_capabilities_are_checked_against_the_schema() {
+        assert_eq!(serde_json::to_value(client_capabilities("").unwrap()).unwrap(), serde_json::json!({}));
+        let caps = client_capabilities(r#"{"elicitation": {"form": {}}, "roots": {"listChanged": true}}"#).unwrap();
+        assert!(caps.elicitation.is_some() && caps.roots.is_some() && caps.sampling.is_none());
+        for bad in ["[]", "elicitation", r#"{"elicitaton": {}}"#, r#"{"roots": 3}"#] {
+            assert!(client_capabilities(bad).is_err(), "{bad}");
+        }
+    }
+}

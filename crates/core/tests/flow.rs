@@ -1,7 +1,8 @@
 //! The OAuth client and MCP client against the in-process fixture server.
 
 use mcp_oauth_core::discovery::{self, DiscoveryError};
-use mcp_oauth_core::mcp::{Era, McpError, McpSession, Target, MODERN_PROTOCOL};
+use mcp_oauth_core::mcp::{Era, InputRound, McpError, McpSession, Target, MODERN_PROTOCOL};
+use rmcp::model::ClientCapabilities;
 use mcp_oauth_core::net::{HttpClient, HttpRequest, NetConfig, NetError, NetPolicy};
 use mcp_oauth_core::oauth::{self, ClientAuthMethod, ClientCredentials, ClientProfile, OAuthError, Pkce};
 use mcp_oauth_fixture::{spawn, Behaviour};
@@ -70,12 +71,12 @@ async fn whole_flow_discovery_registration_code_refresh_and_tools() {
     assert!(matches!(again, Err(OAuthError::Rejected { ref code, .. }) if code == "invalid_grant"), "{again:?}");
 
     // MCP with the token.
-    let target = Target { url: &server, headers: &[], bearer: Some(&tokens.access_token) };
+    let target = Target { url: &server, headers: &[], bearer: Some(&tokens.access_token), capabilities: &ClientCapabilities::default() };
     let mut session = McpSession::new();
     let tools = session.list_tools(&http, &target).await.unwrap();
-    assert_eq!(tools.len(), 8);
+    assert_eq!(tools.len(), 9);
     assert_eq!(session.era(), Some(&Era::Modern(MODERN_PROTOCOL.into())));
-    let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, "add", serde_json::json!({"a": 2, "b": 3})).await.unwrap().get()).unwrap();
+    let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, "add", args(serde_json::json!({"a": 2, "b": 3})), InputRound::default()).await.unwrap().get()).unwrap();
     assert_eq!(result["structuredContent"]["sum"], 5.0);
 
     // Refresh with rotation: the old refresh token is dead afterwards.
@@ -87,7 +88,7 @@ async fn whole_flow_discovery_registration_code_refresh_and_tools() {
     assert_eq!(fixture.stats().refreshes, 2);
 
     // Without a token: 401 with the challenge.
-    let anonymous = Target { url: &server, headers: &[], bearer: None };
+    let anonymous = Target { url: &server, headers: &[], bearer: None, capabilities: &ClientCapabilities::default() };
     match McpSession::new().list_tools(&http, &anonymous).await {
         Err(McpError::Unauthorized { challenge: Some(c), .. }) => assert!(c.resource_metadata.is_some()),
         other => panic!("{other:?}"),
@@ -107,9 +108,9 @@ async fn tools_come_from_every_page() {
     let code = param(&authorize(&http, &url).await, "code").unwrap();
     let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method };
     let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap();
-    let target = Target { url: &server, headers: &[], bearer: Some(&tokens.access_token) };
+    let target = Target { url: &server, headers: &[], bearer: Some(&tokens.access_token), capabilities: &ClientCapabilities::default() };
     let names: Vec<String> = McpSession::new().list_tools(&http, &target).await.unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(names, ["echo", "add", "fail", "big", "region_echo", "extra_1", "extra_2", "extra_3"]);
+    assert_eq!(names, ["echo", "add", "fail", "big", "region_echo", "confirm", "extra_1", "extra_2", "extra_3"]);
 }
 
 /// Signs in against the fixture and returns a target's bearer token.
@@ -130,18 +131,18 @@ async fn modern_first_with_mirrored_headers_then_one_request_per_call() {
     let http = client();
     let token = signed_in(&fixture, &http).await;
     let server = Url::parse(&fixture.mcp_url()).unwrap();
-    let target = Target { url: &server, headers: &[], bearer: Some(&token) };
+    let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &ClientCapabilities::default() };
     let mut session = McpSession::new();
     // Mcp-Param-Region is required by the server; the client learns it from
     // the tool list after a HeaderMismatch and retries.
     let before = fixture.stats().mcp_requests;
-    let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, "region_echo", serde_json::json!({"region": "eu-west"})).await.unwrap().get()).unwrap();
+    let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, "region_echo", args(serde_json::json!({"region": "eu-west"})), InputRound::default()).await.unwrap().get()).unwrap();
     assert_eq!(result["content"][0]["text"], "eu-west");
     assert_eq!(fixture.stats().mcp_requests - before, 3, "call, list, call");
     // Warm: one round trip per call, no handshake ever.
     let before = fixture.stats().mcp_requests;
-    session.call_tool(&http, &target, "region_echo", serde_json::json!({"region": "Zürich"})).await.unwrap();
-    session.call_tool(&http, &target, "echo", serde_json::json!({"text": "hi"})).await.unwrap();
+    session.call_tool(&http, &target, "region_echo", args(serde_json::json!({"region": "Zürich"})), InputRound::default()).await.unwrap();
+    session.call_tool(&http, &target, "echo", args(serde_json::json!({"text": "hi"})), InputRound::default()).await.unwrap();
     assert_eq!(fixture.stats().mcp_requests - before, 2);
     assert_eq!(fixture.stats().initializes, 0);
 }
@@ -153,18 +154,18 @@ async fn legacy_servers_get_a_session_and_a_new_one_when_it_expires() {
     let token = signed_in(&fixture, &http).await;
     fixture.set(Behaviour { legacy_only: true, sse: true, ..Default::default() });
     let server = Url::parse(&fixture.mcp_url()).unwrap();
-    let target = Target { url: &server, headers: &[], bearer: Some(&token) };
+    let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &ClientCapabilities::default() };
     let mut session = McpSession::new();
-    assert_eq!(session.list_tools(&http, &target).await.unwrap().len(), 8);
+    assert_eq!(session.list_tools(&http, &target).await.unwrap().len(), 9);
     assert!(matches!(session.era(), Some(Era::Legacy { session_id: Some(_), .. })));
     assert_eq!(fixture.stats().initializes, 1);
     // Warm: one round trip.
     let before = fixture.stats().mcp_requests;
-    session.call_tool(&http, &target, "echo", serde_json::json!({"text": "sse"})).await.unwrap();
+    session.call_tool(&http, &target, "echo", args(serde_json::json!({"text": "sse"})), InputRound::default()).await.unwrap();
     assert_eq!(fixture.stats().mcp_requests - before, 1);
     // The server forgets the session: 404, a new initialize, the call goes through.
     fixture.set(Behaviour { legacy_only: true, expire_sessions: true, ..Default::default() });
-    let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, "echo", serde_json::json!({"text": "again"})).await.unwrap().get()).unwrap();
+    let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, "echo", args(serde_json::json!({"text": "again"})), InputRound::default()).await.unwrap().get()).unwrap();
     assert_eq!(result["content"][0]["text"], "again");
     assert_eq!(fixture.stats().initializes, 2);
 }
@@ -271,4 +272,180 @@ async fn a_refresh_without_a_new_refresh_token_keeps_the_old_one() {
     // ... and still works.
     oauth::refresh(&http, (&found.auth_server).into(), &creds, &fresh, &found.resource, 20).await.unwrap();
     assert_eq!(fixture.stats().last_resource.as_deref(), Some(found.resource.as_str()));
+}
+
+fn args(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    value.as_object().cloned().expect("an object")
+}
+
+fn text_of(raw: &serde_json::value::RawValue) -> String {
+    let result: serde_json::Value = serde_json::from_str(raw.get()).unwrap();
+    result["content"][0]["text"].as_str().unwrap_or_default().to_owned()
+}
+
+fn eliciting() -> ClientCapabilities {
+    serde_json::from_value(serde_json::json!({"elicitation": {"form": {}}})).unwrap()
+}
+
+#[tokio::test]
+async fn a_version_refused_with_32022_is_negotiated_once_and_remembered() {
+    let fixture = spawn().await;
+    let http = client();
+    let token = signed_in(&fixture, &http).await;
+    // A server that knows 2026-07-28 exists but speaks only 2025-06-18, and
+    // says so with HTTP 200.
+    fixture.set(Behaviour { versions: Some(vec!["2025-06-18".into()]), version_error_ok: true, ..Default::default() });
+    let server = Url::parse(&fixture.mcp_url()).unwrap();
+    let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &ClientCapabilities::default() };
+    let mut session = McpSession::new();
+    let result = session.call_tool(&http, &target, "echo", args(serde_json::json!({"text": "agreed"})), InputRound::default()).await.unwrap();
+    assert_eq!(text_of(&result), "agreed");
+    assert!(matches!(session.era(), Some(Era::Legacy { version, .. }) if version == "2025-06-18"), "{:?}", session.era());
+    let stats = fixture.stats();
+    assert_eq!((stats.modern_requests, stats.initializes), (1, 1));
+    assert_eq!(stats.last_initialize_version.as_deref(), Some("2025-06-18"));
+    // Another client starting from what was learned asks no question again.
+    let mut other = McpSession::from_learned(session.learned().clone());
+    other.call_tool(&http, &target, "echo", args(serde_json::json!({"text": "again"})), InputRound::default()).await.unwrap();
+    assert_eq!(fixture.stats().modern_requests, 1);
+
+    // Nothing in common: a clear error, no initialize attempted.
+    fixture.set(Behaviour { versions: Some(vec!["2024-11-05".into()]), ..Default::default() });
+    let before = fixture.stats().initializes;
+    match McpSession::new().list_tools(&http, &target).await {
+        Err(McpError::Protocol { why, .. }) => assert!(why.contains("no protocol version in common"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fixture.stats().initializes, before);
+}
+
+#[tokio::test]
+async fn an_event_stream_closed_before_the_answer_is_resumed_with_last_event_id() {
+    let fixture = spawn().await;
+    let http = client();
+    let token = signed_in(&fixture, &http).await;
+    fixture.set(Behaviour { sse_resume: true, sse_retry_ms: Some(200), ..Default::default() });
+    let server = Url::parse(&fixture.mcp_url()).unwrap();
+    let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &ClientCapabilities::default() };
+    let mut session = McpSession::new();
+    let started = std::time::Instant::now();
+    let result = session.call_tool(&http, &target, "echo", args(serde_json::json!({"text": "resumed"})), InputRound::default()).await.unwrap();
+    assert_eq!(text_of(&result), "resumed");
+    assert!(started.elapsed() >= Duration::from_millis(200), "the retry delay was not waited");
+    let stats = fixture.stats();
+    assert_eq!(stats.resumptions, 1);
+    assert!(stats.last_event_ids[0].ends_with("-0"), "{:?}", stats.last_event_ids);
+}
+
+#[tokio::test]
+async fn notifications_are_skipped_and_an_open_stream_is_left_at_the_answer() {
+    let fixture = spawn().await;
+    let http = client();
+    let token = signed_in(&fixture, &http).await;
+    // The stream stays open a minute after the answer; the client's 5 s
+    // deadline would fail the call if it waited for the end.
+    fixture.set(Behaviour { sse_open: true, ..Default::default() });
+    let server = Url::parse(&fixture.mcp_url()).unwrap();
+    let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &ClientCapabilities::default() };
+    let mut session = McpSession::new();
+    for text in ["one", "two"] {
+        let result = session.call_tool(&http, &target, "echo", args(serde_json::json!({"text": text})), InputRound::default()).await.unwrap();
+        assert_eq!(text_of(&result), text);
+    }
+}
+
+#[tokio::test]
+async fn input_required_results_are_answered_by_repeating_the_call() {
+    let fixture = spawn().await;
+    let http = client();
+    let token = signed_in(&fixture, &http).await;
+    let server = Url::parse(&fixture.mcp_url()).unwrap();
+    let none = ClientCapabilities::default();
+    let plain = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &none };
+    let mut session = McpSession::new();
+    // Without the elicitation capability the server does not ask.
+    let refused = session.call_tool(&http, &plain, "confirm", args(serde_json::json!({})), InputRound::default()).await.unwrap();
+    assert!(text_of(&refused).contains("did not declare elicitation"));
+    assert_eq!(fixture.stats().last_capabilities, Some(serde_json::json!({})));
+
+    let caps = eliciting();
+    let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &caps };
+    let first: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, "confirm", args(serde_json::json!({})), InputRound::default()).await.unwrap().get()).unwrap();
+    assert_eq!(first["resultType"], "input_required");
+    assert_eq!(first["inputRequests"]["confirm"]["method"], "elicitation/create");
+    let state = first["requestState"].as_str().unwrap().to_owned();
+    let answers: rmcp::model::InputResponses = [("confirm".to_owned(), serde_json::json!({"action": "accept", "content": {"confirmed": true}}))].into_iter().collect();
+    let round = InputRound { responses: Some(answers), request_state: Some(state) };
+    let done = session.call_tool(&http, &target, "confirm", args(serde_json::json!({})), round.clone()).await.unwrap();
+    assert_eq!(text_of(&done), r#"confirmed: {"confirmed":true}"#);
+    // A requestState is single use at this server: the error comes through.
+    match session.call_tool(&http, &target, "confirm", args(serde_json::json!({})), round).await {
+        Err(McpError::Rpc { code: -32602, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_session_based_servers_question_mid_call_goes_to_the_application() {
+    let fixture = spawn().await;
+    let http = client();
+    let token = signed_in(&fixture, &http).await;
+    fixture.set(Behaviour { legacy_only: true, ..Default::default() });
+    let server = Url::parse(&fixture.mcp_url()).unwrap();
+    let caps = eliciting();
+    let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &caps };
+    let mut session = McpSession::new();
+    // No answer given: the server's question comes back as an
+    // input-required result keyed by its method, and the server is told
+    // the question was cancelled.
+    let first: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, "confirm", args(serde_json::json!({})), InputRound::default()).await.unwrap().get()).unwrap();
+    assert_eq!(first["resultType"], "input_required");
+    assert_eq!(first["inputRequests"]["elicitation/create"]["params"]["message"], "Please confirm to continue");
+    // The answer, given on the repeated call, gets the schema's defaults.
+    let answers: rmcp::model::InputResponses = [("elicitation/create".to_owned(), serde_json::json!({"action": "accept", "content": {"confirmed": true}}))].into_iter().collect();
+    let done = session.call_tool(&http, &target, "confirm", args(serde_json::json!({})), InputRound { responses: Some(answers), request_state: None }).await.unwrap();
+    assert_eq!(text_of(&done), r#"confirmed: {"confirmed":true,"note":"none"}"#);
+    let stats = fixture.stats();
+    assert_eq!(stats.answers.len(), 2);
+    assert_eq!(stats.answers[0], serde_json::json!({"action": "cancel"}));
+    assert_eq!(stats.initializes, 1);
+
+    // Declaring other capabilities starts a new session that carries them.
+    let none = ClientCapabilities::default();
+    let plain = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &none };
+    let refused = session.call_tool(&http, &plain, "confirm", args(serde_json::json!({})), InputRound::default()).await.unwrap();
+    assert!(text_of(&refused).contains("did not declare elicitation"));
+    assert_eq!(fixture.stats().initializes, 2);
+}
+
+#[tokio::test]
+async fn resources_and_prompts_across_pages() {
+    use mcp_oauth_core::mcp::{Call, Listing};
+    let fixture = spawn().await;
+    let http = client();
+    let token = signed_in(&fixture, &http).await;
+    fixture.set(Behaviour { page_size: Some(1), ..Default::default() });
+    let server = Url::parse(&fixture.mcp_url()).unwrap();
+    let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &ClientCapabilities::default() };
+    for legacy in [false, true] {
+        fixture.set(Behaviour { page_size: Some(1), legacy_only: legacy, ..Default::default() });
+        let mut session = McpSession::new();
+        let uris: Vec<String> = session.list(&http, &target, Listing::Resources).await.unwrap().iter().map(|r| r["uri"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(uris, ["fixture://greeting", "fixture://logo", "fixture://notes/été"]);
+        let templates = session.list(&http, &target, Listing::ResourceTemplates).await.unwrap();
+        assert_eq!(templates[0]["uriTemplate"], "fixture://notes/{name}");
+        let prompts = session.list(&http, &target, Listing::Prompts).await.unwrap();
+        assert_eq!(prompts.len(), 2);
+        let read: serde_json::Value = serde_json::from_str(session.request(&http, &target, &mut Call::read_resource("fixture://notes/été", InputRound::default())).await.unwrap().get()).unwrap();
+        assert_eq!(read["contents"][0]["text"], "note été");
+        let prompt: serde_json::Value = serde_json::from_str(
+            session.request(&http, &target, &mut Call::get_prompt("greet", args(serde_json::json!({"who": "Ada"})), InputRound::default())).await.unwrap().get(),
+        )
+        .unwrap();
+        assert_eq!(prompt["messages"][0]["content"]["text"], "Say hello to Ada.");
+        match session.request(&http, &target, &mut Call::read_resource("fixture://nothing", InputRound::default())).await {
+            Err(McpError::Rpc { code: -32002, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -1,0 +1,492 @@
+//! An MCP client over Streamable HTTP, dual-era: it speaks the current
+//! revision (2026-07-28: no handshake, protocol version and capabilities in
+//! every request's `_meta`, mirrored into `MCP-Protocol-Version`,
+//! `Mcp-Method`, `Mcp-Name` and `Mcp-Param-*` headers; input-required
+//! results) and falls back to the session-based revisions (2025-11-25,
+//! 2025-06-18, 2025-03-26: `initialize`, `Mcp-Session-Id`, requests from
+//! the server in the middle of ours) for servers that do not.
+//!
+//! What is sent is built from rmcp's model (`rmcp::model`: request
+//! parameters, `_meta`, protocol versions, error codes); results pass
+//! through as the server wrote them. The transport is ours (`stream`), on
+//! the policy-checked HTTP client: rmcp's transports bring their own HTTP
+//! stack, which would bypass the network policy.
+//!
+//! An `McpSession` remembers what it learned about one server (its era, a
+//! legacy session, which tool parameters travel as headers) and is meant to
+//! be kept and reused, so that a warm call is one HTTP round trip.
+
+pub mod call;
+pub mod headers;
+pub mod sse;
+mod stream;
+
+pub use call::{Call, InputRound, Listing};
+pub use headers::{header_params, header_value, HeaderParam};
+pub use rmcp::model::ClientCapabilities;
+pub use sse::data_of as sse_data;
+
+use crate::discovery::challenge_of;
+use crate::net::{display_host, HttpClient, HttpRequest, HttpResponse, NetError};
+use crate::www_authenticate::BearerChallenge;
+use reqwest::header::{HeaderMap, HeaderName};
+use rmcp::model::{ErrorCode, ErrorData, InitializeRequestParams, JsonObject, ProtocolVersion};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use stream::{Exchange, Outcome};
+use url::Url;
+
+/// The current, session-less revision.
+pub const MODERN_PROTOCOL: &str = "2026-07-28";
+/// Every revision this client speaks, newest first: the session-less one,
+/// then the session-based ones of Streamable HTTP (2024-11-05 had another
+/// transport).
+pub fn supported_protocols() -> [ProtocolVersion; 4] {
+    [ProtocolVersion::V_2026_07_28, ProtocolVersion::V_2025_11_25, ProtocolVersion::V_2025_06_18, ProtocolVersion::V_2025_03_26]
+}
+/// Most pages of a list read before giving up on a server that never ends.
+const MAX_PAGES: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum McpError {
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("{host} answered 401 Unauthorized")]
+    Unauthorized { host: String, challenge: Option<BearerChallenge> },
+    #[error("{host} answered 403 Forbidden")]
+    Forbidden { host: String, challenge: Option<BearerChallenge> },
+    #[error("{host} answered HTTP {status}")]
+    Http { host: String, status: u16 },
+    #[error("{host}: {why}")]
+    Protocol { host: String, why: String },
+    #[error("{host} returned JSON-RPC error {code}: {message}")]
+    Rpc { host: String, code: i64, message: String },
+}
+
+/// How to reach one server: its URL, what to send with every request, and
+/// what the application declares it can do.
+pub struct Target<'a> {
+    pub url: &'a Url,
+    /// Custom headers (headers mode); all treated as secrets.
+    pub headers: &'a [(String, String)],
+    pub bearer: Option<&'a str>,
+    pub capabilities: &'a ClientCapabilities,
+}
+
+impl<'a> Target<'a> {
+    /// Every credential a request to this target carries.
+    pub fn secrets(&self) -> impl Iterator<Item = &'a str> + Clone + 'a {
+        let headers = self.headers;
+        headers.iter().map(|(_, v)| v.as_str()).chain(self.bearer)
+    }
+}
+
+/// `request` with the target's credentials.
+fn with_credentials(mut request: HttpRequest, target: &Target<'_>) -> HttpRequest {
+    for (name, value) in target.headers {
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            request = request.header(name, value, true);
+        }
+    }
+    match target.bearer {
+        Some(token) => request.bearer(token),
+        None => request,
+    }
+}
+
+/// What is known about the server's protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Era {
+    /// Per-request metadata at this version.
+    Modern(String),
+    /// An initialized session-based connection, and the client capabilities
+    /// it was initialized with (a session keeps them for its life).
+    Legacy {
+        version: String,
+        session_id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        capabilities: Option<Value>,
+    },
+}
+
+/// What a client learned about one server that any other client of it can
+/// use: the revision it speaks (and, for a session-based server, its
+/// session, which the Streamable HTTP transport lets several connections
+/// share), and which tool parameters travel as headers. Worth keeping
+/// outside one process, so that a new one starts where the last left off.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Learned {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub era: Option<Era>,
+    /// Per tool that has any: its `x-mcp-header` parameters, as of the last
+    /// complete tool list.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub header_params: BTreeMap<String, Vec<HeaderParam>>,
+}
+
+/// One server's connection state; keep it and reuse it.
+#[derive(Debug, Clone, Default)]
+pub struct McpSession {
+    learned: Learned,
+    next_id: i64,
+}
+
+fn protocol(host: &str, why: impl Into<String>) -> McpError {
+    McpError::Protocol { host: host.to_owned(), why: why.into() }
+}
+
+fn status_error(host: &str, response: &HttpResponse) -> McpError {
+    match response.status {
+        401 => McpError::Unauthorized { host: host.to_owned(), challenge: challenge_of(response) },
+        403 => McpError::Forbidden { host: host.to_owned(), challenge: challenge_of(response) },
+        status => McpError::Http { host: host.to_owned(), status },
+    }
+}
+
+fn rpc_error(host: &str, error: &ErrorData) -> McpError {
+    // Kept whole enough to redact (see `McpError::redacted`), cut after.
+    let message: String = error.message.chars().take(64 * 1024).collect();
+    McpError::Rpc { host: host.to_owned(), code: i64::from(error.code.0), message }
+}
+
+impl McpError {
+    /// This error with every credential of `target` removed from what the
+    /// server said, and the server's text cut to its displayed length.
+    pub fn redacted(self, target: &Target<'_>) -> Self {
+        let clean = |text: &str| -> String {
+            crate::text::redact(text, target.secrets()).chars().take(crate::text::REMOTE_TEXT_CHARS).collect()
+        };
+        match self {
+            McpError::Rpc { host, code, message } => McpError::Rpc { host, code, message: clean(&message) },
+            McpError::Protocol { host, why } => McpError::Protocol { host, why: clean(&why) },
+            other => other,
+        }
+    }
+}
+
+/// The JSON-RPC errors by which a 2026-07-28 server identifies itself.
+fn is_modern_error(status: u16, error: &ErrorData) -> bool {
+    matches!(error.code, ErrorCode::UNSUPPORTED_PROTOCOL_VERSION | ErrorCode::HEADER_MISMATCH | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY)
+        || (error.code == ErrorCode::METHOD_NOT_FOUND && status == 404)
+        || status == 200
+}
+
+/// The newest revision both sides speak, from a -32022 error's
+/// `data.supported`.
+fn common_version(error: &ErrorData) -> Option<ProtocolVersion> {
+    let theirs: Vec<&str> = error
+        .data
+        .as_ref()
+        .and_then(|d| d.get("supported"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    supported_protocols().into_iter().find(|v| theirs.contains(&v.as_str()))
+}
+
+fn capabilities_value(capabilities: &ClientCapabilities) -> Value {
+    serde_json::to_value(capabilities).expect("capabilities serialise")
+}
+
+impl McpSession {
+    pub fn new() -> Self {
+        Self::from_learned(Learned::default())
+    }
+
+    /// A session that starts from what was learned before, possibly by
+    /// another process. Request ids start at a random offset, so that
+    /// processes sharing a server's session do not reuse each other's ids.
+    pub fn from_learned(learned: Learned) -> Self {
+        let mut offset = [0u8; 4];
+        let _ = getrandom::fill(&mut offset);
+        Self { learned, next_id: i64::from(u32::from_le_bytes(offset) >> 1) << 16 }
+    }
+
+    pub fn learned(&self) -> &Learned {
+        &self.learned
+    }
+
+    pub fn era(&self) -> Option<&Era> {
+        self.learned.era.as_ref()
+    }
+
+    fn id(&mut self) -> i64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn post(target: &Target<'_>, body: String) -> HttpRequest {
+        let request = HttpRequest::post(target.url.clone(), "application/json", body.into_bytes())
+            .accept("application/json, text/event-stream")
+            .follow_same_origin();
+        with_credentials(request, target)
+    }
+
+    /// A 2026-07-28 request: the body with its `_meta`, and the headers
+    /// that mirror it (SEP-2243).
+    fn modern_request(&mut self, target: &Target<'_>, version: &str, call: &mut Call) -> (i64, HttpRequest) {
+        let id = self.id();
+        let body = call.body(id, Some(call::request_meta(version, target.capabilities)));
+        let mut request = Self::post(target, body)
+            .header(HeaderName::from_static("mcp-protocol-version"), version, false)
+            .header(HeaderName::from_static("mcp-method"), call.method(), false);
+        if let Some(name) = call.name() {
+            request = request.header(HeaderName::from_static("mcp-name"), &header_value(name), false);
+        }
+        if let (Some(name), Some(args)) = (call.name(), call.tool_arguments()) {
+            for (path, header) in self.learned.header_params.get(name).map(Vec::as_slice).unwrap_or_default() {
+                if let (Some(value), Ok(h)) = (headers::param_value(args, path), HeaderName::from_bytes(format!("mcp-param-{header}").as_bytes())) {
+                    request = request.header(h, &header_value(&value), false);
+                }
+            }
+        }
+        (id, request)
+    }
+
+    fn legacy_request(target: &Target<'_>, version: &str, session_id: Option<&str>, body: String) -> HttpRequest {
+        let mut request = Self::post(target, body).header(HeaderName::from_static("mcp-protocol-version"), version, false);
+        if let Some(id) = session_id {
+            request = request.header(HeaderName::from_static("mcp-session-id"), id, false);
+        }
+        request
+    }
+
+    /// Runs one exchange within the request deadline.
+    async fn exchange(&self, exchange: Exchange<'_>, request: HttpRequest) -> Result<(Outcome, HeaderMap), McpError> {
+        let deadline = exchange.http.config().request_timeout;
+        match tokio::time::timeout(deadline, exchange.run(request)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(McpError::Net(NetError::Timeout { host: display_host(exchange.target.url) })),
+        }
+    }
+
+    /// `initialize` at `version` + `notifications/initialized`.
+    async fn initialize(&mut self, http: &HttpClient, target: &Target<'_>, version: &ProtocolVersion) -> Result<(), McpError> {
+        let host = display_host(target.url);
+        let id = self.id();
+        let mut params = InitializeRequestParams::new(target.capabilities.clone(), call::client_info());
+        params.protocol_version = version.clone();
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": params}).to_string();
+        let exchange = Exchange { http, target, id, version: version.as_str(), session_id: None, answers: None };
+        let (outcome, headers) = self.exchange(exchange, Self::post(target, body)).await?;
+        let result = match outcome {
+            Outcome::Result(raw) => raw,
+            Outcome::Error { error, .. } => return Err(rpc_error(&host, &error)),
+            Outcome::Refused(response) => return Err(status_error(&host, &response)),
+            Outcome::InputRequired(_) => return Err(protocol(&host, "the initialize request got no result")),
+        };
+        let result: Value = serde_json::from_str(result.get()).map_err(|_| protocol(&host, "the initialize result is not JSON"))?;
+        let agreed = result.get("protocolVersion").and_then(Value::as_str).unwrap_or("");
+        if !supported_protocols()[1..].iter().any(|v| v.as_str() == agreed) {
+            return Err(protocol(
+                &host,
+                format!("the server speaks protocol version {:?}, which this client does not", agreed.chars().take(40).collect::<String>()),
+            ));
+        }
+        let session_id = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let notice = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+        let response = http.send(Self::legacy_request(target, agreed, session_id.as_deref(), notice)).await?;
+        if !(200..300).contains(&response.status) {
+            return Err(status_error(&host, &response));
+        }
+        self.learned.era = Some(Era::Legacy {
+            version: agreed.to_owned(),
+            session_id,
+            capabilities: Some(capabilities_value(target.capabilities)),
+        });
+        Ok(())
+    }
+
+    /// One request, in whichever era the server speaks, its result as the
+    /// server wrote it. The first request to a server tries 2026-07-28: a
+    /// -32022 error picks the newest revision both speak and tries again
+    /// once; a 4xx without a 2026-07-28 error falls back to a session. An
+    /// expired session (404) is replaced once.
+    pub async fn request(&mut self, http: &HttpClient, target: &Target<'_>, call: &mut Call) -> Result<Box<RawValue>, McpError> {
+        self.request_any_era(http, target, call).await.map_err(|e| e.redacted(target))
+    }
+
+    async fn request_any_era(&mut self, http: &HttpClient, target: &Target<'_>, call: &mut Call) -> Result<Box<RawValue>, McpError> {
+        let host = display_host(target.url);
+        let mut renewed = false;
+        let mut negotiated = false;
+        loop {
+            match self.learned.era.clone() {
+                None | Some(Era::Modern(_)) => {
+                    let cached = self.learned.era.is_some();
+                    let version = match &self.learned.era {
+                        Some(Era::Modern(v)) => v.clone(),
+                        _ => MODERN_PROTOCOL.to_owned(),
+                    };
+                    let (id, request) = self.modern_request(target, &version, call);
+                    let exchange = Exchange { http, target, id, version: &version, session_id: None, answers: None };
+                    match self.exchange(exchange, request).await?.0 {
+                        Outcome::Result(raw) | Outcome::InputRequired(raw) => {
+                            self.learned.era = Some(Era::Modern(version));
+                            return Ok(raw);
+                        }
+                        Outcome::Error { error, .. } if error.code == ErrorCode::UNSUPPORTED_PROTOCOL_VERSION && !negotiated => {
+                            negotiated = true;
+                            match common_version(&error) {
+                                Some(v) if v.as_str() == version => return Err(rpc_error(&host, &error)),
+                                Some(v) if !v.has_initialize() => self.learned.era = Some(Era::Modern(v.as_str().to_owned())),
+                                Some(v) => self.initialize(http, target, &v).await?,
+                                None => {
+                                    let theirs = error.data.as_ref().and_then(|d| d.get("supported")).map(Value::to_string).unwrap_or_default();
+                                    return Err(protocol(
+                                        &host,
+                                        format!("the server and this client have no protocol version in common (the server supports {})", theirs.chars().take(200).collect::<String>()),
+                                    ));
+                                }
+                            }
+                        }
+                        Outcome::Error { status, error } if is_modern_error(status, &error) => {
+                            self.learned.era = Some(Era::Modern(version));
+                            return Err(rpc_error(&host, &error));
+                        }
+                        Outcome::Refused(response) if matches!(response.status, 401 | 403) => {
+                            return Err(status_error(&host, &response));
+                        }
+                        Outcome::Error { .. } | Outcome::Refused(_) if cached && !renewed => {
+                            // The remembered era no longer holds: probe again.
+                            renewed = true;
+                            self.learned.era = None;
+                        }
+                        Outcome::Refused(response) if !matches!(response.status, 400 | 404 | 405) => {
+                            return Err(status_error(&host, &response));
+                        }
+                        Outcome::Error { .. } | Outcome::Refused(_) => {
+                            self.initialize(http, target, &ProtocolVersion::LATEST_WITH_INITIALIZE).await?;
+                        }
+                    }
+                }
+                Some(Era::Legacy { version, session_id, capabilities }) => {
+                    let declared = capabilities_value(target.capabilities);
+                    if capabilities.as_ref().unwrap_or(&json!({})) != &declared && !renewed {
+                        // Capabilities are fixed for a session's life.
+                        renewed = true;
+                        self.initialize(http, target, &ProtocolVersion::LATEST_WITH_INITIALIZE).await?;
+                        continue;
+                    }
+                    let id = self.id();
+                    let request = Self::legacy_request(target, &version, session_id.as_deref(), call.body(id, None));
+                    let answers = call.input_responses();
+                    let exchange = Exchange { http, target, id, version: &version, session_id: session_id.as_deref(), answers };
+                    match self.exchange(exchange, request).await?.0 {
+                        Outcome::Result(raw) | Outcome::InputRequired(raw) => return Ok(raw),
+                        Outcome::Error { error, .. } => return Err(rpc_error(&host, &error)),
+                        Outcome::Refused(response) if response.status == 404 && session_id.is_some() && !renewed => {
+                            // The server ended the session: start a new one.
+                            renewed = true;
+                            self.initialize(http, target, &ProtocolVersion::LATEST_WITH_INITIALIZE).await?;
+                        }
+                        Outcome::Refused(response) => return Err(status_error(&host, &response)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every item of a list, across all pages. Tools whose `x-mcp-header`
+    /// annotations are invalid are left out (2026-07-28 requires it), and
+    /// what the tools' annotations say replaces what was known.
+    pub async fn list(&mut self, http: &HttpClient, target: &Target<'_>, listing: Listing) -> Result<Vec<Value>, McpError> {
+        let host = display_host(target.url);
+        let mut items = Vec::new();
+        let mut annotated = BTreeMap::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let raw = self.request(http, target, &mut Call::list(listing, cursor.take())).await?;
+            let mut page: Value = serde_json::from_str(raw.get()).map_err(|_| protocol(&host, "the result is not JSON"))?;
+            let Some(Value::Array(found)) = page.get_mut(listing.field()).map(Value::take) else {
+                return Err(protocol(&host, format!("{} returned no {} array", listing.method(), listing.field())));
+            };
+            for item in found {
+                if listing == Listing::Tools {
+                    let Some(name) = item.get("name").and_then(Value::as_str) else { continue };
+                    match header_params(item.get("inputSchema").unwrap_or(&Value::Null)) {
+                        Ok(params) if params.is_empty() => {}
+                        Ok(params) => {
+                            annotated.insert(name.to_owned(), params);
+                        }
+                        Err(_) => continue,
+                    }
+                }
+                items.push(item);
+            }
+            cursor = page.get("nextCursor").and_then(Value::as_str).filter(|c| !c.is_empty()).map(str::to_owned);
+            if cursor.is_none() {
+                if listing == Listing::Tools {
+                    self.learned.header_params = annotated;
+                }
+                return Ok(items);
+            }
+        }
+        Err(protocol(&host, format!("{} did not end after {MAX_PAGES} pages", listing.method())))
+    }
+
+    pub async fn list_tools(&mut self, http: &HttpClient, target: &Target<'_>) -> Result<Vec<Value>, McpError> {
+        self.list(http, target, Listing::Tools).await
+    }
+
+    /// `tools/call`; a tool error (`isError`) is a result, not an error, and
+    /// so is an input-required result. On a header mismatch (-32020) the
+    /// tools are listed again (their `x-mcp-header` annotations may be new
+    /// to this client or changed) and the call is made once more.
+    pub async fn call_tool(
+        &mut self,
+        http: &HttpClient,
+        target: &Target<'_>,
+        name: &str,
+        arguments: JsonObject,
+        input: InputRound,
+    ) -> Result<Box<RawValue>, McpError> {
+        let mut call = Call::call_tool(name, arguments, input);
+        match self.request(http, target, &mut call).await {
+            Err(McpError::Rpc { code, .. }) if code == i64::from(ErrorCode::HEADER_MISMATCH.0) => {
+                self.list_tools(http, target).await?;
+                self.request(http, target, &mut call).await
+            }
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_server_says_back_is_cleaned_of_the_credentials_sent() {
+        let url = Url::parse("https://mcp.example/mcp").unwrap();
+        let headers = vec![("X-Api-Key".to_owned(), "key-0123456789".to_owned())];
+        let capabilities = ClientCapabilities::default();
+        let target = Target { url: &url, headers: &headers, bearer: Some("at-abcdefghijklmnop"), capabilities: &capabilities };
+        let error: ErrorData = serde_json::from_value(json!({"code": -32603, "message": format!(
+            "bad credentials: Bearer at-abcdefghijklmnop, key key-0123456789 {}", "y".repeat(1000))}))
+        .unwrap();
+        match rpc_error("mcp.example", &error).redacted(&target) {
+            McpError::Rpc { message, .. } => {
+                assert!(message.starts_with("bad credentials: Bearer [redacted], key [redacted] y"), "{message}");
+                assert_eq!(message.chars().count(), crate::text::REMOTE_TEXT_CHARS);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_newest_common_version_is_chosen() {
+        let error = |supported: Value| -> ErrorData {
+            serde_json::from_value(json!({"code": -32022, "message": "Unsupported protocol version", "data": {"supported": supported}})).unwrap()
+        };
+        let pick = |supported: Value| common_version(&error(supported)).map(|v| v.as_str().to_owned());
+        assert_eq!(pick(json!(["2025-06-18", "2025-11-25"])).as_deref(), Some("2025-11-25"));
+        assert_eq!(pick(json!(["2027-01-01", "2026-07-28"])).as_deref(), Some("2026-07-28"));
+        assert_eq!(pick(json!(["2025-03-26"])).as_deref(), Some("2025-03-26"));
+        assert_eq!(pick(json!(["2024-11-05", "2027-01-01"])), None);
+        assert_eq!(pick(json!("2025-11-25")), None);
+    }
+}

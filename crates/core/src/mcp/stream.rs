@@ -1,0 +1,338 @@
+//! One exchange with a server: the POST of a request and everything until
+//! its response. A JSON body is read whole; an event stream is read event
+//! by event and left as soon as the response arrives (a server may keep it
+//! open for other messages), skipping notifications and answering the
+//! server's own requests on the way; a stream that ends before the response
+//! is resumed with `GET` and `Last-Event-ID` after the server's `retry`
+//! delay (SEP-1699). The caller bounds the whole exchange in time; the bytes
+//! read over all its streams are held to the response-size cap.
+
+use super::sse;
+use super::{McpError, Target};
+use crate::net::{display_host, HttpClient, HttpRequest, HttpResponse, NetError, OpenResponse};
+use reqwest::header::{HeaderMap, HeaderName};
+use rmcp::model::{ErrorCode, ErrorData, InputResponses};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Most times one exchange resumes its stream.
+const MAX_RESUMES: usize = 5;
+/// The wait before resuming when the server named none.
+const DEFAULT_RETRY: Duration = Duration::from_secs(1);
+/// The longest wait a server may ask for (the exchange's deadline bounds it too).
+const MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// How an exchange ended.
+pub(super) enum Outcome {
+    /// The request's result, as the server wrote it.
+    Result(Box<RawValue>),
+    /// The request's JSON-RPC error, and the HTTP status it came with.
+    Error { status: u16, error: ErrorData },
+    /// A status other than 200 without a JSON-RPC error.
+    Refused(HttpResponse),
+    /// A session-based server asked, mid-request, a question only the
+    /// application can answer: an input-required result for it to answer
+    /// on a repeated request.
+    InputRequired(Box<RawValue>),
+}
+
+/// A JSON-RPC message, its result left as the server wrote it.
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    params: Option<Value>,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+    #[serde(default)]
+    error: Option<ErrorData>,
+}
+
+/// The capability a server's request needs from the client.
+fn capability_of(method: &str) -> Option<&'static str> {
+    match method {
+        "elicitation/create" => Some("elicitation"),
+        "sampling/createMessage" => Some("sampling"),
+        "roots/list" => Some("roots"),
+        _ => None,
+    }
+}
+
+/// An accepted elicitation's content with the requested schema's defaults
+/// filled in for fields the answer leaves out (SEP-1034).
+fn with_defaults(answer: &Value, params: Option<&Value>) -> Value {
+    let mut answer = answer.clone();
+    if answer.get("action").and_then(Value::as_str) != Some("accept") {
+        return answer;
+    }
+    let Some(properties) = params.and_then(|p| p.pointer("/requestedSchema/properties")).and_then(Value::as_object) else {
+        return answer;
+    };
+    if !answer.get("content").is_some_and(Value::is_object) {
+        answer["content"] = json!({});
+    }
+    let content = answer["content"].as_object_mut().expect("made an object above");
+    for (field, schema) in properties {
+        if let Some(default) = schema.get("default") {
+            content.entry(field.clone()).or_insert_with(|| default.clone());
+        }
+    }
+    answer
+}
+
+pub(super) struct Exchange<'a> {
+    pub http: &'a HttpClient,
+    pub target: &'a Target<'a>,
+    /// The request's JSON-RPC id.
+    pub id: i64,
+    /// Sent with resumptions and answers.
+    pub version: &'a str,
+    pub session_id: Option<&'a str>,
+    /// The application's answers to mid-request questions, by method.
+    pub answers: Option<&'a InputResponses>,
+}
+
+impl Exchange<'_> {
+    fn host(&self) -> String {
+        display_host(self.target.url)
+    }
+
+    fn protocol(&self, why: impl Into<String>) -> McpError {
+        McpError::Protocol { host: self.host(), why: why.into() }
+    }
+
+    /// A request to the server's endpoint with the target's credentials and
+    /// the protocol headers of this exchange.
+    fn follow_up(&self, request: HttpRequest) -> HttpRequest {
+        let mut request = super::with_credentials(request, self.target)
+            .header(HeaderName::from_static("mcp-protocol-version"), self.version, false);
+        if let Some(id) = self.session_id {
+            request = request.header(HeaderName::from_static("mcp-session-id"), id, false);
+        }
+        request
+    }
+
+    /// Sends `request` and reads until its outcome; also returns the
+    /// headers of the first response (a new session's id is there).
+    pub async fn run(&self, request: HttpRequest) -> Result<(Outcome, HeaderMap), McpError> {
+        let open = self.http.open(request).await?;
+        let headers = open.headers.clone();
+        Ok((self.read(open).await?, headers))
+    }
+
+    async fn read(&self, mut open: OpenResponse) -> Result<Outcome, McpError> {
+        let limit = self.http.config().max_response_bytes;
+        let mut budget = limit;
+        let mut last_event_id: Option<String> = None;
+        let mut retry: Option<Duration> = None;
+        for resumes in 0..=MAX_RESUMES {
+            if open.status != 200 {
+                let response = open.collect().await?;
+                return Ok(self.refusal(response));
+            }
+            if open.content_type() != "text/event-stream" {
+                let response = open.collect().await?;
+                return self.json_reply(&response);
+            }
+            let mut reader = sse::Reader::new();
+            reader.last_event_id = last_event_id.take();
+            if let Some(outcome) = self.read_stream(&mut open, &mut reader, &mut budget, limit).await? {
+                return Ok(outcome);
+            }
+            retry = reader.retry_ms.map(Duration::from_millis).or(retry);
+            let Some(event_id) = reader.last_event_id.clone() else {
+                return Err(self.protocol("the event stream ended before the response arrived, and cannot be resumed (no event id)"));
+            };
+            if resumes == MAX_RESUMES {
+                break;
+            }
+            tokio::time::sleep(retry.unwrap_or(DEFAULT_RETRY).min(MAX_RETRY)).await;
+            let resume = self
+                .follow_up(HttpRequest::get(self.target.url.clone()).accept("text/event-stream").follow_same_origin())
+                .header(HeaderName::from_static("last-event-id"), &event_id, false);
+            open = self.http.open(resume).await?;
+            if open.status != 200 || open.content_type() != "text/event-stream" {
+                let status = open.status;
+                return Err(self.protocol(format!(
+                    "the event stream ended before the response arrived, and resuming it was refused (HTTP {status})"
+                )));
+            }
+            last_event_id = Some(event_id);
+        }
+        Err(self.protocol(format!("the response did not arrive in {MAX_RESUMES} resumptions of the event stream")))
+    }
+
+    /// Reads events until the response (Some) or the stream's end (None).
+    async fn read_stream(
+        &self,
+        open: &mut OpenResponse,
+        reader: &mut sse::Reader,
+        budget: &mut usize,
+        limit: usize,
+    ) -> Result<Option<Outcome>, McpError> {
+        loop {
+            let events = match open.chunk().await? {
+                Some(bytes) => {
+                    *budget = budget
+                        .checked_sub(bytes.len())
+                        .ok_or_else(|| McpError::Net(NetError::TooLarge { host: self.host(), limit }))?;
+                    reader.feed(&bytes)
+                }
+                None => {
+                    let last: Vec<sse::Event> = reader.finish().into_iter().collect();
+                    for event in last {
+                        if let Some(outcome) = self.on_event(&event.data).await? {
+                            return Ok(Some(outcome));
+                        }
+                    }
+                    return Ok(None);
+                }
+            };
+            for event in events {
+                if let Some(outcome) = self.on_event(&event.data).await? {
+                    return Ok(Some(outcome));
+                }
+            }
+        }
+    }
+
+    /// One event's message: our response ends the exchange; a request from
+    /// the server is answered; anything else (notifications, priming events,
+    /// other responses) is skipped.
+    async fn on_event(&self, data: &str) -> Result<Option<Outcome>, McpError> {
+        if data.trim().is_empty() {
+            return Ok(None);
+        }
+        let Ok(message) = serde_json::from_str::<Message<'_>>(data) else { return Ok(None) };
+        if let (Some(method), Some(id)) = (&message.method, &message.id) {
+            return self.answer(method, id, message.params.as_ref()).await;
+        }
+        if message.method.is_some() || message.id.as_ref().and_then(Value::as_i64) != Some(self.id) {
+            return Ok(None);
+        }
+        Ok(self.outcome(200, message))
+    }
+
+    fn outcome(&self, status: u16, message: Message<'_>) -> Option<Outcome> {
+        match (message.error, message.result) {
+            (Some(error), _) => Some(Outcome::Error { status, error }),
+            (None, Some(result)) => Some(Outcome::Result(result.to_owned())),
+            (None, None) => None,
+        }
+    }
+
+    fn json_reply(&self, response: &HttpResponse) -> Result<Outcome, McpError> {
+        let ours = |m: &Message<'_>| m.method.is_none() && m.id.as_ref().and_then(Value::as_i64) == Some(self.id);
+        let found = if let Ok(message) = serde_json::from_slice::<Message<'_>>(&response.body) {
+            ours(&message).then(|| self.outcome(200, message)).flatten()
+        } else {
+            serde_json::from_slice::<Vec<Message<'_>>>(&response.body)
+                .ok()
+                .and_then(|batch| batch.into_iter().filter(ours).find_map(|m| self.outcome(200, m)))
+        };
+        found.ok_or_else(|| self.protocol("no JSON-RPC response to the request was received"))
+    }
+
+    /// A status other than 200: its JSON-RPC error when the body carries one
+    /// (for this request or for none in particular), else the response.
+    fn refusal(&self, response: HttpResponse) -> Outcome {
+        let messages: Vec<Message<'_>> = if response.content_type() == "text/event-stream" {
+            vec![]
+        } else if let Ok(message) = serde_json::from_slice::<Message<'_>>(&response.body) {
+            vec![message]
+        } else {
+            serde_json::from_slice(&response.body).unwrap_or_default()
+        };
+        let error = messages.into_iter().find_map(|m| {
+            let for_us = m.id.as_ref().is_none_or(|id| id.is_null() || id.as_i64() == Some(self.id));
+            m.error.filter(|_| for_us)
+        });
+        match error {
+            Some(error) => Outcome::Error { status: response.status, error },
+            None => Outcome::Refused(response),
+        }
+    }
+
+    /// Answers a request the server sent in the middle of ours (session-based
+    /// revisions; 2026-07-28 servers ask through input-required results).
+    async fn answer(&self, method: &str, id: &Value, params: Option<&Value>) -> Result<Option<Outcome>, McpError> {
+        let mut ask_application = false;
+        let reply = match (method, capability_of(method)) {
+            ("ping", _) => json!({"jsonrpc": "2.0", "id": id, "result": {}}),
+            (_, Some(capability)) => {
+                let caps = &self.target.capabilities;
+                let declared = match capability {
+                    "elicitation" => caps.elicitation.is_some(),
+                    "sampling" => caps.sampling.is_some(),
+                    _ => caps.roots.is_some(),
+                };
+                match self.answers.and_then(|a| a.get(method)) {
+                    _ if !declared => json!({"jsonrpc": "2.0", "id": id, "error": {
+                        "code": ErrorCode::METHOD_NOT_FOUND.0,
+                        "message": format!("the client did not declare the {capability} capability")}}),
+                    Some(answer) => {
+                        let result = if capability == "elicitation" { with_defaults(answer, params) } else { answer.clone() };
+                        json!({"jsonrpc": "2.0", "id": id, "result": result})
+                    }
+                    None => {
+                        // The question goes to the application, which asks
+                        // again with its answer; this round is called off.
+                        ask_application = true;
+                        if capability == "elicitation" {
+                            json!({"jsonrpc": "2.0", "id": id, "result": {"action": "cancel"}})
+                        } else {
+                            json!({"jsonrpc": "2.0", "id": id, "error": {
+                                "code": ErrorCode::INTERNAL_ERROR.0,
+                                "message": "the application answers on a repeated request"}})
+                        }
+                    }
+                }
+            }
+            _ => json!({"jsonrpc": "2.0", "id": id, "error": {"code": ErrorCode::METHOD_NOT_FOUND.0, "message": "Method not found"}}),
+        };
+        let request = self.follow_up(
+            HttpRequest::post(self.target.url.clone(), "application/json", reply.to_string().into_bytes())
+                .accept("application/json, text/event-stream")
+                .follow_same_origin(),
+        );
+        // What the server makes of the answer shows in the response we wait for.
+        let _ = self.http.send(request).await?;
+        if !ask_application {
+            return Ok(None);
+        }
+        let mut question = json!({"method": method});
+        if let Some(params) = params {
+            question["params"] = params.clone();
+        }
+        let result = json!({"resultType": "input_required", "inputRequests": {method: question}});
+        let raw = RawValue::from_string(result.to_string()).expect("serialised JSON is JSON");
+        Ok(Some(Outcome::InputRequired(raw)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_elicitations_get_the_schema_defaults() {
+        let params = json!({"requestedSchema": {"type": "object", "properties": {
+            "name": {"type": "string", "default": "John Doe"},
+            "age": {"type": "integer", "default": 30},
+            "nick": {"type": "string"}}}});
+        assert_eq!(
+            with_defaults(&json!({"action": "accept", "content": {"name": "Ann"}}), Some(&params)),
+            json!({"action": "accept", "content": {"name": "Ann", "age": 30}})
+        );
+        assert_eq!(
+            with_defaults(&json!({"action": "accept"}), Some(&params)),
+            json!({"action": "accept", "content": {"name": "John Doe", "age": 30}})
+        );
+        assert_eq!(with_defaults(&json!({"action": "decline"}), Some(&params)), json!({"action": "decline"}));
+    }
+}

@@ -1,0 +1,108 @@
+//! MCP resources: mcp_list_resources, mcp_list_resource_templates,
+//! mcp_read_resource.
+
+use crate::calls::{self, uuid_of, Operation};
+use crate::error::{or_raise, required, Error};
+use crate::jsonb::RawJsonb;
+use mcp_oauth_core::mcp::{Call, InputRound, Listing};
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::Value;
+
+fn text(item: &Value, key: &str) -> Option<String> {
+    item.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn json(item: &Value, key: &str) -> Option<JsonB> {
+    item.get(key).filter(|v| !v.is_null()).cloned().map(JsonB)
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+#[allow(clippy::type_complexity)]
+fn mcp_list_resources(
+    server_id: Option<pgrx::Uuid>,
+) -> TableIterator<
+    'static,
+    (
+        name!(uri, String),
+        name!(name, Option<String>),
+        name!(title, Option<String>),
+        name!(description, Option<String>),
+        name!(mime_type, Option<String>),
+        name!(size, Option<i64>),
+        name!(annotations, Option<JsonB>),
+        name!(resource, JsonB),
+    ),
+> {
+    let items = or_raise(required(server_id, "server_id").and_then(|id| calls::list(uuid_of(id), Listing::Resources)));
+    TableIterator::new(items.into_iter().map(|r| {
+        (
+            text(&r, "uri").unwrap_or_default(),
+            text(&r, "name"),
+            text(&r, "title"),
+            text(&r, "description"),
+            text(&r, "mimeType"),
+            r.get("size").and_then(Value::as_i64),
+            json(&r, "annotations"),
+            JsonB(r),
+        )
+    }))
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+#[allow(clippy::type_complexity)]
+fn mcp_list_resource_templates(
+    server_id: Option<pgrx::Uuid>,
+) -> TableIterator<
+    'static,
+    (
+        name!(uri_template, String),
+        name!(name, Option<String>),
+        name!(title, Option<String>),
+        name!(description, Option<String>),
+        name!(mime_type, Option<String>),
+        name!(annotations, Option<JsonB>),
+        name!(template, JsonB),
+    ),
+> {
+    let items = or_raise(required(server_id, "server_id").and_then(|id| calls::list(uuid_of(id), Listing::ResourceTemplates)));
+    TableIterator::new(items.into_iter().map(|t| {
+        (
+            text(&t, "uriTemplate").unwrap_or_default(),
+            text(&t, "name"),
+            text(&t, "title"),
+            text(&t, "description"),
+            text(&t, "mimeType"),
+            json(&t, "annotations"),
+            JsonB(t),
+        )
+    }))
+}
+
+fn read_resource(server_id: Option<pgrx::Uuid>, uri: Option<&str>, input: InputRound) -> Result<RawJsonb, Error> {
+    let id = required(server_id, "server_id")?;
+    let uri = required(uri, "uri")?;
+    if uri.is_empty() || uri.len() > 8192 || uri.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument("the resource URI must be 1 to 8192 characters without control characters".into()));
+    }
+    calls::raw(uuid_of(id), Operation::Request(Call::read_resource(uri, input)))
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn mcp_read_resource(server_id: Option<pgrx::Uuid>, uri: Option<&str>) -> RawJsonb {
+    or_raise(read_resource(server_id, uri, InputRound::default()))
+}
+
+/// The read again, with the application's answers to an input-required result.
+#[pg_extern(volatile, parallel_unsafe, name = "mcp_read_resource")]
+fn mcp_read_resource_answering(
+    server_id: Option<pgrx::Uuid>,
+    uri: Option<&str>,
+    input_responses: Option<JsonB>,
+    request_state: default!(Option<&str>, "NULL"),
+) -> RawJsonb {
+    or_raise((|| {
+        let input = calls::input_round(Some(required(input_responses, "input_responses")?.0), request_state)?;
+        read_resource(server_id, uri, input)
+    })())
+}
