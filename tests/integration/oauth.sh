@@ -80,7 +80,7 @@ psql_q -c "UPDATE user_mcp_servers SET oauth_tokens = (SELECT oauth_tokens FROM 
 expect_error "a ciphertext copied to another row does not open" MC001 "cannot be read" -- -U alice -c "SELECT mcp_call_tool('$other', 'echo')"
 
 # Tools.
-check "tools are listed" "^8$" "$(as_alice -c "SELECT count(*) FROM mcp_list_tools('$id')")"
+check "tools are listed" "^9$" "$(as_alice -c "SELECT count(*) FROM mcp_list_tools('$id')")"
 check "a tool is called" '"sum": 5' "$(as_alice -c "SELECT mcp_call_tool('$id', 'add', '{\"a\": 2, \"b\": 3}')")"
 check "a tool error is a result" '"isError": true' "$(as_alice -c "SELECT mcp_call_tool('$id', 'fail')")"
 check "mcp_test_server reports ok" '"ok": true.*"tool_count": 9' "$(as_alice -c "SELECT mcp_test_server('$id')")"

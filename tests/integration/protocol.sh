@@ -39,7 +39,8 @@ sign_in() {
 id=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('Fixture', '$base/mcp', 'oauth') RETURNING id")
 sign_in "$id"
 
-# Event streams.
+# Event streams (the tools listed first, so that only the call is resumed).
+as_alice -c "SELECT count(*) FROM mcp_list_tools('$id')" >/dev/null
 behave '{"sse_resume": true, "sse_retry_ms": 200}'
 check "a stream that ends before the answer is resumed" '"text": "resumed"' \
   "$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"resumed\"}')" 2>&1)"

@@ -134,17 +134,27 @@ async fn modern_first_with_mirrored_headers_then_one_request_per_call() {
     let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &ClientCapabilities::default() };
     let mut session = McpSession::new();
     // Mcp-Param-Region is required by the server; the client learns it from
-    // the tool list after a HeaderMismatch and retries.
+    // the tool list it reads before its first call.
     let before = fixture.stats().mcp_requests;
     let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, "region_echo", args(serde_json::json!({"region": "eu-west"})), InputRound::default()).await.unwrap().get()).unwrap();
     assert_eq!(result["content"][0]["text"], "eu-west");
-    assert_eq!(fixture.stats().mcp_requests - before, 3, "call, list, call");
+    assert_eq!(fixture.stats().mcp_requests - before, 2, "list, call");
     // Warm: one round trip per call, no handshake ever.
     let before = fixture.stats().mcp_requests;
     session.call_tool(&http, &target, "region_echo", args(serde_json::json!({"region": "Zürich"})), InputRound::default()).await.unwrap();
     session.call_tool(&http, &target, "echo", args(serde_json::json!({"text": "hi"})), InputRound::default()).await.unwrap();
     assert_eq!(fixture.stats().mcp_requests - before, 2);
     assert_eq!(fixture.stats().initializes, 0);
+    // What a client knew is out of date (the tool gained its annotation
+    // since): the server's -32020 has the tools listed again, and the call
+    // made once more.
+    let outdated = mcp_oauth_core::mcp::Learned { header_params: Default::default(), ..session.learned().clone() };
+    assert!(outdated.tools_listed);
+    let mut stale = McpSession::from_learned(outdated);
+    let before = fixture.stats().mcp_requests;
+    let result = stale.call_tool(&http, &target, "region_echo", args(serde_json::json!({"region": "ap"})), InputRound::default()).await.unwrap();
+    assert_eq!(text_of(&result), "ap");
+    assert_eq!(fixture.stats().mcp_requests - before, 3, "call, list, call");
 }
 
 #[tokio::test]
@@ -324,10 +334,11 @@ async fn an_event_stream_closed_before_the_answer_is_resumed_with_last_event_id(
     let fixture = spawn().await;
     let http = client();
     let token = signed_in(&fixture, &http).await;
-    fixture.set(Behaviour { sse_resume: true, sse_retry_ms: Some(200), ..Default::default() });
     let server = Url::parse(&fixture.mcp_url()).unwrap();
     let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &ClientCapabilities::default() };
     let mut session = McpSession::new();
+    session.list_tools(&http, &target).await.unwrap();
+    fixture.set(Behaviour { sse_resume: true, sse_retry_ms: Some(200), ..Default::default() });
     let started = std::time::Instant::now();
     let result = session.call_tool(&http, &target, "echo", args(serde_json::json!({"text": "resumed"})), InputRound::default()).await.unwrap();
     assert_eq!(text_of(&result), "resumed");

@@ -125,6 +125,10 @@ pub struct Learned {
     /// complete tool list.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub header_params: BTreeMap<String, Vec<HeaderParam>>,
+    /// Whether `header_params` comes from a complete tool list (else a
+    /// 2026-07-28 call lists the tools first).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tools_listed: bool,
 }
 
 /// One server's connection state; keep it and reuse it.
@@ -270,7 +274,7 @@ impl McpSession {
         let mut params = InitializeRequestParams::new(target.capabilities.clone(), call::client_info());
         params.protocol_version = version.clone();
         let body = json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": params}).to_string();
-        let exchange = Exchange { http, target, id, version: version.as_str(), session_id: None, answers: None };
+        let exchange = Exchange { http, target, id, version: version.as_str(), session_id: None, answers: None, listen: false };
         let (outcome, headers) = self.exchange(exchange, Self::post(target, body)).await?;
         let result = match outcome {
             Outcome::Result(raw) => raw,
@@ -322,7 +326,7 @@ impl McpSession {
                         _ => MODERN_PROTOCOL.to_owned(),
                     };
                     let (id, request) = self.modern_request(target, &version, call);
-                    let exchange = Exchange { http, target, id, version: &version, session_id: None, answers: None };
+                    let exchange = Exchange { http, target, id, version: &version, session_id: None, answers: None, listen: false };
                     match self.exchange(exchange, request).await?.0 {
                         Outcome::Result(raw) | Outcome::InputRequired(raw) => {
                             self.learned.era = Some(Era::Modern(version));
@@ -330,8 +334,9 @@ impl McpSession {
                         }
                         Outcome::Error { error, .. } if error.code == ErrorCode::UNSUPPORTED_PROTOCOL_VERSION && !negotiated => {
                             negotiated = true;
+                            // Once, even to the version just refused: a server
+                            // may refuse a first request to see the client retry.
                             match common_version(&error) {
-                                Some(v) if v.as_str() == version => return Err(rpc_error(&host, &error)),
                                 Some(v) if !v.has_initialize() => self.learned.era = Some(Era::Modern(v.as_str().to_owned())),
                                 Some(v) => self.initialize(http, target, &v).await?,
                                 None => {
@@ -374,7 +379,11 @@ impl McpSession {
                     let id = self.id();
                     let request = Self::legacy_request(target, &version, session_id.as_deref(), call.body(id, None));
                     let answers = call.input_responses();
-                    let exchange = Exchange { http, target, id, version: &version, session_id: session_id.as_deref(), answers };
+                    // Questions need a declared capability; only then can a
+                    // server send any on the standalone stream.
+                    let caps = target.capabilities;
+                    let listen = session_id.is_some() && (caps.elicitation.is_some() || caps.sampling.is_some() || caps.roots.is_some());
+                    let exchange = Exchange { http, target, id, version: &version, session_id: session_id.as_deref(), answers, listen };
                     match self.exchange(exchange, request).await?.0 {
                         Outcome::Result(raw) | Outcome::InputRequired(raw) => return Ok(raw),
                         Outcome::Error { error, .. } => return Err(rpc_error(&host, &error)),
@@ -421,6 +430,7 @@ impl McpSession {
             if cursor.is_none() {
                 if listing == Listing::Tools {
                     self.learned.header_params = annotated;
+                    self.learned.tools_listed = true;
                 }
                 return Ok(items);
             }
@@ -433,9 +443,11 @@ impl McpSession {
     }
 
     /// `tools/call`; a tool error (`isError`) is a result, not an error, and
-    /// so is an input-required result. On a header mismatch (-32020) the
-    /// tools are listed again (their `x-mcp-header` annotations may be new
-    /// to this client or changed) and the call is made once more.
+    /// so is an input-required result. A 2026-07-28 call needs the tool's
+    /// `x-mcp-header` annotations to mirror its parameters: when no tool
+    /// list was ever seen for the server, the tools are listed first. On a
+    /// header mismatch (-32020) they are listed again (the annotations may
+    /// have changed) and the call is made once more.
     pub async fn call_tool(
         &mut self,
         http: &HttpClient,
@@ -445,6 +457,9 @@ impl McpSession {
         input: InputRound,
     ) -> Result<Box<RawValue>, McpError> {
         let mut call = Call::call_tool(name, arguments, input);
+        if !self.learned.tools_listed && !matches!(self.learned.era, Some(Era::Legacy { .. })) {
+            self.list_tools(http, target).await?;
+        }
         match self.request(http, target, &mut call).await {
             Err(McpError::Rpc { code, .. }) if code == i64::from(ErrorCode::HEADER_MISMATCH.0) => {
                 self.list_tools(http, target).await?;

@@ -95,6 +95,9 @@ pub(super) struct Exchange<'a> {
     pub session_id: Option<&'a str>,
     /// The application's answers to mid-request questions, by method.
     pub answers: Option<&'a InputResponses>,
+    /// Also listen on the session's standalone stream (`GET`), where a
+    /// session-based server may send its questions instead.
+    pub listen: bool,
 }
 
 impl Exchange<'_> {
@@ -120,9 +123,45 @@ impl Exchange<'_> {
     /// Sends `request` and reads until its outcome; also returns the
     /// headers of the first response (a new session's id is there).
     pub async fn run(&self, request: HttpRequest) -> Result<(Outcome, HeaderMap), McpError> {
-        let open = self.http.open(request).await?;
-        let headers = open.headers.clone();
-        Ok((self.read(open).await?, headers))
+        // The standalone stream is opened first, so that no question the
+        // server sends while it works on our request is lost.
+        let side = if self.listen { self.open_standalone().await } else { None };
+        let exchange = async {
+            let open = self.http.open(request).await?;
+            let headers = open.headers.clone();
+            Ok((self.read(open).await?, headers))
+        };
+        tokio::select! {
+            done = exchange => done,
+            asked = self.listen_standalone(side) => asked.map(|outcome| (outcome, HeaderMap::new())),
+        }
+    }
+
+    /// The session's standalone event stream, if the server offers one.
+    async fn open_standalone(&self) -> Option<OpenResponse> {
+        let request = self.follow_up(HttpRequest::get(self.target.url.clone()).accept("text/event-stream").follow_same_origin());
+        let open = self.http.open(request).await.ok()?;
+        (open.status == 200 && open.content_type() == "text/event-stream").then_some(open)
+    }
+
+    /// Answers the questions that arrive on the standalone stream; ends only
+    /// with an outcome for the exchange (the application must answer, or
+    /// the response itself came this way).
+    async fn listen_standalone(&self, side: Option<OpenResponse>) -> Result<Outcome, McpError> {
+        if let Some(mut side) = side {
+            let mut reader = sse::Reader::new();
+            let mut budget = self.http.config().max_response_bytes;
+            while let Ok(Some(bytes)) = side.chunk().await {
+                let Some(left) = budget.checked_sub(bytes.len()) else { break };
+                budget = left;
+                for event in reader.feed(&bytes) {
+                    if let Some(outcome) = self.on_event(&event.data).await? {
+                        return Ok(outcome);
+                    }
+                }
+            }
+        }
+        std::future::pending().await
     }
 
     async fn read(&self, mut open: OpenResponse) -> Result<Outcome, McpError> {
