@@ -14,7 +14,7 @@ use mcp_oauth_core::mcp::{Call, ClientCapabilities, InputRound, Listing, McpErro
 use mcp_oauth_core::net::HttpClient;
 use mcp_oauth_core::signin::MAX_STEP_UPS;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -100,7 +100,8 @@ pub fn failed(row: &ServerRow, error: Error, reauth: bool) -> Error {
 pub enum Operation {
     /// Every item of a list.
     List(Listing),
-    CallTool { name: String, args: Map<String, Value>, input: InputRound },
+    /// `tools/call` (which may list the tools first to learn their headers).
+    CallTool(Call),
     /// Any other request, its result passed through.
     Request(Call),
 }
@@ -112,13 +113,11 @@ pub enum Outcome {
     Raw(Box<RawValue>),
 }
 
-async fn perform(session: &mut McpSession, http: &HttpClient, target: &Target<'_>, op: &Operation) -> Result<Outcome, McpError> {
+async fn perform(session: &mut McpSession, http: &HttpClient, target: &Target<'_>, op: &mut Operation) -> Result<Outcome, McpError> {
     match op {
         Operation::List(listing) => session.list(http, target, *listing).await.map(Outcome::Items),
-        Operation::CallTool { name, args, input } => {
-            session.call_tool(http, target, name, args.clone(), input.clone()).await.map(Outcome::Raw)
-        }
-        Operation::Request(call) => session.request(http, target, &mut call.clone()).await.map(Outcome::Raw),
+        Operation::CallTool(call) => session.call_tool(http, target, call).await.map(Outcome::Raw),
+        Operation::Request(call) => session.request(http, target, call).await.map(Outcome::Raw),
     }
 }
 
@@ -148,7 +147,7 @@ fn client_capabilities() -> Result<Rc<ClientCapabilities>, Error> {
 
 /// Runs `op` with the row's credentials and its cached session: refreshes
 /// once after a 401, and records a step-up after a 403 insufficient_scope.
-pub fn with_session(server_id: uuid::Uuid, op: Operation) -> Result<Outcome, Error> {
+pub fn with_session(server_id: uuid::Uuid, mut op: Operation) -> Result<Outcome, Error> {
     let mut row = usable_row(server_id)?;
     let http = runtime::http_client()?;
     let url = parsed_url(&row)?;
@@ -160,7 +159,7 @@ pub fn with_session(server_id: uuid::Uuid, op: Operation) -> Result<Outcome, Err
         let fp = fingerprint(&row.url, &headers, token.as_deref());
         let mut session = take_session(&row, fp);
         let target = Target { url: &url, headers: &headers, bearer: token.as_deref(), capabilities: &capabilities };
-        let outcome = runtime::block_on(perform(&mut session, &http, &target, &op))?.map_err(Error::from);
+        let outcome = runtime::block_on(perform(&mut session, &http, &target, &mut op))?.map_err(Error::from);
         let oauth = row.auth_type == AuthType::OAuth;
         match outcome {
             Ok(value) => {

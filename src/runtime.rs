@@ -119,6 +119,9 @@ pub fn cancel_requested() -> bool {
 /// poll for readiness and one to run the connections' tasks, so no request
 /// goes out on a connection that is already dead. Back-to-back calls skip it.
 fn drive<F: Future>(future: F, mut stop: impl FnMut() -> bool) -> Option<F::Output> {
+    // Boxed: an MCP call's future is many kilobytes, and would otherwise be
+    // copied each time it moves into the runtime's wrappers.
+    let mut future = Box::pin(future);
     let idle = LAST_RUN.with(Cell::get).is_none_or(|at| at.elapsed() > IDLE_CHECK_AFTER);
     let _mark = MarkLastRun;
     runtime().block_on(async {
@@ -127,7 +130,6 @@ fn drive<F: Future>(future: F, mut stop: impl FnMut() -> bool) -> Option<F::Outp
                 tokio::task::yield_now().await;
             }
         }
-        tokio::pin!(future);
         let mut tick = TICK.with(|t| t.borrow_mut().take()).unwrap_or_else(|| {
             let mut tick = tokio::time::interval(POLL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

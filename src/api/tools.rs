@@ -6,7 +6,7 @@ use crate::durable;
 use crate::error::{or_raise, required, Error};
 use crate::jsonb::RawJsonb;
 use crate::store::{self, Change, Condition, RowUpdate};
-use mcp_oauth_core::mcp::{InputRound, Listing};
+use mcp_oauth_core::mcp::{Call, InputRound, Listing};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::Value;
@@ -22,7 +22,7 @@ fn call_tool(server_id: uuid::Uuid, name: &str, args: Value, input: InputRound) 
     let Value::Object(args) = args else {
         return Err(Error::InvalidArgument("args must be a JSON object".into()));
     };
-    calls::raw(server_id, Operation::CallTool { name: name.to_owned(), args, input })
+    calls::raw(server_id, Operation::CallTool(Call::call_tool(name, args, input)))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]

@@ -87,7 +87,7 @@ pub async fn probe(http: &HttpClient, server_url: &Url) -> Result<Option<BearerC
     use crate::mcp::{call, Call, Listing};
     let version = crate::mcp::MODERN_PROTOCOL;
     let meta = call::request_meta(version, &rmcp::model::ClientCapabilities::default());
-    let body = Call::list(Listing::Tools, None).body(0, Some(meta));
+    let body = Call::list(Listing::Tools, None).body(0, Some(&meta));
     let request = HttpRequest::post(server_url.clone(), "application/json", body.into_bytes())
         .accept(MCP_ACCEPT)
         .header(reqwest::header::HeaderName::from_static("mcp-protocol-version"), version, false)

@@ -1,7 +1,7 @@
 //! The OAuth client and MCP client against the in-process fixture server.
 
 use mcp_oauth_core::discovery::{self, DiscoveryError};
-use mcp_oauth_core::mcp::{Era, InputRound, McpError, McpSession, Target, MODERN_PROTOCOL};
+use mcp_oauth_core::mcp::{Call, Era, InputRound, McpError, McpSession, Target, MODERN_PROTOCOL};
 use rmcp::model::ClientCapabilities;
 use mcp_oauth_core::net::{HttpClient, HttpRequest, NetConfig, NetError, NetPolicy};
 use mcp_oauth_core::oauth::{self, ClientAuthMethod, ClientCredentials, ClientProfile, OAuthError, Pkce};
@@ -76,7 +76,7 @@ async fn whole_flow_discovery_registration_code_refresh_and_tools() {
     let tools = session.list_tools(&http, &target).await.unwrap();
     assert_eq!(tools.len(), 9);
     assert_eq!(session.era(), Some(&Era::Modern(MODERN_PROTOCOL.into())));
-    let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, "add", args(serde_json::json!({"a": 2, "b": 3})), InputRound::default()).await.unwrap().get()).unwrap();
+    let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, &mut Call::call_tool("add", args(serde_json::json!({"a": 2, "b": 3})), InputRound::default())).await.unwrap().get()).unwrap();
     assert_eq!(result["structuredContent"]["sum"], 5.0);
 
     // Refresh with rotation: the old refresh token is dead afterwards.
@@ -136,13 +136,13 @@ async fn modern_first_with_mirrored_headers_then_one_request_per_call() {
     // Mcp-Param-Region is required by the server; the client learns it from
     // the tool list it reads before its first call.
     let before = fixture.stats().mcp_requests;
-    let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, "region_echo", args(serde_json::json!({"region": "eu-west"})), InputRound::default()).await.unwrap().get()).unwrap();
+    let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, &mut Call::call_tool("region_echo", args(serde_json::json!({"region": "eu-west"})), InputRound::default())).await.unwrap().get()).unwrap();
     assert_eq!(result["content"][0]["text"], "eu-west");
     assert_eq!(fixture.stats().mcp_requests - before, 2, "list, call");
     // Warm: one round trip per call, no handshake ever.
     let before = fixture.stats().mcp_requests;
-    session.call_tool(&http, &target, "region_echo", args(serde_json::json!({"region": "Zürich"})), InputRound::default()).await.unwrap();
-    session.call_tool(&http, &target, "echo", args(serde_json::json!({"text": "hi"})), InputRound::default()).await.unwrap();
+    session.call_tool(&http, &target, &mut Call::call_tool("region_echo", args(serde_json::json!({"region": "Zürich"})), InputRound::default())).await.unwrap();
+    session.call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "hi"})), InputRound::default())).await.unwrap();
     assert_eq!(fixture.stats().mcp_requests - before, 2);
     assert_eq!(fixture.stats().initializes, 0);
     // What a client knew is out of date (the tool gained its annotation
@@ -152,7 +152,7 @@ async fn modern_first_with_mirrored_headers_then_one_request_per_call() {
     assert!(outdated.tools_listed);
     let mut stale = McpSession::from_learned(outdated);
     let before = fixture.stats().mcp_requests;
-    let result = stale.call_tool(&http, &target, "region_echo", args(serde_json::json!({"region": "ap"})), InputRound::default()).await.unwrap();
+    let result = stale.call_tool(&http, &target, &mut Call::call_tool("region_echo", args(serde_json::json!({"region": "ap"})), InputRound::default())).await.unwrap();
     assert_eq!(text_of(&result), "ap");
     assert_eq!(fixture.stats().mcp_requests - before, 3, "call, list, call");
 }
@@ -171,11 +171,11 @@ async fn legacy_servers_get_a_session_and_a_new_one_when_it_expires() {
     assert_eq!(fixture.stats().initializes, 1);
     // Warm: one round trip.
     let before = fixture.stats().mcp_requests;
-    session.call_tool(&http, &target, "echo", args(serde_json::json!({"text": "sse"})), InputRound::default()).await.unwrap();
+    session.call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "sse"})), InputRound::default())).await.unwrap();
     assert_eq!(fixture.stats().mcp_requests - before, 1);
     // The server forgets the session: 404, a new initialize, the call goes through.
     fixture.set(Behaviour { legacy_only: true, expire_sessions: true, ..Default::default() });
-    let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, "echo", args(serde_json::json!({"text": "again"})), InputRound::default()).await.unwrap().get()).unwrap();
+    let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "again"})), InputRound::default())).await.unwrap().get()).unwrap();
     assert_eq!(result["content"][0]["text"], "again");
     assert_eq!(fixture.stats().initializes, 2);
 }
@@ -308,7 +308,7 @@ async fn a_version_refused_with_32022_is_negotiated_once_and_remembered() {
     let server = Url::parse(&fixture.mcp_url()).unwrap();
     let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &ClientCapabilities::default() };
     let mut session = McpSession::new();
-    let result = session.call_tool(&http, &target, "echo", args(serde_json::json!({"text": "agreed"})), InputRound::default()).await.unwrap();
+    let result = session.call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "agreed"})), InputRound::default())).await.unwrap();
     assert_eq!(text_of(&result), "agreed");
     assert!(matches!(session.era(), Some(Era::Legacy { version, .. }) if version == "2025-06-18"), "{:?}", session.era());
     let stats = fixture.stats();
@@ -316,7 +316,7 @@ async fn a_version_refused_with_32022_is_negotiated_once_and_remembered() {
     assert_eq!(stats.last_initialize_version.as_deref(), Some("2025-06-18"));
     // Another client starting from what was learned asks no question again.
     let mut other = McpSession::from_learned(session.learned().clone());
-    other.call_tool(&http, &target, "echo", args(serde_json::json!({"text": "again"})), InputRound::default()).await.unwrap();
+    other.call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "again"})), InputRound::default())).await.unwrap();
     assert_eq!(fixture.stats().modern_requests, 1);
 
     // Nothing in common: a clear error, no initialize attempted.
@@ -340,7 +340,7 @@ async fn an_event_stream_closed_before_the_answer_is_resumed_with_last_event_id(
     session.list_tools(&http, &target).await.unwrap();
     fixture.set(Behaviour { sse_resume: true, sse_retry_ms: Some(200), ..Default::default() });
     let started = std::time::Instant::now();
-    let result = session.call_tool(&http, &target, "echo", args(serde_json::json!({"text": "resumed"})), InputRound::default()).await.unwrap();
+    let result = session.call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "resumed"})), InputRound::default())).await.unwrap();
     assert_eq!(text_of(&result), "resumed");
     assert!(started.elapsed() >= Duration::from_millis(200), "the retry delay was not waited");
     let stats = fixture.stats();
@@ -360,7 +360,7 @@ async fn notifications_are_skipped_and_an_open_stream_is_left_at_the_answer() {
     let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &ClientCapabilities::default() };
     let mut session = McpSession::new();
     for text in ["one", "two"] {
-        let result = session.call_tool(&http, &target, "echo", args(serde_json::json!({"text": text})), InputRound::default()).await.unwrap();
+        let result = session.call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": text})), InputRound::default())).await.unwrap();
         assert_eq!(text_of(&result), text);
     }
 }
@@ -375,22 +375,22 @@ async fn input_required_results_are_answered_by_repeating_the_call() {
     let plain = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &none };
     let mut session = McpSession::new();
     // Without the elicitation capability the server does not ask.
-    let refused = session.call_tool(&http, &plain, "confirm", args(serde_json::json!({})), InputRound::default()).await.unwrap();
+    let refused = session.call_tool(&http, &plain, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default())).await.unwrap();
     assert!(text_of(&refused).contains("did not declare elicitation"));
     assert_eq!(fixture.stats().last_capabilities, Some(serde_json::json!({})));
 
     let caps = eliciting();
     let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &caps };
-    let first: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, "confirm", args(serde_json::json!({})), InputRound::default()).await.unwrap().get()).unwrap();
+    let first: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default())).await.unwrap().get()).unwrap();
     assert_eq!(first["resultType"], "input_required");
     assert_eq!(first["inputRequests"]["confirm"]["method"], "elicitation/create");
     let state = first["requestState"].as_str().unwrap().to_owned();
     let answers: rmcp::model::InputResponses = [("confirm".to_owned(), serde_json::json!({"action": "accept", "content": {"confirmed": true}}))].into_iter().collect();
     let round = InputRound { responses: Some(answers), request_state: Some(state) };
-    let done = session.call_tool(&http, &target, "confirm", args(serde_json::json!({})), round.clone()).await.unwrap();
+    let done = session.call_tool(&http, &target, &mut Call::call_tool("confirm", args(serde_json::json!({})), round.clone())).await.unwrap();
     assert_eq!(text_of(&done), r#"confirmed: {"confirmed":true}"#);
     // A requestState is single use at this server: the error comes through.
-    match session.call_tool(&http, &target, "confirm", args(serde_json::json!({})), round).await {
+    match session.call_tool(&http, &target, &mut Call::call_tool("confirm", args(serde_json::json!({})), round)).await {
         Err(McpError::Rpc { code: -32602, .. }) => {}
         other => panic!("{other:?}"),
     }
@@ -409,12 +409,12 @@ async fn a_session_based_servers_question_mid_call_goes_to_the_application() {
     // No answer given: the server's question comes back as an
     // input-required result keyed by its method, and the server is told
     // the question was cancelled.
-    let first: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, "confirm", args(serde_json::json!({})), InputRound::default()).await.unwrap().get()).unwrap();
+    let first: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default())).await.unwrap().get()).unwrap();
     assert_eq!(first["resultType"], "input_required");
     assert_eq!(first["inputRequests"]["elicitation/create"]["params"]["message"], "Please confirm to continue");
     // The answer, given on the repeated call, gets the schema's defaults.
     let answers: rmcp::model::InputResponses = [("elicitation/create".to_owned(), serde_json::json!({"action": "accept", "content": {"confirmed": true}}))].into_iter().collect();
-    let done = session.call_tool(&http, &target, "confirm", args(serde_json::json!({})), InputRound { responses: Some(answers), request_state: None }).await.unwrap();
+    let done = session.call_tool(&http, &target, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound { responses: Some(answers), request_state: None })).await.unwrap();
     assert_eq!(text_of(&done), r#"confirmed: {"confirmed":true,"note":"none"}"#);
     let stats = fixture.stats();
     assert_eq!(stats.answers.len(), 2);
@@ -424,14 +424,14 @@ async fn a_session_based_servers_question_mid_call_goes_to_the_application() {
     // Declaring other capabilities starts a new session that carries them.
     let none = ClientCapabilities::default();
     let plain = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &none };
-    let refused = session.call_tool(&http, &plain, "confirm", args(serde_json::json!({})), InputRound::default()).await.unwrap();
+    let refused = session.call_tool(&http, &plain, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default())).await.unwrap();
     assert!(text_of(&refused).contains("did not declare elicitation"));
     assert_eq!(fixture.stats().initializes, 2);
 }
 
 #[tokio::test]
 async fn resources_and_prompts_across_pages() {
-    use mcp_oauth_core::mcp::{Call, Listing};
+    use mcp_oauth_core::mcp::Listing;
     let fixture = spawn().await;
     let http = client();
     let token = signed_in(&fixture, &http).await;

@@ -60,7 +60,7 @@ pub enum Call {
 }
 
 #[derive(Serialize)]
-struct Envelope<'a, P> {
+struct Envelope<'a, P: Serialize> {
     jsonrpc: &'static str,
     id: i64,
     method: &'a str,
@@ -136,38 +136,66 @@ impl Call {
         }
     }
 
-    /// The JSON-RPC request, with `meta` as its `_meta` (2026-07-28) or none
-    /// (session-based revisions, which do not know `inputResponses` either).
-    pub fn body(&mut self, id: i64, meta: Option<RequestMetaObject>) -> String {
+    /// The JSON-RPC request. `meta` is the serialised `_meta` of a
+    /// 2026-07-28 request (see `request_meta`), written into the parameters
+    /// as it is (it is the same for every request of a session, so it is
+    /// serialised once); without it the request is for a session-based
+    /// server, which knows neither `_meta` context nor `inputResponses`.
+    pub fn body(&mut self, id: i64, meta: Option<&str>) -> String {
         let method = self.method();
-        fn envelope<P: Serialize>(id: i64, method: &str, params: &P) -> String {
-            serde_json::to_string(&Envelope { jsonrpc: "2.0", id, method, params }).expect("request parameters serialise")
+        let params = match self {
+            Call::List(_, p) => serde_json::to_string(p),
+            Call::CallTool(p) => answerable(p, meta.is_some(), |p| (&mut p.input_responses, &mut p.request_state)),
+            Call::ReadResource(p) => answerable(p, meta.is_some(), |p| (&mut p.input_responses, &mut p.request_state)),
+            Call::GetPrompt(p) => answerable(p, meta.is_some(), |p| (&mut p.input_responses, &mut p.request_state)),
         }
-        // The answers are taken out for a session-based server and put back.
-        macro_rules! answerable {
-            ($p:expr) => {{
-                let modern = meta.is_some();
-                $p.meta = meta;
-                if modern {
-                    envelope(id, method, $p)
-                } else {
-                    let kept = ($p.input_responses.take(), $p.request_state.take());
-                    let body = envelope(id, method, $p);
-                    ($p.input_responses, $p.request_state) = kept;
-                    body
+        .expect("request parameters serialise");
+        let mut out = serde_json::to_string(&Envelope { jsonrpc: "2.0", id, method, params: &Placeholder }).expect("serialises");
+        // The envelope ends with the placeholder's `null}`: the parameters
+        // (an object, so ending with `}`) go there, with `_meta` added last.
+        out.truncate(out.len() - "null}".len());
+        match meta {
+            Some(meta) => {
+                out.push_str(&params[..params.len() - 1]);
+                if params.len() > 2 {
+                    out.push(',');
                 }
-            }};
-        }
-        match self {
-            Call::List(_, p) => {
-                p.meta = meta;
-                envelope(id, method, p)
+                out.push_str("\"_meta\":");
+                out.push_str(meta);
+                out.push_str("}}");
             }
-            Call::CallTool(p) => answerable!(p),
-            Call::ReadResource(p) => answerable!(p),
-            Call::GetPrompt(p) => answerable!(p),
+            None => {
+                out.push_str(&params);
+                out.push('}');
+            }
         }
+        out
     }
+}
+
+/// Stands for the parameters in the envelope.
+struct Placeholder;
+
+impl Serialize for Placeholder {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_none()
+    }
+}
+
+type Answers<'a> = (&'a mut Option<InputResponses>, &'a mut Option<String>);
+
+/// Parameters that may carry answers: serialised without them for a
+/// session-based server (taken out and put back).
+fn answerable<P: Serialize>(params: &mut P, modern: bool, answers: impl Fn(&mut P) -> Answers<'_>) -> serde_json::Result<String> {
+    if modern {
+        return serde_json::to_string(params);
+    }
+    let (responses, state) = answers(params);
+    let kept = (responses.take(), state.take());
+    let out = serde_json::to_string(params);
+    let (responses, state) = answers(params);
+    (*responses, *state) = kept;
+    out
 }
 
 /// A protocol version by name (rmcp keeps the constructor private; any
@@ -181,10 +209,11 @@ pub fn client_info() -> Implementation {
     Implementation::new("mcp_oauth", env!("CARGO_PKG_VERSION"))
 }
 
-/// The `_meta` every 2026-07-28 request carries: protocol version, client
-/// information and the capabilities the application declares.
-pub fn request_meta(version: &str, capabilities: &ClientCapabilities) -> RequestMetaObject {
-    RequestMetaObject::with_client_context(protocol_version(version), client_info(), capabilities.clone())
+/// The `_meta` every 2026-07-28 request carries, serialised: protocol
+/// version, client information and the capabilities the application declares.
+pub fn request_meta(version: &str, capabilities: &ClientCapabilities) -> String {
+    let meta = RequestMetaObject::with_client_context(protocol_version(version), client_info(), capabilities.clone());
+    serde_json::to_string(&meta).expect("request metadata serialises")
 }
 
 #[cfg(test)]
@@ -203,7 +232,7 @@ mod tests {
             request_state: Some("opaque \"state\"".into()),
         };
         let mut call = Call::call_tool("echo", object(json!({"text": "a \"quoted\" \u{e9}\n"})), input);
-        let body: Value = serde_json::from_str(&call.body(42, Some(request_meta("2026-07-28", &ClientCapabilities::default())))).unwrap();
+        let body: Value = serde_json::from_str(&call.body(42, Some(&request_meta("2026-07-28", &ClientCapabilities::default())))).unwrap();
         assert_eq!(body, json!({
             "jsonrpc": "2.0", "id": 42, "method": "tools/call",
             "params": {
@@ -236,11 +265,17 @@ mod tests {
                 json!({"name": "greet", "arguments": {"who": "x"}}),
             ),
         ];
+        let meta = request_meta("2026-07-28", &ClientCapabilities::default());
         for (mut call, method, name, params) in cases {
             assert_eq!(call.method(), method);
             assert_eq!(call.name(), name);
             let body: Value = serde_json::from_str(&call.body(1, None)).unwrap();
             assert_eq!(body["params"], params, "{method}");
+            let modern: Value = serde_json::from_str(&call.body(2, Some(&meta))).unwrap();
+            let mut expected = params.clone();
+            expected["_meta"] = serde_json::from_str(&meta).unwrap();
+            assert_eq!(modern["params"], expected, "{method}");
+            assert_eq!((modern["jsonrpc"].as_str(), modern["id"].as_i64(), modern["method"].as_str()), (Some("2.0"), Some(2), Some(method)));
         }
     }
 }

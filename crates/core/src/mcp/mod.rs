@@ -30,7 +30,7 @@ use crate::discovery::challenge_of;
 use crate::net::{display_host, HttpClient, HttpRequest, HttpResponse, NetError};
 use crate::www_authenticate::BearerChallenge;
 use reqwest::header::{HeaderMap, HeaderName};
-use rmcp::model::{ErrorCode, ErrorData, InitializeRequestParams, JsonObject, ProtocolVersion};
+use rmcp::model::{ErrorCode, ErrorData, InitializeRequestParams, ProtocolVersion};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -136,6 +136,9 @@ pub struct Learned {
 pub struct McpSession {
     learned: Learned,
     next_id: i64,
+    /// The serialised `_meta` of 2026-07-28 requests, for this version and
+    /// these capabilities (built once, not per request).
+    meta: Option<(String, ClientCapabilities, String)>,
 }
 
 fn protocol(host: &str, why: impl Into<String>) -> McpError {
@@ -206,7 +209,7 @@ impl McpSession {
     pub fn from_learned(learned: Learned) -> Self {
         let mut offset = [0u8; 4];
         let _ = getrandom::fill(&mut offset);
-        Self { learned, next_id: i64::from(u32::from_le_bytes(offset) >> 1) << 16 }
+        Self { learned, next_id: i64::from(u32::from_le_bytes(offset) >> 1) << 16, meta: None }
     }
 
     pub fn learned(&self) -> &Learned {
@@ -233,7 +236,12 @@ impl McpSession {
     /// that mirror it (SEP-2243).
     fn modern_request(&mut self, target: &Target<'_>, version: &str, call: &mut Call) -> (i64, HttpRequest) {
         let id = self.id();
-        let body = call.body(id, Some(call::request_meta(version, target.capabilities)));
+        let current = self.meta.as_ref().is_some_and(|(v, caps, _)| v == version && caps == target.capabilities);
+        if !current {
+            self.meta = Some((version.to_owned(), target.capabilities.clone(), call::request_meta(version, target.capabilities)));
+        }
+        let meta = self.meta.as_ref().map(|(_, _, json)| json.as_str());
+        let body = call.body(id, meta);
         let mut request = Self::post(target, body)
             .header(HeaderName::from_static("mcp-protocol-version"), version, false)
             .header(HeaderName::from_static("mcp-method"), call.method(), false);
@@ -261,7 +269,8 @@ impl McpSession {
     /// Runs one exchange within the request deadline.
     async fn exchange(&self, exchange: Exchange<'_>, request: HttpRequest) -> Result<(Outcome, HeaderMap), McpError> {
         let deadline = exchange.http.config().request_timeout;
-        match tokio::time::timeout(deadline, exchange.run(request)).await {
+        // Boxed: the exchange's future is large, and moved into the timeout.
+        match tokio::time::timeout(deadline, Box::pin(exchange.run(request))).await {
             Ok(outcome) => outcome,
             Err(_) => Err(McpError::Net(NetError::Timeout { host: display_host(exchange.target.url) })),
         }
@@ -274,7 +283,7 @@ impl McpSession {
         let mut params = InitializeRequestParams::new(target.capabilities.clone(), call::client_info());
         params.protocol_version = version.clone();
         let body = json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": params}).to_string();
-        let exchange = Exchange { http, target, id, version: version.as_str(), session_id: None, answers: None, listen: false };
+        let exchange = Exchange { http, target, id, version: version.as_str(), session_id: None, answers: None, listen: false, keep_headers: true };
         let (outcome, headers) = self.exchange(exchange, Self::post(target, body)).await?;
         let result = match outcome {
             Outcome::Result(raw) => raw,
@@ -326,7 +335,7 @@ impl McpSession {
                         _ => MODERN_PROTOCOL.to_owned(),
                     };
                     let (id, request) = self.modern_request(target, &version, call);
-                    let exchange = Exchange { http, target, id, version: &version, session_id: None, answers: None, listen: false };
+                    let exchange = Exchange { http, target, id, version: &version, session_id: None, answers: None, listen: false, keep_headers: false };
                     match self.exchange(exchange, request).await?.0 {
                         Outcome::Result(raw) | Outcome::InputRequired(raw) => {
                             self.learned.era = Some(Era::Modern(version));
@@ -383,7 +392,7 @@ impl McpSession {
                     // server send any on the standalone stream.
                     let caps = target.capabilities;
                     let listen = session_id.is_some() && (caps.elicitation.is_some() || caps.sampling.is_some() || caps.roots.is_some());
-                    let exchange = Exchange { http, target, id, version: &version, session_id: session_id.as_deref(), answers, listen };
+                    let exchange = Exchange { http, target, id, version: &version, session_id: session_id.as_deref(), answers, listen, keep_headers: false };
                     match self.exchange(exchange, request).await?.0 {
                         Outcome::Result(raw) | Outcome::InputRequired(raw) => return Ok(raw),
                         Outcome::Error { error, .. } => return Err(rpc_error(&host, &error)),
@@ -448,22 +457,14 @@ impl McpSession {
     /// list was ever seen for the server, the tools are listed first. On a
     /// header mismatch (-32020) they are listed again (the annotations may
     /// have changed) and the call is made once more.
-    pub async fn call_tool(
-        &mut self,
-        http: &HttpClient,
-        target: &Target<'_>,
-        name: &str,
-        arguments: JsonObject,
-        input: InputRound,
-    ) -> Result<Box<RawValue>, McpError> {
-        let mut call = Call::call_tool(name, arguments, input);
+    pub async fn call_tool(&mut self, http: &HttpClient, target: &Target<'_>, call: &mut Call) -> Result<Box<RawValue>, McpError> {
         if !self.learned.tools_listed && !matches!(self.learned.era, Some(Era::Legacy { .. })) {
             self.list_tools(http, target).await?;
         }
-        match self.request(http, target, &mut call).await {
+        match self.request(http, target, call).await {
             Err(McpError::Rpc { code, .. }) if code == i64::from(ErrorCode::HEADER_MISMATCH.0) => {
                 self.list_tools(http, target).await?;
-                self.request(http, target, &mut call).await
+                self.request(http, target, call).await
             }
             other => other,
         }

@@ -98,6 +98,8 @@ pub(super) struct Exchange<'a> {
     /// Also listen on the session's standalone stream (`GET`), where a
     /// session-based server may send its questions instead.
     pub listen: bool,
+    /// Return the first response's headers (a new session's id is there).
+    pub keep_headers: bool,
 }
 
 impl Exchange<'_> {
@@ -128,7 +130,7 @@ impl Exchange<'_> {
         let side = if self.listen { self.open_standalone().await } else { None };
         let exchange = async {
             let open = self.http.open(request).await?;
-            let headers = open.headers.clone();
+            let headers = if self.keep_headers { open.headers.clone() } else { HeaderMap::new() };
             Ok((self.read(open).await?, headers))
         };
         tokio::select! {
