@@ -349,6 +349,26 @@ async fn an_event_stream_closed_before_the_answer_is_resumed_with_last_event_id(
 }
 
 #[tokio::test]
+async fn resuming_stays_within_the_deadline() {
+    let fixture = spawn().await;
+    let http = client();
+    let token = signed_in(&fixture, &http).await;
+    let server = Url::parse(&fixture.mcp_url()).unwrap();
+    let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &ClientCapabilities::default() };
+    let mut session = McpSession::new();
+    session.list_tools(&http, &target).await.unwrap();
+    // The server asks for a 20 s wait before resuming; the call has 5 s.
+    fixture.set(Behaviour { sse_resume: true, sse_retry_ms: Some(20_000), ..Default::default() });
+    let started = std::time::Instant::now();
+    match session.call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "x"})), InputRound::default())).await {
+        Err(McpError::Net(NetError::Timeout { .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(7), "{:?}", started.elapsed());
+    assert_eq!(fixture.stats().resumptions, 0);
+}
+
+#[tokio::test]
 async fn notifications_are_skipped_and_an_open_stream_is_left_at_the_answer() {
     let fixture = spawn().await;
     let http = client();
@@ -421,12 +441,20 @@ async fn a_session_based_servers_question_mid_call_goes_to_the_application() {
     assert_eq!(stats.answers[0], serde_json::json!({"action": "cancel"}));
     assert_eq!(stats.initializes, 1);
 
-    // Declaring other capabilities starts a new session that carries them.
+    // Declaring other capabilities starts a new session that carries them;
+    // a server that asks for what was not declared gets -32601.
     let none = ClientCapabilities::default();
     let plain = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &none };
+    fixture.set(Behaviour { legacy_only: true, ask_always: true, ..Default::default() });
+    let refused = session.call_tool(&http, &plain, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default())).await.unwrap();
+    assert!(text_of(&refused).contains("-32601"), "{}", text_of(&refused));
+    assert!(text_of(&refused).contains("did not declare the elicitation capability"), "{}", text_of(&refused));
+    fixture.set(Behaviour { legacy_only: true, ..Default::default() });
+
+    // The session for no capabilities (begun above) serves the next call.
     let refused = session.call_tool(&http, &plain, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default())).await.unwrap();
     assert!(text_of(&refused).contains("did not declare elicitation"));
-    assert_eq!(fixture.stats().initializes, 2);
+    assert_eq!(fixture.stats().initializes, 2, "a new session when the capabilities changed, none after");
 }
 
 #[tokio::test]
