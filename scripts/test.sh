@@ -60,7 +60,7 @@ suite "pg_regress" regress_tests
 suite "integration tests" integration_tests
 suite "token lifecycle under races, isolation levels and faults" faults_tests
 suite "hostile inputs, in an isolated network namespace" security_tests
-suite "MCP conformance suite (auth, backcompat, draft)" conformance_tests
+suite "MCP conformance suites (0.1.16 auth, backcompat, draft; 0.2.0-alpha.12 2026-07-28, 2025-11-25)" conformance_tests
 
 echo
 for f in "${failures[@]}"; do echo "FAILED: $f"; done

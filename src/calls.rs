@@ -249,13 +249,12 @@ pub fn raw(server_id: uuid::Uuid, op: Operation) -> Result<crate::jsonb::RawJson
 /// The application's answers to an input-required result: `input_responses`
 /// must be a JSON object (keyed as the server keyed its `inputRequests`),
 /// `request_state` is echoed as given.
-pub fn input_round(input_responses: Option<Value>, request_state: Option<&str>) -> Result<InputRound, Error> {
-    let responses = match input_responses {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(map)) => Some(map.into_iter().collect()),
-        Some(_) => return Err(Error::InvalidArgument("input_responses must be a JSON object keyed as the server's inputRequests".into())),
+pub fn input_round(input_responses: Option<pgrx::JsonB>, request_state: Option<&str>) -> Result<InputRound, Error> {
+    let responses = match crate::error::required(input_responses, "input_responses")?.0 {
+        Value::Object(map) => map.into_iter().collect(),
+        _ => return Err(Error::InvalidArgument("input_responses must be a JSON object keyed as the server's inputRequests".into())),
     };
-    Ok(InputRound { responses, request_state: request_state.map(str::to_owned) })
+    Ok(InputRound { responses: Some(responses), request_state: request_state.map(str::to_owned) })
 }
 
 pub fn uuid_of(id: pgrx::Uuid) -> uuid::Uuid {

@@ -63,8 +63,5 @@ fn mcp_get_prompt_answering(
     input_responses: Option<JsonB>,
     request_state: default!(Option<&str>, "NULL"),
 ) -> RawJsonb {
-    or_raise((|| {
-        let input = calls::input_round(Some(required(input_responses, "input_responses")?.0), request_state)?;
-        get_prompt(server_id, name, args, input)
-    })())
+    or_raise(calls::input_round(input_responses, request_state).and_then(|input| get_prompt(server_id, name, args, input)))
 }

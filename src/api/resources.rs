@@ -101,8 +101,5 @@ fn mcp_read_resource_answering(
     input_responses: Option<JsonB>,
     request_state: default!(Option<&str>, "NULL"),
 ) -> RawJsonb {
-    or_raise((|| {
-        let input = calls::input_round(Some(required(input_responses, "input_responses")?.0), request_state)?;
-        read_resource(server_id, uri, input)
-    })())
+    or_raise(calls::input_round(input_responses, request_state).and_then(|input| read_resource(server_id, uri, input)))
 }

@@ -15,14 +15,16 @@ fn list_tools(server_id: uuid::Uuid) -> Result<Vec<Value>, Error> {
     calls::list(server_id, Listing::Tools)
 }
 
-fn call_tool(server_id: uuid::Uuid, name: &str, args: Value, input: InputRound) -> Result<RawJsonb, Error> {
+fn call_tool(server_id: Option<pgrx::Uuid>, name: Option<&str>, args: Option<JsonB>, input: InputRound) -> Result<RawJsonb, Error> {
+    let id = required(server_id, "server_id")?;
+    let name = required(name, "name")?;
     if name.is_empty() || name.len() > 256 {
         return Err(Error::InvalidArgument("the tool name must be 1 to 256 characters".into()));
     }
-    let Value::Object(args) = args else {
+    let Value::Object(args) = required(args, "args")?.0 else {
         return Err(Error::InvalidArgument("args must be a JSON object".into()));
     };
-    calls::raw(server_id, Operation::CallTool(Call::call_tool(name, args, input)))
+    calls::raw(uuid_of(id), Operation::CallTool(Call::call_tool(name, args, input)))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -57,10 +59,7 @@ fn mcp_list_tools(
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn mcp_call_tool(server_id: Option<pgrx::Uuid>, name: Option<&str>, args: default!(Option<JsonB>, "'{}'")) -> RawJsonb {
-    or_raise((|| {
-        let id = required(server_id, "server_id")?;
-        call_tool(uuid_of(id), required(name, "name")?, required(args, "args")?.0, InputRound::default())
-    })())
+    or_raise(call_tool(server_id, name, args, InputRound::default()))
 }
 
 /// The call again, with the application's answers to an input-required
@@ -73,11 +72,7 @@ fn mcp_call_tool_answering(
     input_responses: Option<JsonB>,
     request_state: default!(Option<&str>, "NULL"),
 ) -> RawJsonb {
-    or_raise((|| {
-        let id = required(server_id, "server_id")?;
-        let input = calls::input_round(Some(required(input_responses, "input_responses")?.0), request_state)?;
-        call_tool(uuid_of(id), required(name, "name")?, required(args, "args")?.0, input)
-    })())
+    or_raise(calls::input_round(input_responses, request_state).and_then(|input| call_tool(server_id, name, args, input)))
 }
 
 fn test_server(server_id: uuid::Uuid) -> Result<Value, Error> {

@@ -9,31 +9,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../../scripts/lib.sh"
 source "$here/lib.sh"
 
-dir=$(scratch_dir)
-trap 'stop_fixtures "$dir"; stop_cluster "$dir"; rm -rf "$dir"' EXIT
-start_cluster "$dir"
-base=$(start_fixture "$dir")
-behave() { curl -s -X POST -H 'content-type: application/json' -d "${1:-{\}}" "$base/_fixture/config"; }
-stat() { curl -s "$base/_fixture/stats" | jq -r ".$1"; }
-
-psql_q <<'SQL'
-ALTER SYSTEM SET mcp_oauth.state_secret = 'integration-state-secret-0123456789abcdef';
-ALTER SYSTEM SET mcp_oauth.redirect_uri = 'http://127.0.0.1:1/callback';
-ALTER SYSTEM SET mcp_oauth.allow_http_loopback = on;
-SELECT pg_reload_conf();
-CREATE EXTENSION mcp_oauth;
-CREATE ROLE alice LOGIN;
-GRANT mcp_oauth_user TO alice;
-SQL
-as_alice() { psql_q -U alice -At "$@"; }
+fixture_cluster
+signin_ready
 # Runs every statement even after an error (to see that the backend goes on).
 psql_all() { "$PG_BIN/psql" -X -q "$@"; }
-sign_in() {  # sign_in ID: the whole flow, as a browser would
-  local url location
-  url=$(as_alice -c "SELECT mcp_oauth_start('$1')")
-  location=$(curl -s -o /dev/null -w '%{redirect_url}' "$url")
-  as_alice -c "SELECT mcp_oauth_callback('$location')" >/dev/null
-}
 
 # Headers mode.
 behave '{"api_key": "k-123"}'

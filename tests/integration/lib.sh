@@ -49,6 +49,40 @@ learned() {
   echo "$out"
 }
 
+# fixture_cluster [CLEANUP]: a throwaway cluster ($dir) and the fixture
+# ($base), both removed at exit after CLEANUP (a command).
+fixture_cluster() {
+  dir=$(scratch_dir)
+  trap "${1:-true}; stop_fixtures '$dir'; stop_cluster '$dir'; rm -rf '$dir'" EXIT
+  start_cluster "$dir"
+  base=$(start_fixture "$dir")
+}
+behave() { curl -s -X POST -H 'content-type: application/json' -d "${1:-{\}}" "$base/_fixture/config"; }
+stat() { curl -s "$base/_fixture/stats" | jq -r ".$1"; }
+as_alice() { psql_q -U alice -At "$@"; }
+
+# signin_ready: the settings a sign-in needs (the fixture on loopback), the
+# extension, and alice, an application user.
+signin_ready() {
+  psql_q <<'SQL'
+ALTER SYSTEM SET mcp_oauth.state_secret = 'integration-state-secret-0123456789abcdef';
+ALTER SYSTEM SET mcp_oauth.redirect_uri = 'http://127.0.0.1:1/callback';
+ALTER SYSTEM SET mcp_oauth.allow_http_loopback = on;
+SELECT pg_reload_conf();
+CREATE EXTENSION mcp_oauth;
+CREATE ROLE alice LOGIN;
+GRANT mcp_oauth_user TO alice;
+SQL
+}
+
+# sign_in ID: alice's whole sign-in to row ID, as a browser would.
+sign_in() {
+  local url location
+  url=$(as_alice -c "SELECT mcp_oauth_start('$1')")
+  location=$(curl -s -o /dev/null -w '%{redirect_url}' "$url")
+  as_alice -c "SELECT mcp_oauth_callback('$location')" >/dev/null
+}
+
 finish_checks() {
   echo "integration $1: $passed passed, $failed failed"
   [ "$failed" -eq 0 ]

@@ -7,19 +7,13 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../../scripts/lib.sh"
 source "$here/lib.sh"
 
-dir=$(scratch_dir)
-trap 'stop_fixtures "$dir"; stop_cluster "$dir"; rm -rf "$dir"' EXIT
-start_cluster "$dir"
-base=$(start_fixture "$dir")
-behave() { curl -s -X POST -H 'content-type: application/json' -d "${1:-{\}}" "$base/_fixture/config"; }
-stat() { curl -s "$base/_fixture/stats" | jq -r ".$1"; }
+fixture_cluster
 
 psql_q <<'SQL'
 CREATE EXTENSION mcp_oauth;
 CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN;
 GRANT mcp_oauth_user TO alice, bob;
 SQL
-as_alice() { psql_q -U alice -At "$@"; }
 id=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('Fixture', '$base/mcp', 'oauth') RETURNING id")
 headers_id=$(as_alice -c "INSERT INTO user_mcp_servers (name, url) VALUES ('Plain', '$base/mcp') RETURNING id")
 

@@ -7,28 +7,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../../scripts/lib.sh"
 source "$here/lib.sh"
 
-dir=$(scratch_dir)
-trap 'stop_fixtures "$dir"; [ -d "$dir/standby" ] && as_pg "$PG_BIN/pg_ctl" -D "$dir/standby" -m fast -w stop >/dev/null 2>&1; stop_cluster "$dir"; rm -rf "$dir"' EXIT
-start_cluster "$dir"
-base=$(start_fixture "$dir")
-behave() { curl -s -X POST -H 'content-type: application/json' -d "${1:-{\}}" "$base/_fixture/config"; }
-stat() { curl -s "$base/_fixture/stats" | jq -r ".$1"; }
-
-psql_q <<'SQL'
-ALTER SYSTEM SET mcp_oauth.state_secret = 'replica-state-secret-0123456789abcdef';
-ALTER SYSTEM SET mcp_oauth.redirect_uri = 'http://127.0.0.1:1/callback';
-ALTER SYSTEM SET mcp_oauth.allow_http_loopback = on;
-SELECT pg_reload_conf();
-CREATE EXTENSION mcp_oauth;
-CREATE ROLE alice LOGIN;
-GRANT mcp_oauth_user TO alice;
-SQL
-as_alice() { psql_q -U alice -At "$@"; }
-sign_in() {
-  local location
-  location=$(curl -s -o /dev/null -w '%{redirect_url}' "$(as_alice -c "SELECT mcp_oauth_start('$1')")")
-  as_alice -c "SELECT mcp_oauth_callback('$location')" >/dev/null
-}
+stop_standby() { [ -d "$dir/standby" ] && as_pg "$PG_BIN/pg_ctl" -D "$dir/standby" -m fast -w stop >/dev/null 2>&1; }
+fixture_cluster stop_standby
+signin_ready
 behave '{"api_key": "k-1"}'
 keyed=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('keyed', '$base/mcp', '{\"X-Api-Key\": \"k-1\"}') RETURNING id")
 fresh=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('fresh', '$base/mcp', 'oauth') RETURNING id")

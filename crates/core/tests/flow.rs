@@ -113,6 +113,22 @@ async fn tools_come_from_every_page() {
     assert_eq!(names, ["echo", "add", "fail", "big", "region_echo", "confirm", "extra_1", "extra_2", "extra_3"]);
 }
 
+/// No capabilities declared.
+static NO_CAPABILITIES: std::sync::LazyLock<ClientCapabilities> = std::sync::LazyLock::new(ClientCapabilities::default);
+
+fn bearer_target<'a>(server: &'a Url, token: &'a str, capabilities: &'a ClientCapabilities) -> Target<'a> {
+    Target { url: server, headers: &[], bearer: Some(token), capabilities }
+}
+
+/// A fixture, a client signed in to it, its token and MCP endpoint.
+async fn signed_in_fixture() -> (mcp_oauth_fixture::Fixture, HttpClient, String, Url) {
+    let fixture = spawn().await;
+    let http = client();
+    let token = signed_in(&fixture, &http).await;
+    let server = Url::parse(&fixture.mcp_url()).unwrap();
+    (fixture, http, token, server)
+}
+
 /// Signs in against the fixture and returns a target's bearer token.
 async fn signed_in(fixture: &mcp_oauth_fixture::Fixture, http: &HttpClient) -> String {
     let server = Url::parse(&fixture.mcp_url()).unwrap();
@@ -127,11 +143,8 @@ async fn signed_in(fixture: &mcp_oauth_fixture::Fixture, http: &HttpClient) -> S
 
 #[tokio::test]
 async fn modern_first_with_mirrored_headers_then_one_request_per_call() {
-    let fixture = spawn().await;
-    let http = client();
-    let token = signed_in(&fixture, &http).await;
-    let server = Url::parse(&fixture.mcp_url()).unwrap();
-    let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &ClientCapabilities::default() };
+    let (fixture, http, token, server) = signed_in_fixture().await;
+    let target = bearer_target(&server, &token, &NO_CAPABILITIES);
     let mut session = McpSession::new();
     // Mcp-Param-Region is required by the server; the client learns it from
     // the tool list it reads before its first call.
@@ -159,12 +172,9 @@ async fn modern_first_with_mirrored_headers_then_one_request_per_call() {
 
 #[tokio::test]
 async fn legacy_servers_get_a_session_and_a_new_one_when_it_expires() {
-    let fixture = spawn().await;
-    let http = client();
-    let token = signed_in(&fixture, &http).await;
+    let (fixture, http, token, server) = signed_in_fixture().await;
     fixture.set(Behaviour { legacy_only: true, sse: true, ..Default::default() });
-    let server = Url::parse(&fixture.mcp_url()).unwrap();
-    let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &ClientCapabilities::default() };
+    let target = bearer_target(&server, &token, &NO_CAPABILITIES);
     let mut session = McpSession::new();
     assert_eq!(session.list_tools(&http, &target).await.unwrap().len(), 9);
     assert!(matches!(session.era(), Some(Era::Legacy { session_id: Some(_), .. })));
@@ -299,14 +309,11 @@ fn eliciting() -> ClientCapabilities {
 
 #[tokio::test]
 async fn a_version_refused_with_32022_is_negotiated_once_and_remembered() {
-    let fixture = spawn().await;
-    let http = client();
-    let token = signed_in(&fixture, &http).await;
+    let (fixture, http, token, server) = signed_in_fixture().await;
     // A server that knows 2026-07-28 exists but speaks only 2025-06-18, and
     // says so with HTTP 200.
     fixture.set(Behaviour { versions: Some(vec!["2025-06-18".into()]), version_error_ok: true, ..Default::default() });
-    let server = Url::parse(&fixture.mcp_url()).unwrap();
-    let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &ClientCapabilities::default() };
+    let target = bearer_target(&server, &token, &NO_CAPABILITIES);
     let mut session = McpSession::new();
     let result = session.call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "agreed"})), InputRound::default())).await.unwrap();
     assert_eq!(text_of(&result), "agreed");
@@ -331,11 +338,8 @@ async fn a_version_refused_with_32022_is_negotiated_once_and_remembered() {
 
 #[tokio::test]
 async fn an_event_stream_closed_before_the_answer_is_resumed_with_last_event_id() {
-    let fixture = spawn().await;
-    let http = client();
-    let token = signed_in(&fixture, &http).await;
-    let server = Url::parse(&fixture.mcp_url()).unwrap();
-    let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &ClientCapabilities::default() };
+    let (fixture, http, token, server) = signed_in_fixture().await;
+    let target = bearer_target(&server, &token, &NO_CAPABILITIES);
     let mut session = McpSession::new();
     session.list_tools(&http, &target).await.unwrap();
     fixture.set(Behaviour { sse_resume: true, sse_retry_ms: Some(200), ..Default::default() });
@@ -350,11 +354,8 @@ async fn an_event_stream_closed_before_the_answer_is_resumed_with_last_event_id(
 
 #[tokio::test]
 async fn resuming_stays_within_the_deadline() {
-    let fixture = spawn().await;
-    let http = client();
-    let token = signed_in(&fixture, &http).await;
-    let server = Url::parse(&fixture.mcp_url()).unwrap();
-    let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &ClientCapabilities::default() };
+    let (fixture, http, token, server) = signed_in_fixture().await;
+    let target = bearer_target(&server, &token, &NO_CAPABILITIES);
     let mut session = McpSession::new();
     session.list_tools(&http, &target).await.unwrap();
     // The server asks for a 20 s wait before resuming; the call has 5 s.
@@ -370,14 +371,11 @@ async fn resuming_stays_within_the_deadline() {
 
 #[tokio::test]
 async fn notifications_are_skipped_and_an_open_stream_is_left_at_the_answer() {
-    let fixture = spawn().await;
-    let http = client();
-    let token = signed_in(&fixture, &http).await;
+    let (fixture, http, token, server) = signed_in_fixture().await;
     // The stream stays open a minute after the answer; the client's 5 s
     // deadline would fail the call if it waited for the end.
     fixture.set(Behaviour { sse_open: true, ..Default::default() });
-    let server = Url::parse(&fixture.mcp_url()).unwrap();
-    let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &ClientCapabilities::default() };
+    let target = bearer_target(&server, &token, &NO_CAPABILITIES);
     let mut session = McpSession::new();
     for text in ["one", "two"] {
         let result = session.call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": text})), InputRound::default())).await.unwrap();
@@ -387,12 +385,9 @@ async fn notifications_are_skipped_and_an_open_stream_is_left_at_the_answer() {
 
 #[tokio::test]
 async fn input_required_results_are_answered_by_repeating_the_call() {
-    let fixture = spawn().await;
-    let http = client();
-    let token = signed_in(&fixture, &http).await;
-    let server = Url::parse(&fixture.mcp_url()).unwrap();
+    let (fixture, http, token, server) = signed_in_fixture().await;
     let none = ClientCapabilities::default();
-    let plain = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &none };
+    let plain = bearer_target(&server, &token, &none);
     let mut session = McpSession::new();
     // Without the elicitation capability the server does not ask.
     let refused = session.call_tool(&http, &plain, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default())).await.unwrap();
@@ -400,7 +395,7 @@ async fn input_required_results_are_answered_by_repeating_the_call() {
     assert_eq!(fixture.stats().last_capabilities, Some(serde_json::json!({})));
 
     let caps = eliciting();
-    let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &caps };
+    let target = bearer_target(&server, &token, &caps);
     let first: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default())).await.unwrap().get()).unwrap();
     assert_eq!(first["resultType"], "input_required");
     assert_eq!(first["inputRequests"]["confirm"]["method"], "elicitation/create");
@@ -418,13 +413,10 @@ async fn input_required_results_are_answered_by_repeating_the_call() {
 
 #[tokio::test]
 async fn a_session_based_servers_question_mid_call_goes_to_the_application() {
-    let fixture = spawn().await;
-    let http = client();
-    let token = signed_in(&fixture, &http).await;
+    let (fixture, http, token, server) = signed_in_fixture().await;
     fixture.set(Behaviour { legacy_only: true, ..Default::default() });
-    let server = Url::parse(&fixture.mcp_url()).unwrap();
     let caps = eliciting();
-    let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &caps };
+    let target = bearer_target(&server, &token, &caps);
     let mut session = McpSession::new();
     // No answer given: the server's question comes back as an
     // input-required result keyed by its method, and the server is told
@@ -444,7 +436,7 @@ async fn a_session_based_servers_question_mid_call_goes_to_the_application() {
     // Declaring other capabilities starts a new session that carries them;
     // a server that asks for what was not declared gets -32601.
     let none = ClientCapabilities::default();
-    let plain = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &none };
+    let plain = bearer_target(&server, &token, &none);
     fixture.set(Behaviour { legacy_only: true, ask_always: true, ..Default::default() });
     let refused = session.call_tool(&http, &plain, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default())).await.unwrap();
     assert!(text_of(&refused).contains("-32601"), "{}", text_of(&refused));
@@ -460,12 +452,9 @@ async fn a_session_based_servers_question_mid_call_goes_to_the_application() {
 #[tokio::test]
 async fn resources_and_prompts_across_pages() {
     use mcp_oauth_core::mcp::Listing;
-    let fixture = spawn().await;
-    let http = client();
-    let token = signed_in(&fixture, &http).await;
+    let (fixture, http, token, server) = signed_in_fixture().await;
     fixture.set(Behaviour { page_size: Some(1), ..Default::default() });
-    let server = Url::parse(&fixture.mcp_url()).unwrap();
-    let target = Target { url: &server, headers: &[], bearer: Some(&token), capabilities: &ClientCapabilities::default() };
+    let target = bearer_target(&server, &token, &NO_CAPABILITIES);
     for legacy in [false, true] {
         fixture.set(Behaviour { page_size: Some(1), legacy_only: legacy, ..Default::default() });
         let mut session = McpSession::new();
