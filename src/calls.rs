@@ -137,9 +137,10 @@ fn client_capabilities() -> Result<Rc<ClientCapabilities>, Error> {
         }
         // The check hook saw the value first; this is for a value that was
         // set before the extension was loaded.
-        let caps = Rc::new(mcp_oauth_core::settings::client_capabilities(&text).map_err(|why| {
-            Error::InvalidArgument(format!("mcp_oauth.client_capabilities is not valid: {why}"))
-        })?);
+        let caps = Rc::new(
+            mcp_oauth_core::settings::client_capabilities(&text)
+                .map_err(|why| Error::InvalidArgument(format!("mcp_oauth.client_capabilities is not valid: {why}")))?,
+        );
         *slot = Some((text, caps.clone()));
         Ok(caps)
     })
@@ -228,7 +229,6 @@ fn step_up(row: &ServerRow, needed: Option<&str>) -> Error {
         Err(e) => e,
     }
 }
-
 
 /// Every item of `listing`.
 pub fn list(server_id: uuid::Uuid, listing: Listing) -> Result<Vec<Value>, Error> {

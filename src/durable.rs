@@ -323,9 +323,7 @@ pub fn write(row: &store::ServerRow, condition: Condition, update: RowUpdate) ->
     if !row.held_by_caller {
         if let Some(worker) = Worker::start(&job(row, condition.clone(), Some(update.clone()), None)?) {
             match worker.wait(&[phase::COMMITTED, phase::REFUSED], START_TIMEOUT + COMMIT_TIMEOUT, false) {
-                WaitEnd::Reached(phase::COMMITTED) => {
-                    return Ok(Written::Durably(worker.header().generation.load(Ordering::Acquire)))
-                }
+                WaitEnd::Reached(phase::COMMITTED) => return Ok(Written::Durably(worker.header().generation.load(Ordering::Acquire))),
                 WaitEnd::Reached(_) => return Ok(Written::Skipped),
                 // No connection, a lock not granted in time: do it here.
                 _ => {}
@@ -378,9 +376,9 @@ pub fn reserve(row: &store::ServerRow, condition: Condition, abandon: Option<Row
         WaitEnd::Reached(phase::HELD) => Ok(Reserved::Held(Reservation { worker, done: false })),
         WaitEnd::Reached(_) => Ok(Reserved::Refused),
         WaitEnd::Stopped(phase::LOCKING) => Err(Error::RowBusy(row.id)),
-        WaitEnd::Stopped(_) => Err(Error::DurabilityUnavailable(
-            "the background worker could not connect to the database as the extension's owner".into(),
-        )),
+        WaitEnd::Stopped(_) => {
+            Err(Error::DurabilityUnavailable("the background worker could not connect to the database as the extension's owner".into()))
+        }
         WaitEnd::Cancelled => Err(Error::Cancelled),
         WaitEnd::TimedOut => Err(Error::DurabilityUnavailable("the background worker did not start in time".into())),
     }
@@ -457,9 +455,7 @@ pub extern "C-unwind" fn mcp_oauth_durable_write_main(arg: pg_sys::Datum) {
         (c"statement_timeout", c"0".to_owned()),
     ] {
         // SAFETY: valid C strings; a superuser-level override for this session.
-        unsafe {
-            pg_sys::SetConfigOption(name.as_ptr(), value.as_ptr(), pg_sys::GucContext::PGC_SUSET, pg_sys::GucSource::PGC_S_OVERRIDE)
-        };
+        unsafe { pg_sys::SetConfigOption(name.as_ptr(), value.as_ptr(), pg_sys::GucContext::PGC_SUSET, pg_sys::GucSource::PGC_S_OVERRIDE) };
     }
     let outcome = BackgroundWorker::transaction(|| {
         header.phase.store(phase::LOCKING, Ordering::Release);
@@ -509,7 +505,10 @@ fn wait_for_command(header: &Header, base: *mut u8, job: &Job) -> Option<RowUpda
         }
         // SAFETY: a plain lookup in the process array.
         let caller_gone = unsafe { pg_sys::BackendPidGetProc(header.caller_pid) }.is_null();
-        if caller_gone || now_ms() > header.deadline_ms.load(Ordering::Acquire) || !BackgroundWorker::wait_latch(Some(Duration::from_millis(100))) {
+        if caller_gone
+            || now_ms() > header.deadline_ms.load(Ordering::Acquire)
+            || !BackgroundWorker::wait_latch(Some(Duration::from_millis(100)))
+        {
             return job.abandon.clone();
         }
     }

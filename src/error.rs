@@ -149,8 +149,7 @@ impl Report {
     }
 }
 
-const STATE_SECRET_HINT: &str =
-    "A superuser must set mcp_oauth.state_secret to a random value of at least 32 bytes, e.g. \
+const STATE_SECRET_HINT: &str = "A superuser must set mcp_oauth.state_secret to a random value of at least 32 bytes, e.g. \
      ALTER SYSTEM SET mcp_oauth.state_secret = '<output of: openssl rand -hex 32>'; SELECT pg_reload_conf();";
 
 impl Error {
@@ -311,9 +310,9 @@ fn identity_hint() -> String {
             "mcp_oauth.identity is {s}: the application must run SET LOCAL {} = '<user id>' in each transaction.",
             &s["setting:".len()..]
         ),
-        s if s.starts_with("jwt_claim:") => format!(
-            "mcp_oauth.identity is {s}: request.jwt.claims must hold a JSON object with that claim, as PostgREST sets it."
-        ),
+        s if s.starts_with("jwt_claim:") => {
+            format!("mcp_oauth.identity is {s}: request.jwt.claims must hold a JSON object with that claim, as PostgREST sets it.")
+        }
         _ => "mcp_oauth.identity is role: the current role's name is the user id.".to_owned(),
     }
 }
@@ -404,10 +403,6 @@ mod tests {
     #[test]
     fn sqlstates_encode_like_postgres() {
         // MAKE_SQLSTATE('2','2','0','2','3') == ERRCODE_INVALID_PARAMETER_VALUE
-        assert_eq!(
-            make_sqlstate(b"22023"),
-            pg_sys::errcodes::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE as c_int
-        );
+        assert_eq!(make_sqlstate(b"22023"), pg_sys::errcodes::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE as c_int);
     }
-
 }

@@ -48,119 +48,179 @@ pub fn init() {
             c"mcp_oauth.state_secret",
             c"Key that signs OAuth state tokens (at least 32 bytes).",
             c"Required for sign-in. Superuser only; hidden from other roles.",
-            &STATE_SECRET, GucContext::Suset, secret,
+            &STATE_SECRET,
+            GucContext::Suset,
+            secret,
         );
         GucRegistry::define_string_guc(
             c"mcp_oauth.encryption_key",
             c"Key that encrypts tokens and other secrets at rest: 64 hexadecimal characters.",
             c"Superuser only; hidden from other roles. Prefer mcp_oauth.encryption_key_file.",
-            &ENCRYPTION_KEY, GucContext::Suset, secret,
+            &ENCRYPTION_KEY,
+            GucContext::Suset,
+            secret,
         );
         GucRegistry::define_string_guc(
             c"mcp_oauth.encryption_key_file",
             c"Path of a file holding the encryption key (64 hexadecimal characters).",
             c"The file should be readable only by the server's operating-system user.",
-            &ENCRYPTION_KEY_FILE, GucContext::Suset, secret,
+            &ENCRYPTION_KEY_FILE,
+            GucContext::Suset,
+            secret,
         );
         GucRegistry::define_string_guc_with_hooks(
             c"mcp_oauth.redirect_uri",
             c"The application's OAuth redirect URI (absolute http(s) URL).",
             c"Where the authorization server sends the user back; required for OAuth.",
-            &REDIRECT_URI, GucContext::Suset, plain,
-            Some(check_web_url), None, None,
+            &REDIRECT_URI,
+            GucContext::Suset,
+            plain,
+            Some(check_web_url),
+            None,
+            None,
         );
         GucRegistry::define_string_guc(
             c"mcp_oauth.client_name",
             c"client_name sent in dynamic client registration.",
             c"",
-            &CLIENT_NAME, GucContext::Suset, plain,
+            &CLIENT_NAME,
+            GucContext::Suset,
+            plain,
         );
         GucRegistry::define_string_guc_with_hooks(
             c"mcp_oauth.client_uri",
             c"client_uri sent in dynamic client registration (absolute http(s) URL).",
             c"",
-            &CLIENT_URI, GucContext::Suset, plain,
-            Some(check_web_url), None, None,
+            &CLIENT_URI,
+            GucContext::Suset,
+            plain,
+            Some(check_web_url),
+            None,
+            None,
         );
         GucRegistry::define_string_guc_with_hooks(
             c"mcp_oauth.client_metadata_url",
             c"https URL of this application's OAuth Client ID Metadata Document.",
             c"Used as client_id where the authorization server supports it.",
-            &CLIENT_METADATA_URL, GucContext::Suset, plain,
-            Some(check_client_metadata_url), None, None,
+            &CLIENT_METADATA_URL,
+            GucContext::Suset,
+            plain,
+            Some(check_client_metadata_url),
+            None,
+            None,
         );
         GucRegistry::define_int_guc(
             c"mcp_oauth.state_ttl",
             c"How long a sign-in may take, from mcp_oauth_start to the callback.",
             c"",
-            &STATE_TTL, 10, 86_400, GucContext::Suset, GucFlags::UNIT_S,
+            &STATE_TTL,
+            10,
+            86_400,
+            GucContext::Suset,
+            GucFlags::UNIT_S,
         );
         GucRegistry::define_string_guc_with_hooks(
             c"mcp_oauth.identity",
             c"Where mcp_current_user_id() finds the user: role, setting:<name> or jwt_claim:<claim>.",
             c"role: the current database role. setting:<name>: a setting the trusted backend sets \
               per request (SET LOCAL). jwt_claim:<claim>: a claim of request.jwt.claims (PostgREST, Supabase).",
-            &IDENTITY, GucContext::Suset, plain,
-            Some(check_identity), None, None,
+            &IDENTITY,
+            GucContext::Suset,
+            plain,
+            Some(check_identity),
+            None,
+            None,
         );
         GucRegistry::define_string_guc_with_hooks(
             c"mcp_oauth.allowed_hosts",
             c"Comma-separated hosts (or host:port) the extension may connect to; empty allows any public host.",
             c"",
-            &ALLOWED_HOSTS, GucContext::Suset, plain,
-            Some(check_allowed_hosts), None, None,
+            &ALLOWED_HOSTS,
+            GucContext::Suset,
+            plain,
+            Some(check_allowed_hosts),
+            None,
+            None,
         );
         GucRegistry::define_bool_guc(
             c"mcp_oauth.allow_private_networks",
             c"Allows connections to private, loopback and link-local addresses.",
             c"An escape hatch for servers on an internal network; off protects against SSRF.",
-            &ALLOW_PRIVATE_NETWORKS, GucContext::Suset, plain,
+            &ALLOW_PRIVATE_NETWORKS,
+            GucContext::Suset,
+            plain,
         );
         GucRegistry::define_bool_guc(
             c"mcp_oauth.allow_http_loopback",
             c"Allows plain http to loopback addresses (tests and demos).",
             c"",
-            &ALLOW_HTTP_LOOPBACK, GucContext::Suset, plain,
+            &ALLOW_HTTP_LOOPBACK,
+            GucContext::Suset,
+            plain,
         );
         GucRegistry::define_bool_guc(
             c"mcp_oauth.allow_plaintext_secrets",
             c"Stores secrets unencrypted when no encryption key is configured (development only).",
             c"Off: without mcp_oauth.encryption_key or mcp_oauth.encryption_key_file, secrets are refused.",
-            &ALLOW_PLAINTEXT_SECRETS, GucContext::Suset, plain,
+            &ALLOW_PLAINTEXT_SECRETS,
+            GucContext::Suset,
+            plain,
         );
         GucRegistry::define_bool_guc(
             c"mcp_oauth.finish_requires_identity",
             c"mcp_oauth_finish and mcp_oauth_callback refuse a caller without a user identity.",
             c"Off: an unauthenticated callback handler may finish a sign-in, the signed state proving who started it.",
-            &FINISH_REQUIRES_IDENTITY, GucContext::Suset, plain,
+            &FINISH_REQUIRES_IDENTITY,
+            GucContext::Suset,
+            plain,
         );
         GucRegistry::define_int_guc(
             c"mcp_oauth.max_response_bytes",
             c"Largest response body the extension reads, after decompression.",
             c"",
-            &MAX_RESPONSE_BYTES, 1024, i32::MAX, GucContext::Suset, GucFlags::UNIT_BYTE,
+            &MAX_RESPONSE_BYTES,
+            1024,
+            i32::MAX,
+            GucContext::Suset,
+            GucFlags::UNIT_BYTE,
         );
         GucRegistry::define_int_guc_with_hooks(
             c"mcp_oauth.connect_timeout",
             c"Time allowed to establish a connection.",
             c"A role that is not a superuser may lower it for its session, never raise it.",
-            &CONNECT_TIMEOUT, 100, 600_000, GucContext::Userset, GucFlags::UNIT_MS,
-            Some(check_connect_timeout), None, None,
+            &CONNECT_TIMEOUT,
+            100,
+            600_000,
+            GucContext::Userset,
+            GucFlags::UNIT_MS,
+            Some(check_connect_timeout),
+            None,
+            None,
         );
         GucRegistry::define_int_guc_with_hooks(
             c"mcp_oauth.request_timeout",
             c"Time allowed for a whole request, response body included.",
             c"A role that is not a superuser may lower it for its session, never raise it.",
-            &REQUEST_TIMEOUT, 100, 3_600_000, GucContext::Userset, GucFlags::UNIT_MS,
-            Some(check_request_timeout), None, None,
+            &REQUEST_TIMEOUT,
+            100,
+            3_600_000,
+            GucContext::Userset,
+            GucFlags::UNIT_MS,
+            Some(check_request_timeout),
+            None,
+            None,
         );
         GucRegistry::define_string_guc_with_hooks(
             c"mcp_oauth.client_capabilities",
             c"MCP client capabilities declared to servers, as JSON (e.g. {\"elicitation\": {\"form\": {}}}); empty declares none.",
             c"Declare only what the application answers: the questions servers ask (elicitation, sampling, roots) \
               come back to it as input-required results.",
-            &CLIENT_CAPABILITIES, GucContext::Userset, plain,
-            Some(check_client_capabilities), None, None,
+            &CLIENT_CAPABILITIES,
+            GucContext::Userset,
+            plain,
+            Some(check_client_capabilities),
+            None,
+            None,
         );
         pg_sys::MarkGUCPrefixReserved(c"mcp_oauth".as_ptr());
     }
@@ -193,17 +253,29 @@ unsafe extern "C-unwind" fn check_web_url(newval: *mut *mut c_char, _extra: *mut
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn check_client_metadata_url(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
+unsafe extern "C-unwind" fn check_client_metadata_url(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
     unsafe { check_string(newval, settings::client_metadata_url) }
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn check_allowed_hosts(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
+unsafe extern "C-unwind" fn check_allowed_hosts(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
     unsafe { check_string(newval, |v| settings::allowed_hosts(v).map(drop)) }
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn check_client_capabilities(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
+unsafe extern "C-unwind" fn check_client_capabilities(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
     unsafe { check_string(newval, |v| settings::client_capabilities(v).map(drop)) }
 }
 
@@ -233,15 +305,17 @@ unsafe fn lower_only(name: &CStr, newval: *mut i32, source: pg_sys::GucSource::T
     }
     let cap = unsafe {
         let reset = pg_sys::GetConfigOptionResetString(name.as_ptr());
-        if reset.is_null() { None } else { CStr::from_ptr(reset).to_str().ok().and_then(|s| s.parse::<i32>().ok()) }
+        if reset.is_null() {
+            None
+        } else {
+            CStr::from_ptr(reset).to_str().ok().and_then(|s| s.parse::<i32>().ok())
+        }
     };
     let requested = unsafe { *newval };
     match cap {
         Some(cap) if requested > cap => {
-            let reason = CString::new(format!(
-                "Only a superuser may raise this setting; the limit for this session is {cap} ms."
-            ))
-            .unwrap_or_default();
+            let reason = CString::new(format!("Only a superuser may raise this setting; the limit for this session is {cap} ms."))
+                .unwrap_or_default();
             unsafe { pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(reason.as_ptr()) };
             false
         }

@@ -62,11 +62,7 @@ fn runtime() -> Rc<tokio::runtime::Runtime> {
                 // own thread); should one start anyway, it would be made with
                 // the backend's signal mask, so it is capped at one thread.
                 Rc::new(
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .max_blocking_threads(1)
-                        .build()
-                        .expect("a tokio runtime"),
+                    tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(1).build().expect("a tokio runtime"),
                 )
             })
             .clone()

@@ -24,7 +24,10 @@ enum Source {
     Setting(String),
     /// The key file, with what identifies its version: inode, length and
     /// modification time.
-    File { path: String, stamp: (u64, u64, i64, i64) },
+    File {
+        path: String,
+        stamp: (u64, u64, i64, i64),
+    },
 }
 
 struct Cached {
@@ -69,7 +72,8 @@ fn keyring_checked(fresh: bool) -> Result<Option<Rc<Keyring>>, Error> {
             return Ok(None);
         };
         if let Some(cached) = slot.as_mut() {
-            if matches!(&cached.source, Source::File { path: p, .. } if *p == path) && !fresh && cached.checked.elapsed() < KEY_FILE_RECHECK {
+            if matches!(&cached.source, Source::File { path: p, .. } if *p == path) && !fresh && cached.checked.elapsed() < KEY_FILE_RECHECK
+            {
                 return Ok(Some(cached.ring.clone()));
             }
         }

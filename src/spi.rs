@@ -100,8 +100,7 @@ pub fn catalog() -> Result<Rc<Catalog>, Error> {
         return Ok(found);
     }
     // SAFETY: catalog reads on the backend's thread, inside a transaction.
-    let found = unsafe { lookup() }
-        .ok_or_else(|| Error::Internal("the extension mcp_oauth is not installed in this database".into()))?;
+    let found = unsafe { lookup() }.ok_or_else(|| Error::Internal("the extension mcp_oauth is not installed in this database".into()))?;
     let found = Rc::new(found);
     CACHED_OID.with(|c| c.set(found.table_oid.to_u32()));
     forget_plans();
@@ -126,17 +125,10 @@ unsafe fn lookup() -> Option<Catalog> {
             pg_sys::Oid::from(pg_sys::F_NAMEEQ),
             pg_sys::Datum::from(c"mcp_oauth".as_ptr()),
         );
-        let scan = pg_sys::systable_beginscan(
-            catalog,
-            pg_sys::Oid::from(pg_sys::ExtensionNameIndexId),
-            true,
-            std::ptr::null_mut(),
-            1,
-            &mut key,
-        );
+        let scan =
+            pg_sys::systable_beginscan(catalog, pg_sys::Oid::from(pg_sys::ExtensionNameIndexId), true, std::ptr::null_mut(), 1, &mut key);
         let tuple = pg_sys::systable_getnext(scan);
-        let namespace = (!tuple.is_null())
-            .then(|| (*(pg_sys::GETSTRUCT(tuple) as *const pg_sys::FormData_pg_extension)).extnamespace);
+        let namespace = (!tuple.is_null()).then(|| (*(pg_sys::GETSTRUCT(tuple) as *const pg_sys::FormData_pg_extension)).extnamespace);
         pg_sys::systable_endscan(scan);
         pg_sys::table_close(catalog, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let namespace = namespace?;

@@ -11,10 +11,7 @@ fn secret() -> Result<StateSecret, Error> {
 
 /// Unix seconds.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// A new state for `user_id` starting a flow for `server_id`, valid for

@@ -94,9 +94,8 @@ pub fn load(id: uuid::Uuid, user_id: &str) -> Result<ServerRow, Error> {
         let tuple = tuple.ok_or(Error::ServerNotFound(id))?;
         let version = tuple.version();
         let held = tuple.held_by_current_transaction();
-        let cached = DECODED.with(|d| {
-            d.borrow().get(&id).filter(|(v, row)| *v == version && row.user_id == user_id).map(|(_, row)| row.clone())
-        });
+        let cached =
+            DECODED.with(|d| d.borrow().get(&id).filter(|(v, row)| *v == version && row.user_id == user_id).map(|(_, row)| row.clone()));
         if let Some(mut row) = cached {
             row.held_by_caller = held;
             return Ok(row);

@@ -62,10 +62,7 @@ pub fn refresh(http: &HttpClient, row: &mut ServerRow, stale_access_token: &str)
     let _turn = store::RefreshLock::acquire(row.id);
     for _ in 0..REFRESH_ATTEMPTS {
         let latest = store::load(row.id, &row.user_id)?;
-        let done = latest
-            .credentials
-            .as_ref()
-            .is_some_and(|c| c.tokens.access_token != stale_access_token && !c.tokens.refresh_due(now()));
+        let done = latest.credentials.as_ref().is_some_and(|c| c.tokens.access_token != stale_access_token && !c.tokens.refresh_due(now()));
         *row = latest;
         if done {
             return Ok(());
@@ -86,7 +83,10 @@ pub fn refresh(http: &HttpClient, row: &mut ServerRow, stale_access_token: &str)
             return Err(reauth(row, "the authorization server of the stored tokens is no longer known"));
         };
         if grant.issuer != credentials.tokens.issuer {
-            return Err(reauth(row, "the stored tokens were issued by another authorization server than the one they would be refreshed at"));
+            return Err(reauth(
+                row,
+                "the stored tokens were issued by another authorization server than the one they would be refreshed at",
+            ));
         }
         let reservation = match durable::reserve(row, Condition::Generation(row.generation), None)? {
             Reserved::Held(reservation) => reservation,
@@ -96,14 +96,8 @@ pub fn refresh(http: &HttpClient, row: &mut ServerRow, stale_access_token: &str)
         reservation.hold_for(http.config().request_timeout + runtime::CANCEL_GRACE + Duration::from_secs(5));
         let client = ClientCredentials { client_id: &grant.client_id, secret: grant.client_secret.as_deref(), method: grant.auth_method };
         let endpoint = TokenEndpoint { url: &grant.token_endpoint, issuer: &grant.issuer };
-        let refreshed = runtime::block_on_to_completion(oauth::refresh(
-            http,
-            endpoint,
-            &client,
-            &credentials.tokens,
-            &grant.resource,
-            now(),
-        ))?;
+        let refreshed =
+            runtime::block_on_to_completion(oauth::refresh(http, endpoint, &client, &credentials.tokens, &grant.resource, now()))?;
         return match refreshed {
             Ok(tokens) => {
                 let credentials = Credentials { tokens, grant: Some(grant) };

@@ -8,20 +8,15 @@ use std::ffi::{CStr, CString};
 
 /// The current user's id, as `mcp_oauth.identity` says to find it.
 pub fn current_user_id() -> Result<String, Error> {
-    let source: IdentitySource =
-        gucs::string(&gucs::IDENTITY).as_deref().unwrap_or("role").parse()?;
+    let source: IdentitySource = gucs::string(&gucs::IDENTITY).as_deref().unwrap_or("role").parse()?;
     let user_id = match &source {
         IdentitySource::Role => {
             // SAFETY: GetUserId is always valid in a backend; the name is palloc'd.
             let name = unsafe { CStr::from_ptr(pg_sys::GetUserNameFromId(pg_sys::GetUserId(), false)) };
             identity::validate_user_id("the current role name", Some(&name.to_string_lossy()))?
         }
-        IdentitySource::Setting(name) => {
-            identity::validate_user_id(&format!("the setting {name}"), setting(name).as_deref())?
-        }
-        IdentitySource::JwtClaim(claim) => {
-            identity::user_id_from_jwt_claims(setting(JWT_CLAIMS_SETTING).as_deref(), claim)?
-        }
+        IdentitySource::Setting(name) => identity::validate_user_id(&format!("the setting {name}"), setting(name).as_deref())?,
+        IdentitySource::JwtClaim(claim) => identity::user_id_from_jwt_claims(setting(JWT_CLAIMS_SETTING).as_deref(), claim)?,
     };
     Ok(user_id)
 }

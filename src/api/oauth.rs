@@ -9,10 +9,10 @@ use crate::runtime;
 use crate::secrets;
 use crate::state::{self, now};
 use crate::store::{self, AuthType, Change, Condition, RowUpdate, ServerRow};
+use mcp_oauth_core::discovery::Discovered;
 use mcp_oauth_core::oauth::{self, ClientAuthMethod, ClientCredentials, ClientProfile, ClientRegistration, ClientSource, TokenEndpoint};
 use mcp_oauth_core::signin::{self, Credentials, Grant, StartRequest, LEGACY_KEYS};
 use pgrx::prelude::*;
-use mcp_oauth_core::discovery::Discovered;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -161,9 +161,7 @@ fn finish(state_token: &str, code: &str, iss: Option<&str>) -> Result<uuid::Uuid
     // (unless mcp_oauth.finish_requires_identity); when the caller does have
     // an identity, it must be the state's user.
     match current_user_id() {
-        Ok(caller) if caller != claims.user_id => {
-            return Err(Error::InvalidCallback("the state belongs to another user".into()))
-        }
+        Ok(caller) if caller != claims.user_id => return Err(Error::InvalidCallback("the state belongs to another user".into())),
         Ok(_) => {}
         Err(Error::Identity(e)) if gucs::FINISH_REQUIRES_IDENTITY.get() => return Err(Error::FinishNeedsIdentity(e)),
         Err(_) => {}
@@ -178,9 +176,10 @@ fn finish(state_token: &str, code: &str, iss: Option<&str>) -> Result<uuid::Uuid
     })?;
     let flow_id = claims.flow_id.to_hex();
     let record = row.record.clone();
-    let flow = record.flow.clone().filter(|f| f.id == flow_id).ok_or_else(|| {
-        Error::InvalidCallback("this sign-in was already completed, or superseded by a newer mcp_oauth_start()".into())
-    })?;
+    let flow =
+        record.flow.clone().filter(|f| f.id == flow_id).ok_or_else(|| {
+            Error::InvalidCallback("this sign-in was already completed, or superseded by a newer mcp_oauth_start()".into())
+        })?;
     let (auth_server, resource, client) = flow
         .discovery(&record)
         .map(|(a, r, c)| (a.clone(), r.to_owned(), c.clone()))
@@ -237,10 +236,7 @@ fn finish(state_token: &str, code: &str, iss: Option<&str>) -> Result<uuid::Uuid
     let (update, outcome) = match exchanged {
         Ok(mut tokens) => {
             tokens.scope = tokens.scope.or(flow.scope.clone());
-            let credentials = Credentials {
-                tokens,
-                grant: Some(Grant::new(&auth_server, &client, client_secret.as_deref(), &resource)),
-            };
+            let credentials = Credentials { tokens, grant: Some(Grant::new(&auth_server, &client, client_secret.as_deref(), &resource)) };
             let mut update = RowUpdate {
                 tokens: Change::Set(store::seal(row.id, &credentials)?),
                 reauth_required: Some(false),
@@ -349,9 +345,7 @@ fn mcp_oauth_start(server_id: Option<pgrx::Uuid>) -> String {
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn mcp_oauth_finish(state: Option<&str>, code: Option<&str>, iss: default!(Option<&str>, "NULL")) -> pgrx::Uuid {
-    let id = or_raise(
-        required(state, "state").and_then(|state| finish(state, required(code, "code")?, iss)),
-    );
+    let id = or_raise(required(state, "state").and_then(|state| finish(state, required(code, "code")?, iss)));
     pgrx::Uuid::from_bytes(*id.as_bytes())
 }
 
@@ -367,13 +361,6 @@ fn mcp_oauth_reset(server_id: Option<pgrx::Uuid>) {
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-fn mcp_oauth_set_client(
-    server_id: Option<pgrx::Uuid>,
-    client_id: Option<&str>,
-    client_secret: default!(Option<&str>, "NULL"),
-) {
-    or_raise(
-        required(server_id, "server_id")
-            .and_then(|id| set_client(to_uuid(id), required(client_id, "client_id")?, client_secret)),
-    )
+fn mcp_oauth_set_client(server_id: Option<pgrx::Uuid>, client_id: Option<&str>, client_secret: default!(Option<&str>, "NULL")) {
+    or_raise(required(server_id, "server_id").and_then(|id| set_client(to_uuid(id), required(client_id, "client_id")?, client_secret)))
 }

@@ -83,10 +83,8 @@ fn test_server(server_id: uuid::Uuid) -> Result<Value, Error> {
                 let update = RowUpdate { last_error: Change::Clear, ..Default::default() };
                 durable::write(&row, Condition::Generation(row.generation), update)?;
             }
-            let listed: Vec<Value> = tools
-                .iter()
-                .map(|t| serde_json::json!({"name": t.get("name"), "description": t.get("description")}))
-                .collect();
+            let listed: Vec<Value> =
+                tools.iter().map(|t| serde_json::json!({"name": t.get("name"), "description": t.get("description")})).collect();
             Ok(serde_json::json!({"ok": true, "tool_count": listed.len(), "tools": listed}))
         }
         // Identity and "no such row" are the caller's mistakes: raise them.

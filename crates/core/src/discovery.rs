@@ -133,10 +133,7 @@ pub fn auth_server_metadata_candidates(issuer: &Url) -> Vec<Url> {
     let origin = origin_of(issuer);
     let path = issuer.path().trim_end_matches('/');
     let urls = if path.is_empty() {
-        vec![
-            format!("{origin}/.well-known/oauth-authorization-server"),
-            format!("{origin}/.well-known/openid-configuration"),
-        ]
+        vec![format!("{origin}/.well-known/oauth-authorization-server"), format!("{origin}/.well-known/openid-configuration")]
     } else {
         vec![
             format!("{origin}/.well-known/oauth-authorization-server{path}"),
@@ -209,7 +206,8 @@ async fn fetch_resource_metadata(
 /// Authorization server metadata from a response body, checked against the
 /// issuer it was fetched for (RFC 8414 §3.3).
 pub fn auth_server_from_json(body: &[u8], issuer: &str) -> Result<AuthServer, DiscoveryError> {
-    let doc: AuthServerDoc = serde_json::from_slice(body).map_err(|_| invalid("the authorization server metadata is not valid JSON metadata"))?;
+    let doc: AuthServerDoc =
+        serde_json::from_slice(body).map_err(|_| invalid("the authorization server metadata is not valid JSON metadata"))?;
     validate_auth_server(doc, issuer, IssuerRule::Identical)
 }
 
@@ -226,9 +224,8 @@ async fn fetch_auth_server(http: &HttpClient, issuer: &str) -> Result<AuthServer
         if response.status != 200 {
             continue;
         }
-        let doc = parse_json::<AuthServerDoc>(&response).ok_or_else(|| {
-            invalid(format!("the authorization server metadata at {} is not valid JSON metadata", display_host(&url)))
-        })?;
+        let doc = parse_json::<AuthServerDoc>(&response)
+            .ok_or_else(|| invalid(format!("the authorization server metadata at {} is not valid JSON metadata", display_host(&url))))?;
         return validate_auth_server(doc, issuer, IssuerRule::Identical);
     }
     Err(invalid(format!("no authorization server metadata found for {}", display_host(&issuer_url))))
@@ -290,9 +287,7 @@ fn validate_auth_server(doc: AuthServerDoc, expected_issuer: &str, rule: IssuerR
         scopes_supported: doc.scopes_supported,
         token_endpoint_auth_methods_supported: doc.token_endpoint_auth_methods_supported,
         client_id_metadata_document_supported: doc.client_id_metadata_document_supported.unwrap_or(false),
-        authorization_response_iss_parameter_supported: doc
-            .authorization_response_iss_parameter_supported
-            .unwrap_or(false),
+        authorization_response_iss_parameter_supported: doc.authorization_response_iss_parameter_supported.unwrap_or(false),
         from_metadata: true,
     })
 }
@@ -304,9 +299,8 @@ async fn legacy_auth_server(http: &HttpClient, server_url: &Url) -> Result<AuthS
     let url = Url::parse(&format!("{origin}/.well-known/oauth-authorization-server")).map_err(|_| invalid("bad origin"))?;
     let response = http.send(HttpRequest::get(url.clone()).accept("application/json")).await?;
     if response.status == 200 {
-        let doc = parse_json::<AuthServerDoc>(&response).ok_or_else(|| {
-            invalid(format!("the authorization server metadata at {} is not valid JSON metadata", display_host(&url)))
-        })?;
+        let doc = parse_json::<AuthServerDoc>(&response)
+            .ok_or_else(|| invalid(format!("the authorization server metadata at {} is not valid JSON metadata", display_host(&url))))?;
         return validate_auth_server(doc, &origin, IssuerRule::SameOrigin);
     }
     Ok(AuthServer {
@@ -324,11 +318,7 @@ async fn legacy_auth_server(http: &HttpClient, server_url: &Url) -> Result<AuthS
 
 /// Runs discovery for `server_url`, using `challenge` when the caller already
 /// has one (a 401/403 from a real call), else probing for it.
-pub async fn discover(
-    http: &HttpClient,
-    server_url: &Url,
-    challenge: Option<BearerChallenge>,
-) -> Result<Discovered, DiscoveryError> {
+pub async fn discover(http: &HttpClient, server_url: &Url, challenge: Option<BearerChallenge>) -> Result<Discovered, DiscoveryError> {
     let challenge = match challenge {
         Some(c) => Some(c),
         None => probe(http, server_url).await?,
@@ -350,27 +340,15 @@ pub async fn discover(
     // RFC 9728 §3.3: the resource must be the identifier the metadata URL was
     // derived from — the server URL, or its origin for the root location.
     let origin = origin_of(server_url);
-    let resource_ok = same_resource(&resource, server_url.as_str())
-        || (!exact && (resource == origin || resource == format!("{origin}/")));
+    let resource_ok = same_resource(&resource, server_url.as_str()) || (!exact && (resource == origin || resource == format!("{origin}/")));
     if !resource_ok {
-        return Err(invalid(format!(
-            "the protected resource metadata is for {resource:?}, not for this server ({})",
-            server_url.as_str()
-        )));
+        return Err(invalid(format!("the protected resource metadata is for {resource:?}, not for this server ({})", server_url.as_str())));
     }
-    let servers: Vec<String> = doc
-        .authorization_servers
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|v| v.as_str().map(str::to_owned))
-        .collect();
-    let issuer = servers
-        .first()
-        .ok_or_else(|| invalid("the protected resource metadata lists no authorization_servers"))?;
+    let servers: Vec<String> =
+        doc.authorization_servers.unwrap_or_default().into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
+    let issuer = servers.first().ok_or_else(|| invalid("the protected resource metadata lists no authorization_servers"))?;
     let auth_server = fetch_auth_server(http, issuer).await?;
-    let resource_scopes = doc
-        .scopes_supported
-        .map(|s| s.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect());
+    let resource_scopes = doc.scopes_supported.map(|s| s.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect());
     Ok(Discovered {
         resource,
         resource_metadata_url: Some(metadata_url.to_string()),
@@ -388,10 +366,13 @@ mod tests {
     fn resource_metadata_locations() {
         let u = Url::parse("https://mcp.example.com/api/mcp").unwrap();
         let c: Vec<String> = resource_metadata_candidates(&u).iter().map(|u| u.to_string()).collect();
-        assert_eq!(c, [
-            "https://mcp.example.com/.well-known/oauth-protected-resource/api/mcp",
-            "https://mcp.example.com/.well-known/oauth-protected-resource",
-        ]);
+        assert_eq!(
+            c,
+            [
+                "https://mcp.example.com/.well-known/oauth-protected-resource/api/mcp",
+                "https://mcp.example.com/.well-known/oauth-protected-resource",
+            ]
+        );
         let root = Url::parse("https://mcp.example.com/").unwrap();
         assert_eq!(resource_metadata_candidates(&root).len(), 1);
     }
@@ -400,17 +381,23 @@ mod tests {
     fn auth_server_metadata_locations() {
         let with_path = Url::parse("https://auth.example.com/tenant1").unwrap();
         let c: Vec<String> = auth_server_metadata_candidates(&with_path).iter().map(|u| u.to_string()).collect();
-        assert_eq!(c, [
-            "https://auth.example.com/.well-known/oauth-authorization-server/tenant1",
-            "https://auth.example.com/.well-known/openid-configuration/tenant1",
-            "https://auth.example.com/tenant1/.well-known/openid-configuration",
-        ]);
+        assert_eq!(
+            c,
+            [
+                "https://auth.example.com/.well-known/oauth-authorization-server/tenant1",
+                "https://auth.example.com/.well-known/openid-configuration/tenant1",
+                "https://auth.example.com/tenant1/.well-known/openid-configuration",
+            ]
+        );
         let bare = Url::parse("https://auth.example.com").unwrap();
         let c: Vec<String> = auth_server_metadata_candidates(&bare).iter().map(|u| u.to_string()).collect();
-        assert_eq!(c, [
-            "https://auth.example.com/.well-known/oauth-authorization-server",
-            "https://auth.example.com/.well-known/openid-configuration",
-        ]);
+        assert_eq!(
+            c,
+            [
+                "https://auth.example.com/.well-known/oauth-authorization-server",
+                "https://auth.example.com/.well-known/openid-configuration",
+            ]
+        );
     }
 
     fn doc(issuer: &str, methods: Option<Vec<&str>>) -> AuthServerDoc {

@@ -100,19 +100,15 @@ pub fn user_id_from_jwt_claims(claims_json: Option<&str>, claim: &str) -> Result
     let Some(json) = claims_json.filter(|j| !j.trim().is_empty()) else {
         return Err(IdentityError::Missing(format!("the setting {JWT_CLAIMS_SETTING} is not set")));
     };
-    let parsed: serde_json::Value = serde_json::from_str(json)
-        .map_err(|_| IdentityError::Invalid(format!("the setting {JWT_CLAIMS_SETTING}"), "is not valid JSON"))?;
-    let object = parsed
-        .as_object()
-        .ok_or(IdentityError::Invalid(format!("the setting {JWT_CLAIMS_SETTING}"), "is not a JSON object"))?;
+    let parsed: serde_json::Value =
+        serde_json::from_str(json).map_err(|_| IdentityError::Invalid(format!("the setting {JWT_CLAIMS_SETTING}"), "is not valid JSON"))?;
+    let object = parsed.as_object().ok_or(IdentityError::Invalid(format!("the setting {JWT_CLAIMS_SETTING}"), "is not a JSON object"))?;
     match object.get(claim) {
         None | Some(serde_json::Value::Null) => {
             Err(IdentityError::Missing(format!("the JWT claims in {JWT_CLAIMS_SETTING} have no \"{claim}\" claim")))
         }
         Some(serde_json::Value::String(s)) => validate_user_id(&source, Some(s)),
-        Some(serde_json::Value::Number(n)) if n.is_i64() || n.is_u64() => {
-            validate_user_id(&source, Some(&n.to_string()))
-        }
+        Some(serde_json::Value::Number(n)) if n.is_i64() || n.is_u64() => validate_user_id(&source, Some(&n.to_string())),
         Some(_) => Err(IdentityError::Invalid(source, "is not a string or an integer")),
     }
 }
@@ -127,9 +123,20 @@ mod tests {
         assert_eq!("setting:app.user_id".parse(), Ok(IdentitySource::Setting("app.user_id".into())));
         assert_eq!("jwt_claim:sub".parse(), Ok(IdentitySource::JwtClaim("sub".into())));
         for bad in [
-            "", "Role", "user", "setting:", "setting:user_id", "setting:app.", "setting:.x",
-            "setting:app.user id", "setting:mcp_oauth.state_secret", "setting:MCP_OAUTH.x",
-            "jwt_claim:", "jwt_claim:a b", "jwt_claim:'", "setting:app.1x",
+            "",
+            "Role",
+            "user",
+            "setting:",
+            "setting:user_id",
+            "setting:app.",
+            "setting:.x",
+            "setting:app.user id",
+            "setting:mcp_oauth.state_secret",
+            "setting:MCP_OAUTH.x",
+            "jwt_claim:",
+            "jwt_claim:a b",
+            "jwt_claim:'",
+            "setting:app.1x",
         ] {
             assert!(bad.parse::<IdentitySource>().is_err(), "{bad:?} accepted");
         }

@@ -165,8 +165,7 @@ pub fn is_metadata(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => V4.contains(&v4.octets()),
         IpAddr::V6(v6) => {
-            v6.segments() == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254]
-                || embedded_ipv4(v6).is_some_and(|v4| is_metadata(IpAddr::V4(v4)))
+            v6.segments() == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254] || embedded_ipv4(v6).is_some_and(|v4| is_metadata(IpAddr::V4(v4)))
         }
     }
 }
@@ -656,9 +655,16 @@ mod tests {
     fn private_literals_are_blocked_unless_allowed() {
         let p = policy(true, false, "");
         for url in [
-            "https://10.0.0.1/", "https://172.16.0.1/", "https://192.168.1.1/", "https://169.254.169.254/",
-            "https://100.64.0.1/", "https://0.0.0.0/", "https://[fd00::1]/", "https://[fe80::1]/",
-            "https://[::ffff:10.0.0.1]/", "https://[::]/",
+            "https://10.0.0.1/",
+            "https://172.16.0.1/",
+            "https://192.168.1.1/",
+            "https://169.254.169.254/",
+            "https://100.64.0.1/",
+            "https://0.0.0.0/",
+            "https://[fd00::1]/",
+            "https://[fe80::1]/",
+            "https://[::ffff:10.0.0.1]/",
+            "https://[::]/",
         ] {
             assert!(check(&p, url).is_err(), "{url}");
         }
@@ -678,7 +684,12 @@ mod tests {
     #[test]
     fn metadata_is_never_reachable() {
         let open = policy(true, true, "");
-        for url in ["http://169.254.169.254/latest/meta-data/", "https://[fd00:ec2::254]/", "https://[::ffff:169.254.169.254]/", "https://100.100.100.200/"] {
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "https://[fd00:ec2::254]/",
+            "https://[::ffff:169.254.169.254]/",
+            "https://100.100.100.200/",
+        ] {
             assert!(check(&open, url).is_err(), "{url}");
         }
     }
@@ -687,9 +698,18 @@ mod tests {
     fn embedded_and_encoded_addresses() {
         let p = policy(false, false, "");
         for url in [
-            "https://2130706433/", "https://0x7f000001/", "https://0177.0.0.1/", "https://127.1/",
-            "https://[::127.0.0.1]/", "https://[64:ff9b::a00:1]/", "https://[2002:a00:1::]/", "https://[2001:0:1::1]/",
-            "https://[::ffff:a00:1]/", "https://0/", "https://[fec0::1]/", "https://198.18.0.1/",
+            "https://2130706433/",
+            "https://0x7f000001/",
+            "https://0177.0.0.1/",
+            "https://127.1/",
+            "https://[::127.0.0.1]/",
+            "https://[64:ff9b::a00:1]/",
+            "https://[2002:a00:1::]/",
+            "https://[2001:0:1::1]/",
+            "https://[::ffff:a00:1]/",
+            "https://0/",
+            "https://[fec0::1]/",
+            "https://198.18.0.1/",
         ] {
             assert!(check(&p, url).is_err(), "{url}");
         }
@@ -712,13 +732,13 @@ mod tests {
     fn metadata_in_every_ipv6_form_is_refused_even_when_private_networks_are_allowed() {
         let open = policy(true, true, "");
         for url in [
-            "https://[64:ff9b::a9fe:a9fe]/",      // NAT64
-            "https://[2002:a9fe:a9fe::1]/",       // 6to4
-            "https://[::a9fe:a9fe]/",             // IPv4-compatible
-            "https://[::ffff:a9fe:a9fe]/",        // IPv4-mapped
-            "https://[64:ff9b::a9fe:aa02]/",      // 169.254.170.2 (ECS)
-            "https://[2002:6464:64c8::]/",        // 100.100.100.200 (Alibaba)
-            "https://[::a83f:8110]/",             // 168.63.129.16 (Azure)
+            "https://[64:ff9b::a9fe:a9fe]/", // NAT64
+            "https://[2002:a9fe:a9fe::1]/",  // 6to4
+            "https://[::a9fe:a9fe]/",        // IPv4-compatible
+            "https://[::ffff:a9fe:a9fe]/",   // IPv4-mapped
+            "https://[64:ff9b::a9fe:aa02]/", // 169.254.170.2 (ECS)
+            "https://[2002:6464:64c8::]/",   // 100.100.100.200 (Alibaba)
+            "https://[::a83f:8110]/",        // 168.63.129.16 (Azure)
         ] {
             let err = check(&open, url).unwrap_err();
             assert!(err.to_string().contains("metadata"), "{url}: {err}");
@@ -735,8 +755,8 @@ mod tests {
     #[test]
     fn debug_of_a_request_shows_no_secret() {
         let url = Url::parse("https://as.example/token?x=secret-in-query").unwrap();
-        let request = HttpRequest::post(url, "application/x-www-form-urlencoded", b"code_verifier=secret-verifier".to_vec())
-            .bearer("secret-token");
+        let request =
+            HttpRequest::post(url, "application/x-www-form-urlencoded", b"code_verifier=secret-verifier".to_vec()).bearer("secret-token");
         let shown = format!("{request:?}");
         assert!(!shown.contains("secret"), "{shown}");
     }

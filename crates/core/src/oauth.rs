@@ -252,12 +252,8 @@ pub async fn register(
             why: format!("the registration requires {} but issued no client_secret", auth_method.as_str()),
         });
     }
-    let registration = ClientRegistration {
-        client_id,
-        source: ClientSource::Dynamic,
-        issuer: Some(auth_server.issuer.clone()),
-        auth_method,
-    };
+    let registration =
+        ClientRegistration { client_id, source: ClientSource::Dynamic, issuer: Some(auth_server.issuer.clone()), auth_method };
     Ok((registration, if auth_method == ClientAuthMethod::None { None } else { secret }))
 }
 
@@ -393,9 +389,9 @@ pub fn parse_token_response(host: &str, body: &[u8], issuer: &str, now: i64) -> 
         Some(serde_json::Value::String(t)) if is_access_token(t) => t.clone(),
         Some(serde_json::Value::String(t)) if !t.is_empty() => {
             return Err(invalid(&format!(
-                "the access_token is not 1 to {MAX_TOKEN_LEN} visible ASCII characters (RFC 6749 Appendix A) without spaces; it has {} bytes",
-                t.len()
-            )))
+            "the access_token is not 1 to {MAX_TOKEN_LEN} visible ASCII characters (RFC 6749 Appendix A) without spaces; it has {} bytes",
+            t.len()
+        )))
         }
         _ => return Err(invalid("the token response has no usable access_token")),
     };
@@ -460,8 +456,7 @@ impl OAuthError {
             OAuthError::Rejected { host, code, description, status } => OAuthError::Rejected {
                 host,
                 code: crate::text::redact(&code, secrets.clone()),
-                description: description
-                    .map(|d| crate::text::redact(&d, secrets).chars().take(crate::text::REMOTE_TEXT_CHARS).collect()),
+                description: description.map(|d| crate::text::redact(&d, secrets).chars().take(crate::text::REMOTE_TEXT_CHARS).collect()),
                 status,
             },
             other => other,
@@ -542,10 +537,7 @@ pub async fn refresh(
     resource: &str,
     now: i64,
 ) -> Result<TokenSet, OAuthError> {
-    let refresh_token = tokens
-        .refresh_token
-        .as_deref()
-        .ok_or_else(|| OAuthError::Unsupported("no refresh token was issued".into()))?;
+    let refresh_token = tokens.refresh_token.as_deref().ok_or_else(|| OAuthError::Unsupported("no refresh token was issued".into()))?;
     let params = vec![("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("resource", resource)];
     let mut fresh = token_request(http, endpoint, client, params, now).await?;
     if fresh.refresh_token.is_none() {
@@ -595,7 +587,13 @@ mod tests {
 
     #[test]
     fn token_responses_are_validated() {
-        let ok = parse_token_response("h", br#"{"access_token":"at","token_type":"bearer","expires_in":3600,"refresh_token":"rt","scope":"a"}"#, "iss", 100).unwrap();
+        let ok = parse_token_response(
+            "h",
+            br#"{"access_token":"at","token_type":"bearer","expires_in":3600,"refresh_token":"rt","scope":"a"}"#,
+            "iss",
+            100,
+        )
+        .unwrap();
         assert_eq!(ok.expires_at, Some(3700));
         assert_eq!(ok.refresh_token.as_deref(), Some("rt"));
         assert!(!format!("{ok:?}").contains("\"at\"") && !format!("{ok:?}").contains("rt\""));
@@ -624,15 +622,9 @@ mod tests {
             serde_json::json!({"access_token": access, "refresh_token": refresh, "token_type": "Bearer"}).to_string()
         };
         assert!(parse_token_response("h", body("eyJ.a-b_c~d+e/f=", "r!#$%&'()*+,-./:;<=>?@[]^_`{|}~ x").as_bytes(), "iss", 0).is_ok());
-        for (access, refresh) in [
-            ("has space", "r"),
-            ("tab\there", "r"),
-            ("ctl\u{1}", "r"),
-            ("caf\u{e9}", "r"),
-            ("a", "caf\u{e9}"),
-            ("a", "nl\n"),
-            ("a", ""),
-        ] {
+        for (access, refresh) in
+            [("has space", "r"), ("tab\there", "r"), ("ctl\u{1}", "r"), ("caf\u{e9}", "r"), ("a", "caf\u{e9}"), ("a", "nl\n"), ("a", "")]
+        {
             let err = parse_token_response("h", body(access, refresh).as_bytes(), "iss", 0).unwrap_err();
             assert!(matches!(err, OAuthError::InvalidResponse { .. }), "{access:?} {refresh:?}");
         }

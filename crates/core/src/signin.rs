@@ -78,11 +78,7 @@ impl Flow {
     pub fn discovery<'a>(&'a self, record: &'a OAuthRecord) -> Option<(&'a AuthServer, &'a str, &'a ClientRegistration)> {
         match (&self.authorization_server, &self.resource, &self.client) {
             (Some(server), Some(resource), Some(client)) => Some((server, resource, client)),
-            (None, None, None) => Some((
-                record.authorization_server.as_ref()?,
-                record.resource.as_deref()?,
-                record.client.as_ref()?,
-            )),
+            (None, None, None) => Some((record.authorization_server.as_ref()?, record.resource.as_deref()?, record.client.as_ref()?)),
             _ => None,
         }
     }
@@ -340,12 +336,17 @@ mod tests {
     fn secrets_do_not_show_in_debug() {
         let grant = Grant {
             client_secret: Some("s3cr3t-value".into()),
-            ..Grant::new(&server("https://as"), &ClientRegistration {
-                client_id: "c".into(),
-                source: ClientSource::Dynamic,
-                issuer: None,
-                auth_method: ClientAuthMethod::ClientSecretBasic,
-            }, None, "https://mcp")
+            ..Grant::new(
+                &server("https://as"),
+                &ClientRegistration {
+                    client_id: "c".into(),
+                    source: ClientSource::Dynamic,
+                    issuer: None,
+                    auth_method: ClientAuthMethod::ClientSecretBasic,
+                },
+                None,
+                "https://mcp",
+            )
         };
         let shown = format!("{:?}", Credentials { tokens: tokens("https://as"), grant: Some(grant) });
         assert!(!shown.contains("s3cr3t") && !shown.contains("\"at\""), "{shown}");

@@ -136,13 +136,7 @@ pub struct StateClaims {
 impl StateClaims {
     /// Claims for a new flow started at `now` that stays valid for `ttl_secs`.
     pub fn new(user_id: &str, server_id: Uuid, now: i64, ttl_secs: i64) -> Self {
-        Self {
-            user_id: user_id.to_owned(),
-            server_id,
-            flow_id: FlowId::random(),
-            issued_at: now,
-            expires_at: now.saturating_add(ttl_secs),
-        }
+        Self { user_id: user_id.to_owned(), server_id, flow_id: FlowId::random(), issued_at: now, expires_at: now.saturating_add(ttl_secs) }
     }
 }
 

@@ -11,9 +11,23 @@ pub const MAX_HEADER_VALUE_LEN: usize = 4096;
 
 /// Headers the HTTP layer owns: framing, hop-by-hop, and the MCP transport's own.
 const RESERVED_HEADERS: &[&str] = &[
-    "host", "content-length", "content-type", "transfer-encoding", "connection", "keep-alive",
-    "te", "trailer", "upgrade", "proxy-authorization", "proxy-connection", "accept",
-    "accept-encoding", "mcp-session-id", "mcp-protocol-version", "last-event-id", "cookie",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-connection",
+    "accept",
+    "accept-encoding",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "last-event-id",
+    "cookie",
 ];
 
 /// Checks an MCP server URL: absolute http(s) with a host, no credentials, no
@@ -55,8 +69,7 @@ pub fn server_url(raw: &str) -> Result<(), &'static str> {
 
 /// RFC 9110 `token`: the characters a header field name may have.
 fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Checks the `headers` object: at most 20 string values under token names,
@@ -136,7 +149,11 @@ pub fn slug_from_name(name: &str) -> String {
     while slug.ends_with('-') {
         slug.pop();
     }
-    if slug.is_empty() { "server".into() } else { slug }
+    if slug.is_empty() {
+        "server".into()
+    } else {
+        slug
+    }
 }
 
 #[cfg(test)]
@@ -161,12 +178,26 @@ mod tests {
     #[test]
     fn rejects_bad_urls() {
         for bad in [
-            "", "mcp.example.com", "/mcp", "ftp://example.com", "file:///etc/passwd",
-            "javascript:alert(1)", "data:text/plain,x", " https://example.com",
-            "https://example.com/a b", "https://example.com/#frag", "https://example.com#",
-            "https://user:pw@example.com/", "https://user@example.com/", "https:example.com",
-            "https://", "http:///x", "https://exa\nmple.com", "https://example.com/\r\nX: y",
-            "vbscript:msgbox", "JavaScript:alert(1)",
+            "",
+            "mcp.example.com",
+            "/mcp",
+            "ftp://example.com",
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "data:text/plain,x",
+            " https://example.com",
+            "https://example.com/a b",
+            "https://example.com/#frag",
+            "https://example.com#",
+            "https://user:pw@example.com/",
+            "https://user@example.com/",
+            "https:example.com",
+            "https://",
+            "http:///x",
+            "https://exa\nmple.com",
+            "https://example.com/\r\nX: y",
+            "vbscript:msgbox",
+            "JavaScript:alert(1)",
         ] {
             assert!(server_url(bad).is_err(), "{bad:?} accepted");
         }
@@ -177,8 +208,7 @@ mod tests {
     fn validates_headers() {
         assert_eq!(headers(&json!({})), Ok(()));
         assert_eq!(headers(&json!({"Authorization": "Bearer x", "X-Api-Key": "k\tv"})), Ok(()));
-        let too_many: serde_json::Map<String, Value> =
-            (0..21).map(|i| (format!("X-H{i}"), json!("v"))).collect();
+        let too_many: serde_json::Map<String, Value> = (0..21).map(|i| (format!("X-H{i}"), json!("v"))).collect();
         assert!(headers(&Value::Object(too_many)).unwrap_err().contains("at most 20"));
         for (bad, why) in [
             (json!([]), "JSON object"),

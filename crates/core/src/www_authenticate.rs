@@ -153,9 +153,7 @@ pub fn bearer<'a>(headers: impl IntoIterator<Item = &'a str>) -> Option<BearerCh
             if !challenge.scheme.eq_ignore_ascii_case("bearer") {
                 continue;
             }
-            let get = |name: &str| {
-                challenge.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty())
-            };
+            let get = |name: &str| challenge.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
             return Some(BearerChallenge {
                 resource_metadata: get("resource_metadata"),
                 scope: get("scope"),

@@ -2,10 +2,10 @@
 
 use mcp_oauth_core::discovery::{self, DiscoveryError};
 use mcp_oauth_core::mcp::{Call, Era, InputRound, McpError, McpSession, Target, MODERN_PROTOCOL};
-use rmcp::model::ClientCapabilities;
 use mcp_oauth_core::net::{HttpClient, HttpRequest, NetConfig, NetError, NetPolicy};
 use mcp_oauth_core::oauth::{self, ClientAuthMethod, ClientCredentials, ClientProfile, OAuthError, Pkce};
 use mcp_oauth_fixture::{spawn, Behaviour};
+use rmcp::model::ClientCapabilities;
 use std::time::Duration;
 use url::Url;
 
@@ -55,19 +55,31 @@ async fn whole_flow_discovery_registration_code_refresh_and_tools() {
     let pkce = Pkce::new();
     let scope = oauth::choose_scope(None, None, None, found.auth_server.scopes_supported.as_deref());
     assert_eq!(scope.as_deref(), Some("offline_access"));
-    let url = oauth::authorization_url(&found.auth_server, &registration.client_id, REDIRECT, &pkce.challenge, "st", scope.as_deref(), &found.resource).unwrap();
+    let url = oauth::authorization_url(
+        &found.auth_server,
+        &registration.client_id,
+        REDIRECT,
+        &pkce.challenge,
+        "st",
+        scope.as_deref(),
+        &found.resource,
+    )
+    .unwrap();
     let callback = authorize(&http, &url).await;
     assert_eq!(param(&callback, "state").as_deref(), Some("st"));
     assert_eq!(fixture.stats().last_resource.as_deref(), Some(found.resource.as_str()));
     let code = param(&callback, "code").unwrap();
 
     let creds = ClientCredentials { client_id: &registration.client_id, secret: None, method: registration.auth_method };
-    let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 1000).await.unwrap();
+    let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 1000)
+        .await
+        .unwrap();
     assert_eq!(tokens.expires_at, Some(4600));
     assert_eq!(fixture.stats().last_resource.as_deref(), Some(found.resource.as_str()));
 
     // The code is single use.
-    let again = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 1000).await;
+    let again =
+        oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 1000).await;
     assert!(matches!(again, Err(OAuthError::Rejected { ref code, .. }) if code == "invalid_grant"), "{again:?}");
 
     // MCP with the token.
@@ -76,7 +88,14 @@ async fn whole_flow_discovery_registration_code_refresh_and_tools() {
     let tools = session.list_tools(&http, &target).await.unwrap();
     assert_eq!(tools.len(), 9);
     assert_eq!(session.era(), Some(&Era::Modern(MODERN_PROTOCOL.into())));
-    let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, &mut Call::call_tool("add", args(serde_json::json!({"a": 2, "b": 3})), InputRound::default())).await.unwrap().get()).unwrap();
+    let result: serde_json::Value = serde_json::from_str(
+        session
+            .call_tool(&http, &target, &mut Call::call_tool("add", args(serde_json::json!({"a": 2, "b": 3})), InputRound::default()))
+            .await
+            .unwrap()
+            .get(),
+    )
+    .unwrap();
     assert_eq!(result["structuredContent"]["sum"], 5.0);
 
     // Refresh with rotation: the old refresh token is dead afterwards.
@@ -107,9 +126,12 @@ async fn tools_come_from_every_page() {
     let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce.challenge, "s", None, &found.resource).unwrap();
     let code = param(&authorize(&http, &url).await, "code").unwrap();
     let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method };
-    let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap();
+    let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0)
+        .await
+        .unwrap();
     let target = Target { url: &server, headers: &[], bearer: Some(&tokens.access_token), capabilities: &ClientCapabilities::default() };
-    let names: Vec<String> = McpSession::new().list_tools(&http, &target).await.unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect();
+    let names: Vec<String> =
+        McpSession::new().list_tools(&http, &target).await.unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect();
     assert_eq!(names, ["echo", "add", "fail", "big", "region_echo", "confirm", "extra_1", "extra_2", "extra_3"]);
 }
 
@@ -138,7 +160,10 @@ async fn signed_in(fixture: &mcp_oauth_fixture::Fixture, http: &HttpClient) -> S
     let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce.challenge, "s", None, &found.resource).unwrap();
     let code = param(&authorize(http, &url).await, "code").unwrap();
     let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method };
-    oauth::exchange_code(http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap().access_token
+    oauth::exchange_code(http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0)
+        .await
+        .unwrap()
+        .access_token
 }
 
 #[tokio::test]
@@ -149,13 +174,34 @@ async fn modern_first_with_mirrored_headers_then_one_request_per_call() {
     // Mcp-Param-Region is required by the server; the client learns it from
     // the tool list it reads before its first call.
     let before = fixture.stats().mcp_requests;
-    let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, &mut Call::call_tool("region_echo", args(serde_json::json!({"region": "eu-west"})), InputRound::default())).await.unwrap().get()).unwrap();
+    let result: serde_json::Value = serde_json::from_str(
+        session
+            .call_tool(
+                &http,
+                &target,
+                &mut Call::call_tool("region_echo", args(serde_json::json!({"region": "eu-west"})), InputRound::default()),
+            )
+            .await
+            .unwrap()
+            .get(),
+    )
+    .unwrap();
     assert_eq!(result["content"][0]["text"], "eu-west");
     assert_eq!(fixture.stats().mcp_requests - before, 2, "list, call");
     // Warm: one round trip per call, no handshake ever.
     let before = fixture.stats().mcp_requests;
-    session.call_tool(&http, &target, &mut Call::call_tool("region_echo", args(serde_json::json!({"region": "Zürich"})), InputRound::default())).await.unwrap();
-    session.call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "hi"})), InputRound::default())).await.unwrap();
+    session
+        .call_tool(
+            &http,
+            &target,
+            &mut Call::call_tool("region_echo", args(serde_json::json!({"region": "Zürich"})), InputRound::default()),
+        )
+        .await
+        .unwrap();
+    session
+        .call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "hi"})), InputRound::default()))
+        .await
+        .unwrap();
     assert_eq!(fixture.stats().mcp_requests - before, 2);
     assert_eq!(fixture.stats().initializes, 0);
     // What a client knew is out of date (the tool gained its annotation
@@ -165,7 +211,10 @@ async fn modern_first_with_mirrored_headers_then_one_request_per_call() {
     assert!(outdated.tools_listed);
     let mut stale = McpSession::from_learned(outdated);
     let before = fixture.stats().mcp_requests;
-    let result = stale.call_tool(&http, &target, &mut Call::call_tool("region_echo", args(serde_json::json!({"region": "ap"})), InputRound::default())).await.unwrap();
+    let result = stale
+        .call_tool(&http, &target, &mut Call::call_tool("region_echo", args(serde_json::json!({"region": "ap"})), InputRound::default()))
+        .await
+        .unwrap();
     assert_eq!(text_of(&result), "ap");
     assert_eq!(fixture.stats().mcp_requests - before, 3, "call, list, call");
 }
@@ -181,11 +230,21 @@ async fn legacy_servers_get_a_session_and_a_new_one_when_it_expires() {
     assert_eq!(fixture.stats().initializes, 1);
     // Warm: one round trip.
     let before = fixture.stats().mcp_requests;
-    session.call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "sse"})), InputRound::default())).await.unwrap();
+    session
+        .call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "sse"})), InputRound::default()))
+        .await
+        .unwrap();
     assert_eq!(fixture.stats().mcp_requests - before, 1);
     // The server forgets the session: 404, a new initialize, the call goes through.
     fixture.set(Behaviour { legacy_only: true, expire_sessions: true, ..Default::default() });
-    let result: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "again"})), InputRound::default())).await.unwrap().get()).unwrap();
+    let result: serde_json::Value = serde_json::from_str(
+        session
+            .call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "again"})), InputRound::default()))
+            .await
+            .unwrap()
+            .get(),
+    )
+    .unwrap();
     assert_eq!(result["content"][0]["text"], "again");
     assert_eq!(fixture.stats().initializes, 2);
 }
@@ -224,7 +283,9 @@ async fn token_endpoint_errors_and_client_auth() {
     let code = param(&authorize(&http, &url).await, "code").unwrap();
 
     let wrong = ClientCredentials { client_id: &reg.client_id, secret: Some("wrong"), method: ClientAuthMethod::ClientSecretBasic };
-    let err = oauth::exchange_code(&http, (&found.auth_server).into(), &wrong, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap_err();
+    let err = oauth::exchange_code(&http, (&found.auth_server).into(), &wrong, &code, &pkce.verifier, REDIRECT, &found.resource, 0)
+        .await
+        .unwrap_err();
     assert!(matches!(err, OAuthError::Rejected { ref code, status: 401, .. } if code == "invalid_client"), "{err:?}");
 
     let right = ClientCredentials { client_id: &reg.client_id, secret: Some(&secret), method: ClientAuthMethod::ClientSecretBasic };
@@ -235,7 +296,9 @@ async fn token_endpoint_errors_and_client_auth() {
     let pkce2 = Pkce::new();
     let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce2.challenge, "s", None, &found.resource).unwrap();
     let code = param(&authorize(&http, &url).await, "code").unwrap();
-    let err = oauth::exchange_code(&http, (&found.auth_server).into(), &right, &code, &Pkce::new().verifier, REDIRECT, &found.resource, 0).await.unwrap_err();
+    let err = oauth::exchange_code(&http, (&found.auth_server).into(), &right, &code, &Pkce::new().verifier, REDIRECT, &found.resource, 0)
+        .await
+        .unwrap_err();
     assert!(matches!(err, OAuthError::Rejected { ref code, .. } if code == "invalid_grant"));
 }
 
@@ -280,10 +343,14 @@ async fn a_refresh_without_a_new_refresh_token_keeps_the_old_one() {
     let found = discovery::discover(&http, &server, None).await.unwrap();
     let (reg, _) = oauth::register(&http, &found.auth_server, &profile()).await.unwrap();
     let pkce = Pkce::new();
-    let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce.challenge, "s", Some("tools:read"), &found.resource).unwrap();
+    let url =
+        oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce.challenge, "s", Some("tools:read"), &found.resource)
+            .unwrap();
     let code = param(&authorize(&http, &url).await, "code").unwrap();
     let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method };
-    let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap();
+    let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0)
+        .await
+        .unwrap();
     fixture.set(Behaviour { no_rotation: true, ..Default::default() });
     let fresh = oauth::refresh(&http, (&found.auth_server).into(), &creds, &tokens, &found.resource, 10).await.unwrap();
     assert_ne!(fresh.access_token, tokens.access_token);
@@ -315,7 +382,10 @@ async fn a_version_refused_with_32022_is_negotiated_once_and_remembered() {
     fixture.set(Behaviour { versions: Some(vec!["2025-06-18".into()]), version_error_ok: true, ..Default::default() });
     let target = bearer_target(&server, &token, &NO_CAPABILITIES);
     let mut session = McpSession::new();
-    let result = session.call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "agreed"})), InputRound::default())).await.unwrap();
+    let result = session
+        .call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "agreed"})), InputRound::default()))
+        .await
+        .unwrap();
     assert_eq!(text_of(&result), "agreed");
     assert!(matches!(session.era(), Some(Era::Legacy { version, .. }) if version == "2025-06-18"), "{:?}", session.era());
     let stats = fixture.stats();
@@ -323,7 +393,10 @@ async fn a_version_refused_with_32022_is_negotiated_once_and_remembered() {
     assert_eq!(stats.last_initialize_version.as_deref(), Some("2025-06-18"));
     // Another client starting from what was learned asks no question again.
     let mut other = McpSession::from_learned(session.learned().clone());
-    other.call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "again"})), InputRound::default())).await.unwrap();
+    other
+        .call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "again"})), InputRound::default()))
+        .await
+        .unwrap();
     assert_eq!(fixture.stats().modern_requests, 1);
 
     // Nothing in common: a clear error, no initialize attempted.
@@ -344,7 +417,10 @@ async fn an_event_stream_closed_before_the_answer_is_resumed_with_last_event_id(
     session.list_tools(&http, &target).await.unwrap();
     fixture.set(Behaviour { sse_resume: true, sse_retry_ms: Some(200), ..Default::default() });
     let started = std::time::Instant::now();
-    let result = session.call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "resumed"})), InputRound::default())).await.unwrap();
+    let result = session
+        .call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "resumed"})), InputRound::default()))
+        .await
+        .unwrap();
     assert_eq!(text_of(&result), "resumed");
     assert!(started.elapsed() >= Duration::from_millis(200), "the retry delay was not waited");
     let stats = fixture.stats();
@@ -361,7 +437,10 @@ async fn resuming_stays_within_the_deadline() {
     // The server asks for a 20 s wait before resuming; the call has 5 s.
     fixture.set(Behaviour { sse_resume: true, sse_retry_ms: Some(20_000), ..Default::default() });
     let started = std::time::Instant::now();
-    match session.call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "x"})), InputRound::default())).await {
+    match session
+        .call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "x"})), InputRound::default()))
+        .await
+    {
         Err(McpError::Net(NetError::Timeout { .. })) => {}
         other => panic!("{other:?}"),
     }
@@ -378,7 +457,10 @@ async fn notifications_are_skipped_and_an_open_stream_is_left_at_the_answer() {
     let target = bearer_target(&server, &token, &NO_CAPABILITIES);
     let mut session = McpSession::new();
     for text in ["one", "two"] {
-        let result = session.call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": text})), InputRound::default())).await.unwrap();
+        let result = session
+            .call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": text})), InputRound::default()))
+            .await
+            .unwrap();
         assert_eq!(text_of(&result), text);
     }
 }
@@ -390,19 +472,31 @@ async fn input_required_results_are_answered_by_repeating_the_call() {
     let plain = bearer_target(&server, &token, &none);
     let mut session = McpSession::new();
     // Without the elicitation capability the server does not ask.
-    let refused = session.call_tool(&http, &plain, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default())).await.unwrap();
+    let refused = session
+        .call_tool(&http, &plain, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default()))
+        .await
+        .unwrap();
     assert!(text_of(&refused).contains("did not declare elicitation"));
     assert_eq!(fixture.stats().last_capabilities, Some(serde_json::json!({})));
 
     let caps = eliciting();
     let target = bearer_target(&server, &token, &caps);
-    let first: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default())).await.unwrap().get()).unwrap();
+    let first: serde_json::Value = serde_json::from_str(
+        session
+            .call_tool(&http, &target, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default()))
+            .await
+            .unwrap()
+            .get(),
+    )
+    .unwrap();
     assert_eq!(first["resultType"], "input_required");
     assert_eq!(first["inputRequests"]["confirm"]["method"], "elicitation/create");
     let state = first["requestState"].as_str().unwrap().to_owned();
-    let answers: rmcp::model::InputResponses = [("confirm".to_owned(), serde_json::json!({"action": "accept", "content": {"confirmed": true}}))].into_iter().collect();
+    let answers: rmcp::model::InputResponses =
+        [("confirm".to_owned(), serde_json::json!({"action": "accept", "content": {"confirmed": true}}))].into_iter().collect();
     let round = InputRound { responses: Some(answers), request_state: Some(state) };
-    let done = session.call_tool(&http, &target, &mut Call::call_tool("confirm", args(serde_json::json!({})), round.clone())).await.unwrap();
+    let done =
+        session.call_tool(&http, &target, &mut Call::call_tool("confirm", args(serde_json::json!({})), round.clone())).await.unwrap();
     assert_eq!(text_of(&done), r#"confirmed: {"confirmed":true}"#);
     // A requestState is single use at this server: the error comes through.
     match session.call_tool(&http, &target, &mut Call::call_tool("confirm", args(serde_json::json!({})), round)).await {
@@ -421,12 +515,27 @@ async fn a_session_based_servers_question_mid_call_goes_to_the_application() {
     // No answer given: the server's question comes back as an
     // input-required result keyed by its method, and the server is told
     // the question was cancelled.
-    let first: serde_json::Value = serde_json::from_str(session.call_tool(&http, &target, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default())).await.unwrap().get()).unwrap();
+    let first: serde_json::Value = serde_json::from_str(
+        session
+            .call_tool(&http, &target, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default()))
+            .await
+            .unwrap()
+            .get(),
+    )
+    .unwrap();
     assert_eq!(first["resultType"], "input_required");
     assert_eq!(first["inputRequests"]["elicitation/create"]["params"]["message"], "Please confirm to continue");
     // The answer, given on the repeated call, gets the schema's defaults.
-    let answers: rmcp::model::InputResponses = [("elicitation/create".to_owned(), serde_json::json!({"action": "accept", "content": {"confirmed": true}}))].into_iter().collect();
-    let done = session.call_tool(&http, &target, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound { responses: Some(answers), request_state: None })).await.unwrap();
+    let answers: rmcp::model::InputResponses =
+        [("elicitation/create".to_owned(), serde_json::json!({"action": "accept", "content": {"confirmed": true}}))].into_iter().collect();
+    let done = session
+        .call_tool(
+            &http,
+            &target,
+            &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound { responses: Some(answers), request_state: None }),
+        )
+        .await
+        .unwrap();
     assert_eq!(text_of(&done), r#"confirmed: {"confirmed":true,"note":"none"}"#);
     let stats = fixture.stats();
     assert_eq!(stats.answers.len(), 2);
@@ -438,13 +547,19 @@ async fn a_session_based_servers_question_mid_call_goes_to_the_application() {
     let none = ClientCapabilities::default();
     let plain = bearer_target(&server, &token, &none);
     fixture.set(Behaviour { legacy_only: true, ask_always: true, ..Default::default() });
-    let refused = session.call_tool(&http, &plain, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default())).await.unwrap();
+    let refused = session
+        .call_tool(&http, &plain, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default()))
+        .await
+        .unwrap();
     assert!(text_of(&refused).contains("-32601"), "{}", text_of(&refused));
     assert!(text_of(&refused).contains("did not declare the elicitation capability"), "{}", text_of(&refused));
     fixture.set(Behaviour { legacy_only: true, ..Default::default() });
 
     // The session for no capabilities (begun above) serves the next call.
-    let refused = session.call_tool(&http, &plain, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default())).await.unwrap();
+    let refused = session
+        .call_tool(&http, &plain, &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound::default()))
+        .await
+        .unwrap();
     assert!(text_of(&refused).contains("did not declare elicitation"));
     assert_eq!(fixture.stats().initializes, 2, "a new session when the capabilities changed, none after");
 }
@@ -458,16 +573,24 @@ async fn resources_and_prompts_across_pages() {
     for legacy in [false, true] {
         fixture.set(Behaviour { page_size: Some(1), legacy_only: legacy, ..Default::default() });
         let mut session = McpSession::new();
-        let uris: Vec<String> = session.list(&http, &target, Listing::Resources).await.unwrap().iter().map(|r| r["uri"].as_str().unwrap().to_owned()).collect();
+        let uris: Vec<String> =
+            session.list(&http, &target, Listing::Resources).await.unwrap().iter().map(|r| r["uri"].as_str().unwrap().to_owned()).collect();
         assert_eq!(uris, ["fixture://greeting", "fixture://logo", "fixture://notes/été"]);
         let templates = session.list(&http, &target, Listing::ResourceTemplates).await.unwrap();
         assert_eq!(templates[0]["uriTemplate"], "fixture://notes/{name}");
         let prompts = session.list(&http, &target, Listing::Prompts).await.unwrap();
         assert_eq!(prompts.len(), 2);
-        let read: serde_json::Value = serde_json::from_str(session.request(&http, &target, &mut Call::read_resource("fixture://notes/été", InputRound::default())).await.unwrap().get()).unwrap();
+        let read: serde_json::Value = serde_json::from_str(
+            session.request(&http, &target, &mut Call::read_resource("fixture://notes/été", InputRound::default())).await.unwrap().get(),
+        )
+        .unwrap();
         assert_eq!(read["contents"][0]["text"], "note été");
         let prompt: serde_json::Value = serde_json::from_str(
-            session.request(&http, &target, &mut Call::get_prompt("greet", args(serde_json::json!({"who": "Ada"})), InputRound::default())).await.unwrap().get(),
+            session
+                .request(&http, &target, &mut Call::get_prompt("greet", args(serde_json::json!({"who": "Ada"})), InputRound::default()))
+                .await
+                .unwrap()
+                .get(),
         )
         .unwrap();
         assert_eq!(prompt["messages"][0]["content"]["text"], "Say hello to Ada.");

@@ -3,8 +3,8 @@
 //! JSON-RPC envelope around them.
 
 use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, GetPromptRequestParams, Implementation, InputResponses, JsonObject,
-    PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, RequestMetaObject,
+    CallToolRequestParams, ClientCapabilities, GetPromptRequestParams, Implementation, InputResponses, JsonObject, PaginatedRequestParams,
+    ProtocolVersion, ReadResourceRequestParams, RequestMetaObject,
 };
 use serde::Serialize;
 
@@ -233,19 +233,22 @@ mod tests {
         };
         let mut call = Call::call_tool("echo", object(json!({"text": "a \"quoted\" \u{e9}\n"})), input);
         let body: Value = serde_json::from_str(&call.body(42, Some(&request_meta("2026-07-28", &ClientCapabilities::default())))).unwrap();
-        assert_eq!(body, json!({
-            "jsonrpc": "2.0", "id": 42, "method": "tools/call",
-            "params": {
-                "name": "echo", "arguments": {"text": "a \"quoted\" \u{e9}\n"},
-                "inputResponses": {"confirm": {"action": "accept"}},
-                "requestState": "opaque \"state\"",
-                "_meta": {
-                    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                    "io.modelcontextprotocol/clientCapabilities": {},
-                    "io.modelcontextprotocol/clientInfo": {"name": "mcp_oauth", "version": env!("CARGO_PKG_VERSION")}
+        assert_eq!(
+            body,
+            json!({
+                "jsonrpc": "2.0", "id": 42, "method": "tools/call",
+                "params": {
+                    "name": "echo", "arguments": {"text": "a \"quoted\" \u{e9}\n"},
+                    "inputResponses": {"confirm": {"action": "accept"}},
+                    "requestState": "opaque \"state\"",
+                    "_meta": {
+                        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                        "io.modelcontextprotocol/clientCapabilities": {},
+                        "io.modelcontextprotocol/clientInfo": {"name": "mcp_oauth", "version": env!("CARGO_PKG_VERSION")}
+                    }
                 }
-            }
-        }));
+            })
+        );
         // A session-based server gets neither _meta nor the 2026-07-28 fields.
         let legacy: Value = serde_json::from_str(&call.body(43, None)).unwrap();
         assert_eq!(legacy["params"], json!({"name": "echo", "arguments": {"text": "a \"quoted\" \u{e9}\n"}}));
@@ -257,7 +260,12 @@ mod tests {
             (Call::list(Listing::Resources, Some("c1".into())), "resources/list", None, json!({"cursor": "c1"})),
             (Call::list(Listing::ResourceTemplates, None), "resources/templates/list", None, json!({})),
             (Call::list(Listing::Prompts, None), "prompts/list", None, json!({})),
-            (Call::read_resource("file:///a b", InputRound::default()), "resources/read", Some("file:///a b"), json!({"uri": "file:///a b"})),
+            (
+                Call::read_resource("file:///a b", InputRound::default()),
+                "resources/read",
+                Some("file:///a b"),
+                json!({"uri": "file:///a b"}),
+            ),
             (
                 Call::get_prompt("greet", object(json!({"who": "x"})), InputRound::default()),
                 "prompts/get",
@@ -275,7 +283,10 @@ mod tests {
             let mut expected = params.clone();
             expected["_meta"] = serde_json::from_str(&meta).unwrap();
             assert_eq!(modern["params"], expected, "{method}");
-            assert_eq!((modern["jsonrpc"].as_str(), modern["id"].as_i64(), modern["method"].as_str()), (Some("2.0"), Some(2), Some(method)));
+            assert_eq!(
+                (modern["jsonrpc"].as_str(), modern["id"].as_i64(), modern["method"].as_str()),
+                (Some("2.0"), Some(2), Some(method))
+            );
         }
     }
 }

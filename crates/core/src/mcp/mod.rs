@@ -163,9 +163,8 @@ impl McpError {
     /// This error with every credential of `target` removed from what the
     /// server said, and the server's text cut to its displayed length.
     pub fn redacted(self, target: &Target<'_>) -> Self {
-        let clean = |text: &str| -> String {
-            crate::text::redact(text, target.secrets()).chars().take(crate::text::REMOTE_TEXT_CHARS).collect()
-        };
+        let clean =
+            |text: &str| -> String { crate::text::redact(text, target.secrets()).chars().take(crate::text::REMOTE_TEXT_CHARS).collect() };
         match self {
             McpError::Rpc { host, code, message } => McpError::Rpc { host, code, message: clean(&message) },
             McpError::Protocol { host, why } => McpError::Protocol { host, why: clean(&why) },
@@ -176,8 +175,10 @@ impl McpError {
 
 /// The JSON-RPC errors by which a 2026-07-28 server identifies itself.
 fn is_modern_error(status: u16, error: &ErrorData) -> bool {
-    matches!(error.code, ErrorCode::UNSUPPORTED_PROTOCOL_VERSION | ErrorCode::HEADER_MISMATCH | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY)
-        || (error.code == ErrorCode::METHOD_NOT_FOUND && status == 404)
+    matches!(
+        error.code,
+        ErrorCode::UNSUPPORTED_PROTOCOL_VERSION | ErrorCode::HEADER_MISMATCH | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY
+    ) || (error.code == ErrorCode::METHOD_NOT_FOUND && status == 404)
         || status == 200
 }
 
@@ -242,15 +243,19 @@ impl McpSession {
         }
         let meta = self.meta.as_ref().map(|(_, _, json)| json.as_str());
         let body = call.body(id, meta);
-        let mut request = Self::post(target, body)
-            .header(HeaderName::from_static("mcp-protocol-version"), version, false)
-            .header(HeaderName::from_static("mcp-method"), call.method(), false);
+        let mut request = Self::post(target, body).header(HeaderName::from_static("mcp-protocol-version"), version, false).header(
+            HeaderName::from_static("mcp-method"),
+            call.method(),
+            false,
+        );
         if let Some(name) = call.name() {
             request = request.header(HeaderName::from_static("mcp-name"), &header_value(name), false);
         }
         if let (Some(name), Some(args)) = (call.name(), call.tool_arguments()) {
             for (path, header) in self.learned.header_params.get(name).map(Vec::as_slice).unwrap_or_default() {
-                if let (Some(value), Ok(h)) = (headers::param_value(args, path), HeaderName::from_bytes(format!("mcp-param-{header}").as_bytes())) {
+                if let (Some(value), Ok(h)) =
+                    (headers::param_value(args, path), HeaderName::from_bytes(format!("mcp-param-{header}").as_bytes()))
+                {
                     request = request.header(h, &header_value(&value), false);
                 }
             }
@@ -283,7 +288,8 @@ impl McpSession {
         let mut params = InitializeRequestParams::new(target.capabilities.clone(), call::client_info());
         params.protocol_version = version.clone();
         let body = json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": params}).to_string();
-        let exchange = Exchange { http, target, id, version: version.as_str(), session_id: None, answers: None, listen: false, keep_headers: true };
+        let exchange =
+            Exchange { http, target, id, version: version.as_str(), session_id: None, answers: None, listen: false, keep_headers: true };
         let (outcome, headers) = self.exchange(exchange, Self::post(target, body)).await?;
         let result = match outcome {
             Outcome::Result(raw) => raw,
@@ -305,11 +311,8 @@ impl McpSession {
         if !(200..300).contains(&response.status) {
             return Err(status_error(&host, &response));
         }
-        self.learned.era = Some(Era::Legacy {
-            version: agreed.to_owned(),
-            session_id,
-            capabilities: Some(capabilities_value(target.capabilities)),
-        });
+        self.learned.era =
+            Some(Era::Legacy { version: agreed.to_owned(), session_id, capabilities: Some(capabilities_value(target.capabilities)) });
         Ok(())
     }
 
@@ -335,7 +338,16 @@ impl McpSession {
                         _ => MODERN_PROTOCOL.to_owned(),
                     };
                     let (id, request) = self.modern_request(target, &version, call);
-                    let exchange = Exchange { http, target, id, version: &version, session_id: None, answers: None, listen: false, keep_headers: false };
+                    let exchange = Exchange {
+                        http,
+                        target,
+                        id,
+                        version: &version,
+                        session_id: None,
+                        answers: None,
+                        listen: false,
+                        keep_headers: false,
+                    };
                     match self.exchange(exchange, request).await?.0 {
                         Outcome::Result(raw) | Outcome::InputRequired(raw) => {
                             self.learned.era = Some(Era::Modern(version));
@@ -349,10 +361,14 @@ impl McpSession {
                                 Some(v) if !v.has_initialize() => self.learned.era = Some(Era::Modern(v.as_str().to_owned())),
                                 Some(v) => self.initialize(http, target, &v).await?,
                                 None => {
-                                    let theirs = error.data.as_ref().and_then(|d| d.get("supported")).map(Value::to_string).unwrap_or_default();
+                                    let theirs =
+                                        error.data.as_ref().and_then(|d| d.get("supported")).map(Value::to_string).unwrap_or_default();
                                     return Err(protocol(
                                         &host,
-                                        format!("the server and this client have no protocol version in common (the server supports {})", theirs.chars().take(200).collect::<String>()),
+                                        format!(
+                                            "the server and this client have no protocol version in common (the server supports {})",
+                                            theirs.chars().take(200).collect::<String>()
+                                        ),
                                     ));
                                 }
                             }
@@ -392,7 +408,16 @@ impl McpSession {
                     // server send any on the standalone stream.
                     let caps = target.capabilities;
                     let listen = session_id.is_some() && (caps.elicitation.is_some() || caps.sampling.is_some() || caps.roots.is_some());
-                    let exchange = Exchange { http, target, id, version: &version, session_id: session_id.as_deref(), answers, listen, keep_headers: false };
+                    let exchange = Exchange {
+                        http,
+                        target,
+                        id,
+                        version: &version,
+                        session_id: session_id.as_deref(),
+                        answers,
+                        listen,
+                        keep_headers: false,
+                    };
                     match self.exchange(exchange, request).await?.0 {
                         Outcome::Result(raw) | Outcome::InputRequired(raw) => return Ok(raw),
                         Outcome::Error { error, .. } => return Err(rpc_error(&host, &error)),
@@ -496,7 +521,8 @@ mod tests {
     #[test]
     fn the_newest_common_version_is_chosen() {
         let error = |supported: Value| -> ErrorData {
-            serde_json::from_value(json!({"code": -32022, "message": "Unsupported protocol version", "data": {"supported": supported}})).unwrap()
+            serde_json::from_value(json!({"code": -32022, "message": "Unsupported protocol version", "data": {"supported": supported}}))
+                .unwrap()
         };
         let pick = |supported: Value| common_version(&error(supported)).map(|v| v.as_str().to_owned());
         assert_eq!(pick(json!(["2025-06-18", "2025-11-25"])).as_deref(), Some("2025-11-25"));

@@ -114,8 +114,8 @@ impl Exchange<'_> {
     /// A request to the server's endpoint with the target's credentials and
     /// the protocol headers of this exchange.
     fn follow_up(&self, request: HttpRequest) -> HttpRequest {
-        let mut request = super::with_credentials(request, self.target)
-            .header(HeaderName::from_static("mcp-protocol-version"), self.version, false);
+        let mut request =
+            super::with_credentials(request, self.target).header(HeaderName::from_static("mcp-protocol-version"), self.version, false);
         if let Some(id) = self.session_id {
             request = request.header(HeaderName::from_static("mcp-session-id"), id, false);
         }
@@ -193,15 +193,16 @@ impl Exchange<'_> {
                 break;
             }
             tokio::time::sleep(retry.unwrap_or(DEFAULT_RETRY).min(MAX_RETRY)).await;
-            let resume = self
-                .follow_up(HttpRequest::get(self.target.url.clone()).accept("text/event-stream").follow_same_origin())
-                .header(HeaderName::from_static("last-event-id"), &event_id, false);
+            let resume = self.follow_up(HttpRequest::get(self.target.url.clone()).accept("text/event-stream").follow_same_origin()).header(
+                HeaderName::from_static("last-event-id"),
+                &event_id,
+                false,
+            );
             open = self.http.open(resume).await?;
             if open.status != 200 || open.content_type() != "text/event-stream" {
                 let status = open.status;
-                return Err(self.protocol(format!(
-                    "the event stream ended before the response arrived, and resuming it was refused (HTTP {status})"
-                )));
+                return Err(self
+                    .protocol(format!("the event stream ended before the response arrived, and resuming it was refused (HTTP {status})")));
             }
             last_event_id = Some(event_id);
         }
@@ -219,9 +220,8 @@ impl Exchange<'_> {
         loop {
             let events = match open.chunk().await? {
                 Some(bytes) => {
-                    *budget = budget
-                        .checked_sub(bytes.len())
-                        .ok_or_else(|| McpError::Net(NetError::TooLarge { host: self.host(), limit }))?;
+                    *budget =
+                        budget.checked_sub(bytes.len()).ok_or_else(|| McpError::Net(NetError::TooLarge { host: self.host(), limit }))?;
                     reader.feed(&bytes)
                 }
                 None => {
