@@ -5,7 +5,7 @@
 # browser), call a tool, and show that another role sees none of it and
 # no one reads a token.
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../tests/lib.sh"
 cd "$ROOT_DIR"
 
 bash scripts/setup.sh
@@ -13,12 +13,9 @@ say "building and installing mcp_oauth into PostgreSQL ${PG_MAJOR}, and the fixt
 install_extension >/dev/null
 cargo build -q -p mcp_oauth_fixture
 
-dir=$(scratch_dir)
-trap 'stop_fixtures "$dir"; stop_cluster "$dir"; rm -rf "$dir"' EXIT
-say "starting a throwaway cluster in $dir"
-start_cluster "$dir"
-fixture=$(start_fixture "$dir")
-say "fixture (authorization server + MCP server) at $fixture"
+fixture_cluster
+fixture=$base
+say "a throwaway cluster in $dir; the fixture (authorization server + MCP server) at $fixture"
 
 demo() { "$PG_BIN/psql" -X -v ON_ERROR_STOP=0 -e "$@"; }
 
@@ -42,7 +39,7 @@ echo "authorize URL (the application opens it in a popup):"
 echo "  $authorize_url"
 
 say "the browser: the authorization server approves and redirects to the application"
-callback=$(curl -s -o /dev/null -w '%{redirect_url}' "$authorize_url")
+callback=$(browser_approve "$authorize_url")
 echo "  $callback"
 
 say "the application's callback handler finishes the sign-in"

@@ -1,4 +1,9 @@
-# Assertions for the integration scripts. Source it.
+# The test harness every suite shares (and the demo's set-up): a throwaway
+# cluster and loopback fixtures removed at exit, development settings,
+# application roles, a sign-in with curl as the browser, and the assertions
+# check / refute / expect_error. Source it; it sources scripts/lib.sh.
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+
 passed=0
 failed=0
 check() {
@@ -49,38 +54,66 @@ learned() {
   echo "$out"
 }
 
-# fixture_cluster [CLEANUP]: a throwaway cluster ($dir) and the fixture
-# ($base), both removed at exit after CLEANUP (a command).
-fixture_cluster() {
+# throwaway_cluster [CLEANUP]: a cluster in $dir, removed at exit with
+# every fixture started for it, after CLEANUP (a command).
+throwaway_cluster() {
   dir=$(scratch_dir)
   trap "${1:-true}; stop_fixtures '$dir'; stop_cluster '$dir'; rm -rf '$dir'" EXIT
   start_cluster "$dir"
+}
+# cluster_conf: appends standard input to the cluster's postgresql.conf and
+# restarts it.
+cluster_conf() {
+  cat >>"$dir/data/postgresql.conf"
+  restart_cluster
+}
+restart_cluster() { as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w restart >/dev/null; }
+
+# fixture_cluster [CLEANUP]: a throwaway cluster and the fixture ($base).
+fixture_cluster() {
+  throwaway_cluster "${1:-true}"
   base=$(start_fixture "$dir")
 }
-behave() { curl -s -X POST -H 'content-type: application/json' -d "${1:-{\}}" "$base/_fixture/config"; }
-stat() { curl -s "$base/_fixture/stats" | jq -r ".$1"; }
-as_alice() { psql_q -U alice -At "$@"; }
+# fixture_config URL [JSON] / fixture_stat URL FIELD: how the fixture at URL
+# behaves from now on, and what it counted.
+fixture_config() { curl -s -X POST -H 'content-type: application/json' -d "${2:-{\}}" "$1/_fixture/config"; }
+fixture_stat() { curl -s "$1/_fixture/stats" | jq -r ".$2"; }
+behave() { fixture_config "$base" "${1:-{\}}"; }
+stat() { fixture_stat "$base" "$1"; }
 
-# signin_ready: the settings a sign-in needs (the fixture on loopback), the
-# extension, and alice, an application user.
-signin_ready() {
+# dev_settings: what a sign-in against loopback fixtures needs (a state
+# secret, a redirect URI, plain http on loopback).
+dev_settings() {
   psql_q <<'SQL'
-ALTER SYSTEM SET mcp_oauth.state_secret = 'integration-state-secret-0123456789abcdef';
+ALTER SYSTEM SET mcp_oauth.state_secret = 'test-suite-state-secret-0123456789abcdef';
 ALTER SYSTEM SET mcp_oauth.redirect_uri = 'http://127.0.0.1:1/callback';
 ALTER SYSTEM SET mcp_oauth.allow_http_loopback = on;
 SELECT pg_reload_conf();
-CREATE EXTENSION mcp_oauth;
-CREATE ROLE alice LOGIN;
-GRANT mcp_oauth_user TO alice;
 SQL
 }
+# app_roles NAME...: application users (login roles with mcp_oauth_user).
+app_roles() {
+  local role
+  for role in "$@"; do psql_q -c "CREATE ROLE $role LOGIN" -c "GRANT mcp_oauth_user TO $role" >/dev/null; done
+}
+as_alice() { psql_q -U alice -At "$@"; }
+
+# signin_ready: development settings, the extension, and alice.
+signin_ready() {
+  dev_settings
+  psql_q -c "CREATE EXTENSION mcp_oauth" >/dev/null
+  app_roles alice
+}
+
+# browser_approve URL: what a browser does with an authorization URL the
+# fixture approves at once: prints the callback URL it is redirected to.
+browser_approve() { curl -s -o /dev/null -w '%{redirect_url}' "$1"; }
 
 # sign_in ID: alice's whole sign-in to row ID, as a browser would.
 sign_in() {
-  local url location
+  local url
   url=$(as_alice -c "SELECT mcp_oauth_start('$1')")
-  location=$(curl -s -o /dev/null -w '%{redirect_url}' "$url")
-  as_alice -c "SELECT mcp_oauth_callback('$location')" >/dev/null
+  as_alice -c "SELECT mcp_oauth_callback('$(browser_approve "$url")')" >/dev/null
 }
 
 finish_checks() {

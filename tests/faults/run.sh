@@ -9,59 +9,38 @@
 # Loopback fixtures only; every loop is bounded.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-source "$here/../../scripts/lib.sh"
-source "$here/../integration/lib.sh"
+source "$here/../lib.sh"
 
-dir=$(scratch_dir)
-trap 'stop_fixtures "$dir"; stop_cluster "$dir"; rm -rf "$dir"' EXIT
-start_cluster "$dir"
-cat >>"$dir/data/postgresql.conf" <<CONF
+throwaway_cluster
+cluster_conf <<CONF
 max_connections = 120
-mcp_oauth.state_secret = 'faults-suite-state-secret-0123456789abcdef'
-mcp_oauth.redirect_uri = 'http://127.0.0.1:1/callback'
-mcp_oauth.allow_http_loopback = on
 log_min_messages = debug1
 CONF
-restart() { as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w restart >/dev/null; }
-restart
 a=$(start_fixture "$dir" a)       # MCP server + its authorization server
 b=$(start_fixture "$dir" b)       # a second authorization server
 c=$(start_fixture "$dir" c)       # another MCP server
 k=$(start_fixture "$dir" k 1000)  # closes keep-alive connections idle for 1 s
-behave() { curl -s -X POST -H 'content-type: application/json' -d "${2:-{\}}" "$1/_fixture/config"; }
-stat() { curl -s "$1/_fixture/stats" | jq -r ".$2"; }
 
-psql_q <<'SQL'
-CREATE EXTENSION mcp_oauth;
-CREATE ROLE alice LOGIN;
-GRANT mcp_oauth_user TO alice;
-SQL
-as_alice() { psql_q -U alice -At "$@"; }
+signin_ready
 new_row() { as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('${2:-f}', '$1/mcp', 'oauth') RETURNING id"; }
-redirect_of() { curl -s -o /dev/null -w '%{redirect_url}' "$1"; }
-sign_in() {  # sign_in ID: the whole flow, as a browser would
-  local location
-  location=$(redirect_of "$(as_alice -c "SELECT mcp_oauth_start('$1')")")
-  as_alice -c "SELECT mcp_oauth_callback('$location')" >/dev/null
-}
 call() { as_alice -c "SELECT mcp_call_tool('$1', 'echo', '{\"text\": \"${2:-hi}\"}')" 2>&1; }
 # expired ID: sign in with a 2-second token and let it expire.
-expired() { behave "$a" '{"expires_in": 2}'; sign_in "$1"; sleep 2.2; behave "$a" '{}'; }
+expired() { fixture_config "$a" '{"expires_in": 2}'; sign_in "$1"; sleep 2.2; fixture_config "$a" '{}'; }
 millis() { date +%s%3N; }
 
 say "1. one refresh for 32 concurrent callers, in every isolation level"
 herd=$(new_row "$a" herd)
 for level in 'read committed' 'repeatable read' 'serializable'; do
   expired "$herd"
-  refreshes=$(stat "$a" refreshes) reuse=$(stat "$a" refresh_reuse)
+  refreshes=$(fixture_stat "$a" refreshes) reuse=$(fixture_stat "$a" refresh_reuse)
   pids=()
   for i in $(seq 32); do
     PGOPTIONS="-c default_transaction_isolation=${level// /\\ }" call "$herd" "h$i" >"$dir/herd.$i" &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p"; done
-  check "$level: exactly one refresh request" "^1$" "$(( $(stat "$a" refreshes) - refreshes ))"
-  check "$level: no refresh token presented twice" "^0$" "$(( $(stat "$a" refresh_reuse) - reuse ))"
+  check "$level: exactly one refresh request" "^1$" "$(( $(fixture_stat "$a" refreshes) - refreshes ))"
+  check "$level: no refresh token presented twice" "^0$" "$(( $(fixture_stat "$a" refresh_reuse) - reuse ))"
   check "$level: 32 of 32 calls succeed" "^32$" "$(cat "$dir"/herd.* | grep -c '"text": "h[0-9]*"')"
   check "$level: the callers ran at that isolation level" "^$level$" \
     "$(PGOPTIONS="-c default_transaction_isolation=${level// /\\ }" as_alice -c "SHOW transaction_isolation")"
@@ -71,64 +50,64 @@ done
 say "2. a refresh goes only where the tokens came from"
 moved=$(new_row "$a" moved)
 sign_in "$moved"
-behave "$a" "{\"resource_metadata_override\": {\"authorization_servers\": [\"$b\"]}}"
+fixture_config "$a" "{\"resource_metadata_override\": {\"authorization_servers\": [\"$b\"]}}"
 check "a new sign-in discovers the second authorization server" "^1$" \
-  "$(as_alice -c "SELECT mcp_oauth_start('$moved')" >/dev/null; stat "$b" registrations)"
-behave "$a" "{\"resource_metadata_override\": {\"authorization_servers\": [\"$b\"]}, \"reject_tokens\": true}"
+  "$(as_alice -c "SELECT mcp_oauth_start('$moved')" >/dev/null; fixture_stat "$b" registrations)"
+fixture_config "$a" "{\"resource_metadata_override\": {\"authorization_servers\": [\"$b\"]}, \"reject_tokens\": true}"
 out=$(call "$moved")
 check "the abandoned sign-in leaves the call to fail with MC001" "sign-in required" "$out"
-check "the second authorization server's token endpoint receives nothing" "^0$" "$(stat "$b" token_requests)"
-behave "$a" '{}'
+check "the second authorization server's token endpoint receives nothing" "^0$" "$(fixture_stat "$b" token_requests)"
+fixture_config "$a" '{}'
 
 say "3. a late write never undoes a newer change"
 late=$(new_row "$a" late)
-behave "$a" '{"token_delay_ms": 2000}'
-location=$(redirect_of "$(as_alice -c "SELECT mcp_oauth_start('$late')")")
+fixture_config "$a" '{"token_delay_ms": 2000}'
+location=$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$late')")")
 as_alice -c "SELECT mcp_oauth_callback('$location')" >"$dir/late.out" 2>&1 &
 finisher=$!
 sleep 0.5
 as_alice -c "UPDATE user_mcp_servers SET url = '$c/mcp' WHERE id = '$late'" >/dev/null
 wait "$finisher"
-behave "$a" '{}'
+fixture_config "$a" '{}'
 check "a code exchange in flight during a URL change leaves the row signed out" "^f\|t$" \
   "$(as_alice -c "SELECT oauth_authorized, reauth_required FROM mcp_servers WHERE id = '$late'")"
 out=$(call "$late")
 check "... the next call asks for a sign-in" "sign-in required" "$out"
-check "... and the new URL never receives a credential" "^0$" "$(stat "$c" credentialed_requests)"
+check "... and the new URL never receives a credential" "^0$" "$(fixture_stat "$c" credentialed_requests)"
 
 stepup=$(new_row "$a" stepup)
 sign_in "$stepup"
-behave "$a" '{"call_scope": "tools:call", "mcp_delay_ms": 2000}'
+fixture_config "$a" '{"call_scope": "tools:call", "mcp_delay_ms": 2000}'
 call "$stepup" >"$dir/stepup.out" 2>&1 &
 caller=$!
 sleep 0.5
-location=$(redirect_of "$(as_alice -c "SELECT mcp_oauth_start('$stepup')")")
+location=$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$stepup')")")
 wait "$caller"
-behave "$a" '{}'
+fixture_config "$a" '{}'
 check "a slow call fails with insufficient_scope meanwhile" "sign-in required" "$(cat "$dir/stepup.out")"
 check "the sign-in started during that call can still be finished" "^$stepup$" \
   "$(as_alice -c "SELECT mcp_oauth_callback('$location')" 2>&1)"
 
 say "4. no background worker slot: the refresh is not sent, nothing is lost"
 spare=$(new_row "$a" spare)
-behave "$a" '{"expires_in": 2}'
+fixture_config "$a" '{"expires_in": 2}'
 sign_in "$spare"
-behave "$a" '{}'
+fixture_config "$a" '{}'
 psql_q -c "ALTER SYSTEM SET max_worker_processes = 1" >/dev/null
-restart
+restart_cluster
 sleep 2.2
-refreshes=$(stat "$a" refreshes)
+refreshes=$(fixture_stat "$a" refreshes)
 out=$(psql_q -U alice -v VERBOSITY=verbose -c "BEGIN" -c "SELECT mcp_call_tool('$spare', 'echo', '{\"text\": \"x\"}')" -c "ROLLBACK" 2>&1)
 check "the call fails loudly" "ERROR:  53000: .*background worker" "$out"
-check "... before the refresh was sent" "^0$" "$(( $(stat "$a" refreshes) - refreshes ))"
+check "... before the refresh was sent" "^0$" "$(( $(fixture_stat "$a" refreshes) - refreshes ))"
 psql_q -c "ALTER SYSTEM RESET max_worker_processes" >/dev/null
-restart
-reuse=$(stat "$a" refresh_reuse)
+restart_cluster
+reuse=$(fixture_stat "$a" refresh_reuse)
 check "with a slot free again the call refreshes and succeeds" '"text": "again"' "$(call "$spare" again)"
-check "... without reusing a refresh token" "^0$" "$(( $(stat "$a" refresh_reuse) - reuse ))"
+check "... without reusing a refresh token" "^0$" "$(( $(fixture_stat "$a" refresh_reuse) - reuse ))"
 
 say "5. a failing call and an ALTER TABLE queued behind it do not hang"
-behave "$a" '{"api_key": "k-1", "mcp_delay_ms": 3000, "call_error": true}'
+fixture_config "$a" '{"api_key": "k-1", "mcp_delay_ms": 3000, "call_error": true}'
 keyed=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('keyed', '$a/mcp', '{\"X-Api-Key\": \"k-1\"}') RETURNING id")
 started=$(millis)
 ( call "$keyed" >"$dir/slow.out"; echo $(( $(millis) - started )) >"$dir/slow.ms" ) &
@@ -138,26 +117,26 @@ psql_q -c "SET lock_timeout = '20s'" -c "ALTER TABLE user_mcp_servers ADD COLUMN
 alter=$!
 wait "$caller"
 wait "$alter"; alter_status=$?
-behave "$a" '{"api_key": "k-1"}'
+fixture_config "$a" '{"api_key": "k-1"}'
 check "the call returns within a few seconds" "^[0-9]{4}$" "$(cat "$dir/slow.ms")"
 check "... with its error" "the tool failed" "$(cat "$dir/slow.out")"
 check "the ALTER TABLE completes" "^0$" "$alter_status"
 psql_q -c "ALTER TABLE user_mcp_servers DROP COLUMN fault_probe" >/dev/null
 check "calls work after the ALTER TABLE" '"text": "after alter"' "$(call "$keyed" 'after alter')"
-behave "$a" '{}'
+fixture_config "$a" '{}'
 
 say "6. a cancel during a refresh keeps the rotation"
 cancelled=$(new_row "$a" cancelled)
 expired "$cancelled"
-behave "$a" '{"token_reply_delay_ms": 2000}'
-refreshes=$(stat "$a" refreshes) reuse=$(stat "$a" refresh_reuse)
+fixture_config "$a" '{"token_reply_delay_ms": 2000}'
+refreshes=$(fixture_stat "$a" refreshes) reuse=$(fixture_stat "$a" refresh_reuse)
 out=$(psql_q -U alice -c "SET statement_timeout = '1s'" -c "SELECT mcp_call_tool('$cancelled', 'echo', '{\"text\": \"x\"}')" 2>&1)
-behave "$a" '{}'
+fixture_config "$a" '{}'
 check "the call is cancelled" "canceling statement due to statement timeout" "$out"
 refute "... reading like PostgreSQL's own (no DETAIL, no backtrace)" "DETAIL|backtrace|panicked|\.rs:" "$out"
 check "the next call succeeds without a new sign-in" '"text": "kept"' "$(call "$cancelled" kept)"
-check "... after exactly one refresh" "^1$" "$(( $(stat "$a" refreshes) - refreshes ))"
-check "... and no reuse" "^0$" "$(( $(stat "$a" refresh_reuse) - reuse ))"
+check "... after exactly one refresh" "^1$" "$(( $(fixture_stat "$a" refreshes) - refreshes ))"
+check "... and no reuse" "^0$" "$(( $(fixture_stat "$a" refresh_reuse) - reuse ))"
 
 say "7. key rotation loses no token and no flow"
 psql_q -c "INSERT INTO user_mcp_servers (user_id, name, url, headers)
@@ -169,22 +148,22 @@ old_key=$(cat "$dir/encryption.key")
 new_key=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 printf '%s,%s' "$new_key" "$old_key" >"$dir/encryption.key"
 psql_q -c "SELECT pg_reload_conf()" >/dev/null
-reuse=$(stat "$a" refresh_reuse)
+reuse=$(fixture_stat "$a" refresh_reuse)
 psql_q -At -c "SELECT mcp_oauth_rotate_key()" >"$dir/rotate.out" 2>&1 &
 rotator=$!
 failures=0 rounds=0
 while kill -0 "$rotator" 2>/dev/null && [ "$rounds" -lt 300 ]; do
   rounds=$((rounds + 1))
-  behave "$a" '{"revoke_access": true}'
+  fixture_config "$a" '{"revoke_access": true}'
   out=$(call "$rotating" "r$rounds")
   grep -q "\"text\": \"r$rounds\"" <<<"$out" || failures=$((failures + 1))
-  redirect_of "$(as_alice -c "SELECT mcp_oauth_start('$flowing')")" >"$dir/flow.location"
+  browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$flowing')")" >"$dir/flow.location"
 done
 wait "$rotator"
 check "the rotation re-sealed every row" "^100[0-9][0-9]$" "$(cat "$dir/rotate.out")"
 check "refreshes ran during the rotation" "^[1-9]" "$rounds"
 check "... every call during the rotation succeeded" "^0$" "$failures"
-check "... no refresh token was reused" "^0$" "$(( $(stat "$a" refresh_reuse) - reuse ))"
+check "... no refresh token was reused" "^0$" "$(( $(fixture_stat "$a" refresh_reuse) - reuse ))"
 check "the row still works after the rotation" '"text": "rotated"' "$(call "$rotating" rotated)"
 check "the last flow started during the rotation can be finished" "^$flowing$" \
   "$(as_alice -c "SELECT mcp_oauth_callback('$(cat "$dir/flow.location")')" 2>&1)"
@@ -198,51 +177,51 @@ for body in '{"access_token": "has space", "token_type": "Bearer"}' \
             '{"access_token": "ok", "refresh_token": "caf\u00e9", "token_type": "Bearer"}' \
             "{\"access_token\": \"$(head -c 20000 /dev/zero | tr '\0' a)\", \"token_type\": \"Bearer\"}"; do
   odd=$(new_row "$a" odd)
-  location=$(redirect_of "$(as_alice -c "SELECT mcp_oauth_start('$odd')")")
-  behave "$a" "{\"token_body\": $body}"
+  location=$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$odd')")")
+  fixture_config "$a" "{\"token_body\": $body}"
   expect_error "a token response with ${body:0:60}" MC004 "token" -- -U alice -c "SELECT mcp_oauth_callback('$location')"
-  behave "$a" '{}'
+  fixture_config "$a" '{}'
   check "... leaves the row signed out" "^f$" "$(as_alice -c "SELECT oauth_authorized FROM mcp_servers WHERE id = '$odd'")"
 done
 
 say "10. no secret in what a server says back"
-behave "$a" '{"api_key": "header-secret-9f8e7d6c5b4a", "echo_credentials": true}'
+fixture_config "$a" '{"api_key": "header-secret-9f8e7d6c5b4a", "echo_credentials": true}'
 echoing=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('echo', '$a/mcp', '{\"X-Api-Key\": \"header-secret-9f8e7d6c5b4a\"}') RETURNING id")
 out=$(psql_q -U alice -v VERBOSITY=verbose -c "SELECT mcp_call_tool('$echoing', 'echo')" 2>&1)
 check "a JSON-RPC error that repeats the API key is still reported" "MC005" "$out"
 refute "... without the key" "header-secret" "$out"
 refute "... also in last_error" "header-secret" "$(as_alice -c "SELECT last_error FROM mcp_servers WHERE id = '$echoing'")"
 echo_oauth=$(new_row "$a" echo_oauth)
-behave "$a" '{}'
+fixture_config "$a" '{}'
 sign_in "$echo_oauth"
-behave "$a" '{"echo_credentials": true}'
+fixture_config "$a" '{"echo_credentials": true}'
 out=$(psql_q -U alice -v VERBOSITY=verbose -c "SELECT mcp_call_tool('$echo_oauth', 'echo')" 2>&1)
 check "a JSON-RPC error that repeats the bearer token is still reported" "MC005" "$out"
 refute "... without the token" "at-[0-9]+-" "$out"
 refute "... also in last_error" "at-[0-9]+-" "$(as_alice -c "SELECT last_error FROM mcp_servers WHERE id = '$echo_oauth'")"
 confidential=$(new_row "$a" confidential)
 as_alice -c "SELECT mcp_oauth_set_client('$confidential', 'fixture-preregistered', 'fixture-preregistered-secret')" >/dev/null
-location=$(redirect_of "$(as_alice -c "SELECT mcp_oauth_start('$confidential')")")
-behave "$a" '{"echo_credentials": true}'
+location=$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$confidential')")")
+fixture_config "$a" '{"echo_credentials": true}'
 out=$(psql_q -U alice -v VERBOSITY=verbose -c "SELECT mcp_oauth_callback('$location')" 2>&1)
 check "an error_description that repeats the client secret is still reported" "MC004.*|invalid_grant" "$out"
 refute "... without the secret" "fixture-preregistered-secret" "$out"
-behave "$a" '{}'
+fixture_config "$a" '{}'
 sign_in "$confidential"
-behave "$a" '{"revoke_access": true, "echo_credentials": true}'
+fixture_config "$a" '{"revoke_access": true, "echo_credentials": true}'
 out=$(psql_q -U alice -v VERBOSITY=verbose -c "SELECT mcp_call_tool('$confidential', 'echo')" 2>&1)
 check "a refused refresh whose description repeats the refresh token is still reported" "invalid_grant" "$out"
 refute "... without the refresh token or the secret" "rt-[0-9]+-|fixture-preregistered-secret" "$out"
 refute "... also in last_error" "rt-[0-9]+-|fixture-preregistered-secret" \
   "$(as_alice -c "SELECT last_error FROM mcp_servers WHERE id = '$confidential'")"
-behave "$a" '{}'
+fixture_config "$a" '{}'
 fixture_secrets=$(curl -s "$a/_fixture/stats" | jq -r '.secrets[]' | sort -u)
 leaked=$(grep -cFf <(grep -v '^$' <<<"$fixture_secrets"; echo header-secret-9f8e7d6c5b4a) "$dir/server.log")
 check "no token, secret or key in the server log" "^0$" "$leaked"
 
 say "11. signals stay on the backend's thread"
 # A host name (not an address) makes the backend resolve it on its own thread.
-behave "$a" '{"api_key": "k-named"}'
+fixture_config "$a" '{"api_key": "k-named"}'
 named=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('named', 'http://localhost:${a##*:}/mcp', '{\"X-Api-Key\": \"k-named\"}') RETURNING id")
 # (Plain psql: the session goes on after each cancelled statement, and
 # outlives the flood of cancels below.)
@@ -274,7 +253,7 @@ for entry in $masks; do
 done
 check "every thread but the backend's blocks PostgreSQL's signals" "^$" "$bad"
 check "the calls ran" '"text"|canceling statement' "$(cat "$dir/signals.out")"
-behave "$a" '{}'
+fixture_config "$a" '{}'
 
 say "14. idle keep-alive connections are not a failure"
 idle=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('idle', '$k/mcp', 'oauth') RETURNING id")
@@ -295,24 +274,24 @@ SQL
 refute "sign-in requests after 2 s idle (server keep-alive 1 s)" "ERROR" "$out"
 check "... complete the sign-in" "^$idle$" "$out"
 check "an MCP call after 2 s idle succeeds" '"text": "second"' "$out"
-behave "$k" '{"expires_in": 2}'
+fixture_config "$k" '{"expires_in": 2}'
 sign_in "$idle"
-behave "$k" '{}'
-refreshes=$(stat "$k" refreshes)
+fixture_config "$k" '{}'
+refreshes=$(fixture_stat "$k" refreshes)
 out=$(psql_q -U alice -At -c "SELECT mcp_call_tool('$idle', 'echo', '{\"text\": \"warm\"}')" -c "SELECT pg_sleep(2.2)" \
   -c "SELECT mcp_call_tool('$idle', 'echo', '{\"text\": \"refreshed\"}')" 2>&1)
 check "a refresh after 2 s idle succeeds" '"text": "refreshed"' "$out"
-check "... with one refresh" "^1$" "$(( $(stat "$k" refreshes) - refreshes ))"
-check "the server closed idle connections meanwhile (new connections were made)" "^([3-9]|[1-9][0-9]+)$" "$(stat "$k" connections)"
+check "... with one refresh" "^1$" "$(( $(fixture_stat "$k" refreshes) - refreshes ))"
+check "the server closed idle connections meanwhile (new connections were made)" "^([3-9]|[1-9][0-9]+)$" "$(fixture_stat "$k" connections)"
 
 say "15. a refresh margin that fits the token"
 short=$(new_row "$a" short)
-behave "$a" '{"expires_in": 30}'
+fixture_config "$a" '{"expires_in": 30}'
 sign_in "$short"
-behave "$a" '{}'
-refreshes=$(stat "$a" refreshes)
+fixture_config "$a" '{}'
+refreshes=$(fixture_stat "$a" refreshes)
 call "$short" >/dev/null
 call "$short" >/dev/null
-check "30-second tokens are not refreshed on every call" "^0$" "$(( $(stat "$a" refreshes) - refreshes ))"
+check "30-second tokens are not refreshed on every call" "^0$" "$(( $(fixture_stat "$a" refreshes) - refreshes ))"
 
 finish_checks faults

@@ -6,8 +6,7 @@
 # larger than mcp_oauth.max_response_bytes.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-source "$here/../../scripts/lib.sh"
-source "$here/lib.sh"
+source "$here/../lib.sh"
 
 fixture_cluster
 signin_ready

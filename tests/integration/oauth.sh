@@ -4,16 +4,12 @@
 # superseded state; issuer, resource and PKCE problems; AS errors).
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-source "$here/../../scripts/lib.sh"
-source "$here/lib.sh"
+source "$here/../lib.sh"
 
 fixture_cluster
 
-psql_q <<'SQL'
-CREATE EXTENSION mcp_oauth;
-CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN;
-GRANT mcp_oauth_user TO alice, bob;
-SQL
+psql_q -c "CREATE EXTENSION mcp_oauth" >/dev/null
+app_roles alice bob
 id=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('Fixture', '$base/mcp', 'oauth') RETURNING id")
 headers_id=$(as_alice -c "INSERT INTO user_mcp_servers (name, url) VALUES ('Plain', '$base/mcp') RETURNING id")
 
@@ -38,7 +34,7 @@ check "authorize URL uses PKCE S256" "code_challenge_method=S256" "$url"
 check "authorize URL carries the resource" "resource=http%3A%2F%2F127\.0\.0\.1%3A[0-9]+%2Fmcp" "$url"
 check "authorize URL asks for offline_access (the AS lists it)" "scope=offline_access" "$url"
 check "one dynamic registration" "^1$" "$(stat registrations)"
-location=$(curl -s -o /dev/null -w '%{redirect_url}' "$url")
+location=$(browser_approve "$url")
 state=$(sed -n 's/.*[?&]state=\([^&]*\).*/\1/p' <<<"$location")
 code=$(sed -n 's/.*[?&]code=\([^&]*\).*/\1/p' <<<"$location")
 # Bob cannot complete alice's sign-in, and a tampered state is refused; neither consumes it.
@@ -58,7 +54,7 @@ check "... redeems nothing" "^0$" "$(( $(stat code_exchanges) - exchanges ))"
 
 # Stricter: with mcp_oauth.finish_requires_identity, a caller without an
 # identity may not finish (and consumes nothing); the state's user may.
-location=$(curl -s -o /dev/null -w '%{redirect_url}' "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
+location=$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
 psql_q -c "ALTER SYSTEM SET mcp_oauth.finish_requires_identity = on" -c "SELECT pg_reload_conf()" >/dev/null
 expect_error "finish_requires_identity refuses a caller without an identity" 28000 "finished by its user" \
   -- -c "SET mcp_oauth.identity = 'setting:app.user_id'" -c "SELECT mcp_oauth_callback('$location')"
@@ -86,15 +82,15 @@ out=$(psql_q -U alice -At -c "SELECT mcp_oauth_start('$id') IS NOT NULL" -c "\\!
 check "a repeated mcp_oauth_start costs no request" "^t$" "$(awk 'NR==2 {a=$0} NR==4 {print (a==$0) ? "t" : "f: " a " then " $0}' <<<"$out")"
 
 # A newer start supersedes the older one.
-first=$(curl -s -o /dev/null -w '%{redirect_url}' "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
-second=$(curl -s -o /dev/null -w '%{redirect_url}' "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
+first=$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
+second=$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
 expect_error "a superseded sign-in" MC002 "superseded" -- -U alice -c "SELECT mcp_oauth_callback('$first')"
 check "the newest sign-in completes" "^$id$" "$(as_alice -c "SELECT mcp_oauth_callback('$second')")"
 check "the client registration is reused for the same issuer" "^1$" "$(stat registrations)"
 
 # RFC 9207: a wrong or missing iss is refused before anything is consumed.
 behave '{"send_iss": true}'
-location=$(curl -s -o /dev/null -w '%{redirect_url}' "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
+location=$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
 state=$(sed -n 's/.*[?&]state=\([^&]*\).*/\1/p' <<<"$location")
 code=$(sed -n 's/.*[?&]code=\([^&]*\).*/\1/p' <<<"$location")
 expect_error "iss mismatch" MC003 "another issuer" -- -U alice -c "SELECT mcp_oauth_finish('$state', '$code', 'https://evil.example')"
@@ -103,7 +99,7 @@ check "the genuine callback still works" "^$id$" "$(as_alice -c "SELECT mcp_oaut
 
 # An error response from the authorization server, reflected escaped.
 behave '{"authorize_error": "access_denied"}'
-location=$(curl -s -o /dev/null -w '%{redirect_url}' "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
+location=$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
 out=$(psql_q -U alice -c "SELECT mcp_oauth_callback('$location')" 2>&1)
 check "an AS error response is MC004 with the code" "access_denied" "$out"
 refute "its description is not reflected raw" "<script>" "$out"
@@ -116,7 +112,7 @@ done
 
 # invalid_client at the token endpoint drops the registration; the next start registers again.
 behave '{"invalid_client": true}'
-location=$(curl -s -o /dev/null -w '%{redirect_url}' "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
+location=$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
 expect_error "invalid_client" MC004 "invalid_client" -- -U alice -c "SELECT mcp_oauth_callback('$location')"
 check "the registration was dropped" "^f$" "$(as_alice -c "SELECT oauth_metadata ? 'client' FROM user_mcp_servers WHERE id = '$id'" 2>&1)"
 behave '{}'
@@ -127,7 +123,7 @@ check "a new registration followed" "^2$" "$(stat registrations)"
 as_alice -c "SELECT mcp_oauth_set_client('$id', 'fixture-preregistered', 'fixture-preregistered-secret')" >/dev/null
 url=$(as_alice -c "SELECT mcp_oauth_start('$id')")
 check "the pre-registered client is used" "client_id=fixture-preregistered" "$url"
-check "a pre-registered client completes" "^$id$" "$(as_alice -c "SELECT mcp_oauth_callback('$(curl -s -o /dev/null -w '%{redirect_url}' "$url")')")"
+check "a pre-registered client completes" "^$id$" "$(as_alice -c "SELECT mcp_oauth_callback('$(browser_approve "$url")')")"
 check "with client_secret_basic" "^client_secret_basic$" "$(stat last_client_auth)"
 expect_error "set_client checks its arguments" 22023 "client_id" -- -U alice -c "SELECT mcp_oauth_set_client('$id', '')"
 

@@ -7,8 +7,7 @@
 # recorded on the row). Each call runs in its own connection, as from a pool.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-source "$here/../../scripts/lib.sh"
-source "$here/lib.sh"
+source "$here/../lib.sh"
 
 fixture_cluster
 signin_ready

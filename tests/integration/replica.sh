@@ -4,8 +4,7 @@
 # request is sent; failures are not recorded there.
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-source "$here/../../scripts/lib.sh"
-source "$here/lib.sh"
+source "$here/../lib.sh"
 
 stop_standby() { [ -d "$dir/standby" ] && as_pg "$PG_BIN/pg_ctl" -D "$dir/standby" -m fast -w stop >/dev/null 2>&1; }
 fixture_cluster stop_standby
@@ -19,7 +18,7 @@ sign_in "$fresh"
 behave '{"api_key": "k-1", "expires_in": 2}'
 sign_in "$due"
 behave '{"api_key": "k-1"}'
-location=$(curl -s -o /dev/null -w '%{redirect_url}' "$(as_alice -c "SELECT mcp_oauth_start('$pending')")")
+location=$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$pending')")")
 
 # A streaming standby of that cluster.
 as_pg "$PG_BIN/pg_basebackup" -h "$dir" -p 5432 -U postgres -D "$dir/standby" -R -X stream >/dev/null

@@ -3,15 +3,11 @@
 # process id; dump/restore and several databases need more than one
 # session). Starts its own throwaway cluster; the extension must be installed.
 set -uo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-dir=$(scratch_dir)
-trap 'stop_cluster "$dir"; rm -rf "$dir"' EXIT
-start_cluster "$dir"
-
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-
-psql_q -c "CREATE EXTENSION mcp_oauth" -c "CREATE ROLE carol LOGIN" -c "GRANT mcp_oauth_user TO carol"
+throwaway_cluster
+psql_q -c "CREATE EXTENSION mcp_oauth" >/dev/null
+app_roles carol
 server_id=$(psql_q -U carol -At -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('Linear', 'https://mcp.linear.example/mcp', 'oauth') RETURNING id")
 headers_id=$(psql_q -U carol -At -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('Keyed', 'https://keyed.example/mcp', '{\"X-Api-Key\": \"sk-integration-secret\"}') RETURNING id")
 

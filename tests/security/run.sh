@@ -25,14 +25,12 @@ HOSTS
 chmod 644 "$hosts"
 mount --bind "$hosts" /etc/hosts
 
-source "$here/../../scripts/lib.sh"
-source "$here/../integration/lib.sh"
+source "$here/../lib.sh"
 
-dir=$(scratch_dir)
-trap 'stop_fixtures "$dir"; stop_cluster "$dir"; rm -rf "$dir" "$hosts"' EXIT
-start_cluster "$dir"
-# Log everything the server is willing to log; checked for secrets at the end.
-cat >>"$dir/data/postgresql.conf" <<CONF
+throwaway_cluster "rm -f '$hosts'"
+# Log everything the server is willing to log; checked for secrets at the
+# end. The settings are in the file, so no logged statement carries them.
+cluster_conf <<CONF
 log_statement = 'all'
 log_min_messages = debug1
 log_error_verbosity = verbose
@@ -40,18 +38,12 @@ mcp_oauth.state_secret = 'security-suite-state-secret-0123456789abcdef'
 mcp_oauth.redirect_uri = 'http://127.0.0.1:1/callback'
 mcp_oauth.allow_http_loopback = on
 CONF
-as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -w reload >/dev/null
 base=$(start_fixture "$dir")
 other=$(start_fixture "$dir" fixture2)
 port=${base##*:}
-behave() { curl -s -X POST -H 'content-type: application/json' -d "${1:-{\}}" "$base/_fixture/config"; }
-stat() { curl -s "$1/_fixture/stats" | jq -r ".$2"; }
 
-psql_q <<'SQL'
-CREATE EXTENSION mcp_oauth;
-CREATE ROLE alice LOGIN; CREATE ROLE mallory LOGIN;
-GRANT mcp_oauth_user TO alice, mallory;
-SQL
+psql_q -c "CREATE EXTENSION mcp_oauth" >/dev/null
+app_roles alice mallory
 new_row() {  # new_row URL -> id (an OAuth row of alice)
   psql_q -U alice -At -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('case', '$1', 'oauth') RETURNING id"
 }
@@ -153,13 +145,13 @@ behave "{\"resource_metadata_override\": {\"authorization_servers\": [\"$other\"
 psql_q -U alice -c "SELECT mcp_oauth_start('$ok_row')" >/dev/null
 check "a new authorization server: a new registration, bound to it" "^$other\|t$" \
   "$(psql_q -U alice -At -c "SELECT oauth_metadata #>> '{client,issuer}', oauth_metadata #>> '{client,client_id}' IS DISTINCT FROM '$first_client' FROM user_mcp_servers WHERE id = '$ok_row'")"
-check "... registered there once" "^1$" "$(stat "$other" registrations)"
-check "... and nothing of the old registration was sent there" "^0\|0$" "$(stat "$other" token_requests)|$(stat "$other" credentialed_requests)"
+check "... registered there once" "^1$" "$(fixture_stat "$other" registrations)"
+check "... and nothing of the old registration was sent there" "^0\|0$" "$(fixture_stat "$other" token_requests)|$(fixture_stat "$other" credentialed_requests)"
 behave '{}'
 
 say "token responses that lie"
 sign_in_callback() {  # a callback URL for a fresh flow of row $1
-  curl -s -o /dev/null -w '%{redirect_url}' "$(psql_q -U alice -At -c "SELECT mcp_oauth_start('$1')")"
+  browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$1')")"
 }
 for body in '{"token_type": "Bearer"}' '{"access_token": "x", "token_type": "mac"}' '{"access_token": "x", "token_type": "Bearer", "expires_in": -5}' \
             '{"access_token": "x", "token_type": "Bearer", "expires_in": 1e12}' '{"access_token": "x"}' '[1, 2]'; do
@@ -171,9 +163,9 @@ done
 behave '{}'
 callback=$(sign_in_callback "$ok_row")
 behave "{\"token_redirect\": \"$other/token\"}"
-before=$(stat "$other" token_requests)
+before=$(fixture_stat "$other" token_requests)
 hostile "a redirect from the token endpoint is not followed" MC004 "invalid response" "SELECT 1" "SELECT mcp_oauth_callback('$callback')"
-check "... the redirect's target received nothing" "^0$" "$(( $(stat "$other" token_requests) - before ))"
+check "... the redirect's target received nothing" "^0$" "$(( $(fixture_stat "$other" token_requests) - before ))"
 behave '{}'
 
 say "states that lie"
@@ -186,24 +178,24 @@ hostile "iss mismatch, with a script in it" MC003 "another issuer" "SELECT 1" "S
 out=$(psql_q -U alice -c "SELECT mcp_oauth_finish('$state', '$code', '<script>alert(1)</script>')" 2>&1)
 refute "... the script is not reflected raw" "<script>" "$out"
 # Concurrent replay: two callbacks at once, exactly one wins.
-exchanges=$(stat "$base" code_exchanges)
+exchanges=$(fixture_stat "$base" code_exchanges)
 psql_q -U alice -At -c "SELECT mcp_oauth_callback('$callback')" >"$dir/replay.1" 2>&1 & r1=$!
 psql_q -U alice -At -c "SELECT mcp_oauth_callback('$callback')" >"$dir/replay.2" 2>&1 & r2=$!
 wait $r1 $r2
 check "a concurrent replay: exactly one callback succeeds" "^1$" "$(cat "$dir"/replay.* | grep -c "^$ok_row$")"
 check "... the other is MC002" "already completed" "$(cat "$dir"/replay.*)"
-check "... and the code was redeemed exactly once" "^1$" "$(( $(stat "$base" code_exchanges) - exchanges ))"
-exchanges=$(stat "$base" code_exchanges)
+check "... and the code was redeemed exactly once" "^1$" "$(( $(fixture_stat "$base" code_exchanges) - exchanges ))"
+exchanges=$(fixture_stat "$base" code_exchanges)
 expect_error "a replay after it" MC002 "already completed" -- -U alice -c "SELECT mcp_oauth_callback('$callback')"
-check "... redeems nothing" "^0$" "$(( $(stat "$base" code_exchanges) - exchanges ))"
+check "... redeems nothing" "^0$" "$(( $(fixture_stat "$base" code_exchanges) - exchanges ))"
 
 say "redirects on MCP requests"
 behave "{\"mcp_redirect\": \"http://10.0.0.1/mcp\"}"
 hostile "an MCP redirect to an internal host" MC006 "another origin" "SELECT 1" "SELECT mcp_call_tool('$ok_row', 'echo')"
 behave "{\"mcp_redirect\": \"$other/mcp\"}"
-before=$(stat "$other" requests)
+before=$(fixture_stat "$other" requests)
 hostile "an MCP redirect to another origin" MC006 "another origin" "SELECT 1" "SELECT mcp_call_tool('$ok_row', 'echo')"
-check "... the other origin received no request (no header left the origin)" "^0$" "$(( $(stat "$other" requests) - before ))"
+check "... the other origin received no request (no header left the origin)" "^0$" "$(( $(fixture_stat "$other" requests) - before ))"
 behave '{}'
 
 say "arguments"
