@@ -34,6 +34,12 @@ fi
 # Debian's postgresql package creates a default cluster and starts it; we use
 # throwaway clusters of our own and leave the system one alone.
 
+# rustfmt and clippy, for the style checks of the test command.
+if ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
+  say "installing rustfmt and clippy"
+  rustup component add rustfmt clippy
+fi
+
 # 2. cargo-pgrx, pinned to the pgrx version in Cargo.toml.
 if ! cargo pgrx --version 2>/dev/null | grep -q "cargo-pgrx ${PGRX_VERSION}\b"; then
   say "installing cargo-pgrx ${PGRX_VERSION} (takes several minutes)"

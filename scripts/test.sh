@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test from a fresh machine: set-up, core unit tests, the
-# extension's #[pg_test]s, pg_regress expected output, integration tests,
+# Runs every test from a fresh machine: set-up, formatting and lints, core
+# unit tests, the extension's #[pg_test]s, pg_regress expected output, integration tests,
 # and the official MCP conformance suite.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -24,6 +24,11 @@ suite() {
 }
 
 work=$(scratch_dir)
+
+style_checks() {
+  cargo fmt --all --check || return 1
+  cargo clippy -q --workspace --all-targets -- -D warnings
+}
 
 core_tests() { cargo test -p mcp_oauth_core; }
 
@@ -54,6 +59,7 @@ security_tests() { bash tests/security/run.sh; }
 
 conformance_tests() { bash tests/conformance/run.sh auth backcompat draft next:2026-07-28 next:2025-11-25; }
 
+suite "formatting and lints (cargo fmt --check, cargo clippy -D warnings)" style_checks
 suite "core unit tests (cargo test -p mcp_oauth_core)" core_tests
 suite "extension tests (cargo pgrx test)" pg_tests
 suite "pg_regress" regress_tests

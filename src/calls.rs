@@ -3,15 +3,16 @@
 //! a 403 insufficient_scope, failures recorded on the row, and what was
 //! learned about the server shared with every other backend.
 
-use crate::api::identity::current_user_id;
 use crate::durable;
 use crate::error::Error;
 use crate::gucs;
+use crate::identity::current_user_id;
 use crate::runtime;
 use crate::store::{self, AuthType, Change, Condition, RowUpdate, ServerRow};
 use crate::tokens;
 use mcp_oauth_core::mcp::{Call, ClientCapabilities, InputRound, Listing, McpError, McpSession, Target};
 use mcp_oauth_core::net::HttpClient;
+use mcp_oauth_core::secret::Secret;
 use mcp_oauth_core::signin::MAX_STEP_UPS;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -57,7 +58,7 @@ fn parsed_url(row: &ServerRow) -> Result<Url, Error> {
 }
 
 /// Identifies the credentials a session was made with (in memory only).
-fn fingerprint(url: &str, headers: &[(String, String)], token: Option<&str>) -> u64 {
+fn fingerprint(url: &str, headers: &[(String, Secret)], token: Option<&Secret>) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (url, headers, token).hash(&mut h);
     h.finish()
@@ -157,9 +158,9 @@ pub fn with_session(server_id: uuid::Uuid, mut op: Operation) -> Result<Outcome,
     loop {
         let token = tokens::access_token(&http, &mut row)?;
         let headers = if row.auth_type == AuthType::Headers { row.headers.clone() } else { vec![] };
-        let fp = fingerprint(&row.url, &headers, token.as_deref());
+        let fp = fingerprint(&row.url, &headers, token.as_ref());
         let mut session = take_session(&row, fp);
-        let target = Target { url: &url, headers: &headers, bearer: token.as_deref(), capabilities: &capabilities };
+        let target = Target { url: &url, headers: &headers, bearer: token.as_ref(), capabilities: &capabilities };
         let outcome = runtime::block_on(perform(&mut session, &http, &target, &mut op))?.map_err(Error::from);
         let oauth = row.auth_type == AuthType::OAuth;
         match outcome {
@@ -174,7 +175,7 @@ pub fn with_session(server_id: uuid::Uuid, mut op: Operation) -> Result<Outcome,
             }
             Err(Error::Mcp(McpError::Unauthorized { .. })) if oauth && !refreshed => {
                 refreshed = true;
-                tokens::refresh(&http, &mut row, token.as_deref().unwrap_or(""))?;
+                tokens::refresh(&http, &mut row, &token.unwrap_or_default())?;
             }
             Err(Error::Mcp(McpError::Unauthorized { .. })) if oauth => {
                 return Err(tokens::reauth(&row, "the server refused the access token"));
@@ -255,8 +256,4 @@ pub fn input_round(input_responses: Option<pgrx::JsonB>, request_state: Option<&
         _ => return Err(Error::InvalidArgument("input_responses must be a JSON object keyed as the server's inputRequests".into())),
     };
     Ok(InputRound { responses: Some(responses), request_state: request_state.map(str::to_owned) })
-}
-
-pub fn uuid_of(id: pgrx::Uuid) -> uuid::Uuid {
-    uuid::Uuid::from_bytes(*id.as_bytes())
 }

@@ -375,7 +375,7 @@ pub fn reserve(row: &store::ServerRow, condition: Condition, abandon: Option<Row
     match end {
         WaitEnd::Reached(phase::HELD) => Ok(Reserved::Held(Reservation { worker, done: false })),
         WaitEnd::Reached(_) => Ok(Reserved::Refused),
-        WaitEnd::Stopped(phase::LOCKING) => Err(Error::RowBusy(row.id)),
+        WaitEnd::Stopped(phase::LOCKING) => Err(Error::RowBusy { id: row.id, waited_ms: LOCK_TIMEOUT_MS }),
         WaitEnd::Stopped(_) => {
             Err(Error::DurabilityUnavailable("the background worker could not connect to the database as the extension's owner".into()))
         }

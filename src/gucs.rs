@@ -240,7 +240,7 @@ unsafe fn check_string(newval: *mut *mut c_char, check: impl FnOnce(&str) -> Res
     match check(&text) {
         Ok(()) => true,
         Err(reason) => {
-            let reason = CString::new(crate::error::sentence(&reason).replace('\0', "")).unwrap_or_default();
+            let reason = CString::new(mcp_oauth_core::text::sentence(&reason).replace('\0', "")).unwrap_or_default();
             unsafe { pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(reason.as_ptr()) };
             false
         }

@@ -12,6 +12,8 @@ pub mod calls;
 pub mod durable;
 pub mod error;
 pub mod gucs;
+pub mod identity;
+pub mod ids;
 pub mod jsonb;
 pub mod runtime;
 pub mod secrets;

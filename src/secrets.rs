@@ -9,6 +9,7 @@
 
 use crate::error::Error;
 use crate::gucs;
+use crate::ids;
 use crate::spi::{self, arg, Statement};
 use mcp_oauth_core::crypto::{self, Context, CryptoError, Keyring};
 use mcp_oauth_core::signin::Credentials;
@@ -164,7 +165,7 @@ pub fn header_column(name: &str) -> String {
 /// plaintext never reaches the table).
 #[pg_extern(volatile, parallel_unsafe, strict)]
 fn mcp_oauth_seal_headers(id: pgrx::Uuid, headers: JsonB) -> JsonB {
-    let row_id = uuid::Uuid::from_bytes(*id.as_bytes()).to_string();
+    let row_id = ids::from_sql(id).to_string();
     let sealed = (|| -> Result<serde_json::Value, Error> {
         let serde_json::Value::Object(map) = headers.0 else { return Ok(headers.0) };
         let ring = if map.is_empty() { None } else { sealing_keyring()? };
@@ -212,7 +213,7 @@ fn rotate() -> Result<i64, Error> {
                 read = Some((row.get::<Vec<u8>>(1), row.get::<String>(2), row.get::<String>(3), row.get::<JsonB>(4)));
             })?;
             let Some((tokens, verifier, secret, headers)) = read else { break };
-            let row_id = uuid::Uuid::from_bytes(*id.as_bytes()).to_string();
+            let row_id = ids::from_sql(id).to_string();
             let resealed = Resealed {
                 tokens: tokens.as_ref().map(|t| reseal(&ring, &row_id, "oauth_tokens", t)).transpose()?,
                 verifier: verifier.as_deref().map(|v| reseal_text(&ring, &row_id, "oauth_code_verifier", v)).transpose()?,

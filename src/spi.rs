@@ -26,6 +26,10 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::rc::Rc;
 
+/// A row version: its block, its line pointer and the transaction that
+/// wrote it.
+pub type RowVersion = (u32, u16, u32);
+
 /// Where the table is and who owns it.
 pub struct Catalog {
     pub table_oid: pg_sys::Oid,
@@ -192,7 +196,7 @@ impl Tuple {
 
     /// Identifies this version of the row: where it is and who wrote it.
     /// Any change of the row makes a new version with another identity.
-    pub fn version(&self) -> (u32, u16, u32) {
+    pub fn version(&self) -> RowVersion {
         // SAFETY: a valid heap tuple from the scan.
         unsafe {
             let t = &*self.tuple;

@@ -10,12 +10,15 @@
 //! from (`Condition`): a write never undoes a newer change.
 
 use crate::error::Error;
+use crate::ids;
 use crate::secrets;
 use crate::spi::{self, arg, Statement};
+pub use mcp_oauth_core::change::Change;
 use mcp_oauth_core::mcp::Learned;
+use mcp_oauth_core::secret::Secret;
 use mcp_oauth_core::signin::{Credentials, Grant, OAuthRecord};
 use pgrx::pg_sys;
-use pgrx::{JsonB, Uuid};
+use pgrx::JsonB;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -37,13 +40,13 @@ pub struct ServerRow {
     pub auth_type: AuthType,
     pub enabled: bool,
     /// Header names and values (headers mode).
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(String, Secret)>,
     pub record: OAuthRecord,
     pub credentials: Option<Credentials>,
     /// Tokens are stored but cannot be read (a new sign-in fixes it).
     pub tokens_unreadable: bool,
-    pub verifier: Option<String>,
-    pub client_secret: Option<String>,
+    pub verifier: Option<Secret>,
+    pub client_secret: Option<Secret>,
     pub reauth_required: bool,
     pub last_error: Option<String>,
     /// What was learned about the server (protocol revision, session,
@@ -65,20 +68,20 @@ impl ServerRow {
         let credentials = self.credentials.as_ref()?;
         match &credentials.grant {
             Some(grant) => Some(grant.clone()),
-            None => Grant::legacy(&self.record, self.client_secret.as_deref(), &credentials.tokens),
+            None => Grant::legacy(&self.record, self.client_secret.as_ref(), &credentials.tokens),
         }
     }
 }
 
 fn uuid_arg(id: uuid::Uuid) -> spi::Arg {
-    arg(Uuid::from_bytes(*id.as_bytes()))
+    arg(ids::to_sql(id))
 }
 
 thread_local! {
     /// Decoded rows (secrets opened, JSON parsed), by row id, with the
     /// version of the row they were decoded from: a warm call reads the row
     /// but decodes it only when it changed.
-    static DECODED: RefCell<HashMap<uuid::Uuid, ((u32, u16, u32), ServerRow)>> = RefCell::new(HashMap::new());
+    static DECODED: RefCell<HashMap<uuid::Uuid, (spi::RowVersion, ServerRow)>> = RefCell::new(HashMap::new());
 }
 
 /// Rows kept decoded per backend; past this the cache starts over (a
@@ -90,7 +93,7 @@ const DECODED_ROWS: usize = 1024;
 pub fn load(id: uuid::Uuid, user_id: &str) -> Result<ServerRow, Error> {
     let catalog = spi::catalog()?;
     let cols = &catalog.columns;
-    spi::read(&catalog, Uuid::from_bytes(*id.as_bytes()), |tuple| {
+    spi::read(&catalog, ids::to_sql(id), |tuple| {
         let tuple = tuple.ok_or(Error::ServerNotFound(id))?;
         let version = tuple.version();
         let held = tuple.held_by_current_transaction();
@@ -123,13 +126,13 @@ fn decode(id: uuid::Uuid, user_id: String, tuple: &spi::Tuple, cols: &spi::Colum
         Some(serde_json::Value::Object(map)) => map
             .iter()
             .filter_map(|(k, v)| Some((k, v.as_str()?)))
-            .map(|(k, v)| Ok((k.clone(), secrets::open_text(&row_id, &secrets::header_column(k), v)?)))
+            .map(|(k, v)| Ok((k.clone(), Secret::new(secrets::open_text(&row_id, &secrets::header_column(k), v)?))))
             .collect::<Result<Vec<_>, Error>>()?,
         _ => vec![],
     };
     let credentials = tuple.get::<Vec<u8>>(cols.oauth_tokens).map(|bytes| secrets::open_credentials(&row_id, &bytes));
-    let open = |attnum: i16, column: &str| -> Result<Option<String>, Error> {
-        tuple.get::<String>(attnum).map(|v| secrets::open_text(&row_id, column, &v)).transpose()
+    let open = |attnum: i16, column: &str| -> Result<Option<Secret>, Error> {
+        tuple.get::<String>(attnum).map(|v| secrets::open_text(&row_id, column, &v).map(Secret::new)).transpose()
     };
     Ok(ServerRow {
         id,
@@ -151,16 +154,13 @@ fn decode(id: uuid::Uuid, user_id: String, tuple: &spi::Tuple, cols: &spi::Colum
     })
 }
 
-/// A column's new value: kept, cleared, or set.
-#[derive(Clone, Default, Serialize, Deserialize)]
-pub enum Change<T> {
-    #[default]
-    Keep,
-    Clear,
-    Set(T),
+/// The two statement arguments of a column's [`Change`]: whether to write
+/// it, and the new value.
+trait ChangeArgs {
+    fn args(&self) -> [spi::Arg; 2];
 }
 
-impl<T: Clone + IntoDatumOwned> Change<T> {
+impl<T: Clone + IntoDatumOwned> ChangeArgs for Change<T> {
     fn args(&self) -> [spi::Arg; 2] {
         match self {
             Change::Keep => [arg(false), None],

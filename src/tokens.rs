@@ -10,6 +10,7 @@ use crate::state::now;
 use crate::store::{self, AuthType, Change, Condition, RowUpdate, ServerRow};
 use mcp_oauth_core::net::HttpClient;
 use mcp_oauth_core::oauth::{self, ClientCredentials, OAuthError, TokenEndpoint};
+use mcp_oauth_core::secret::Secret;
 use mcp_oauth_core::signin::Credentials;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ const REFRESH_ATTEMPTS: usize = 3;
 
 /// The access token to send to `row`'s server (None in headers mode),
 /// refreshed first when it is about to expire.
-pub fn access_token(http: &HttpClient, row: &mut ServerRow) -> Result<Option<String>, Error> {
+pub fn access_token(http: &HttpClient, row: &mut ServerRow) -> Result<Option<Secret>, Error> {
     if row.auth_type != AuthType::OAuth {
         return Ok(None);
     }
@@ -58,11 +59,12 @@ pub fn reauth(row: &ServerRow, why: &str) -> Error {
 /// names the only authorization server the refresh token is sent to.
 /// `invalid_grant` (or any refresh that cannot succeed) marks the row for a
 /// new sign-in.
-pub fn refresh(http: &HttpClient, row: &mut ServerRow, stale_access_token: &str) -> Result<(), Error> {
+pub fn refresh(http: &HttpClient, row: &mut ServerRow, stale_access_token: &Secret) -> Result<(), Error> {
     let _turn = store::RefreshLock::acquire(row.id);
     for _ in 0..REFRESH_ATTEMPTS {
         let latest = store::load(row.id, &row.user_id)?;
-        let done = latest.credentials.as_ref().is_some_and(|c| c.tokens.access_token != stale_access_token && !c.tokens.refresh_due(now()));
+        let done =
+            latest.credentials.as_ref().is_some_and(|c| c.tokens.access_token != *stale_access_token && !c.tokens.refresh_due(now()));
         *row = latest;
         if done {
             return Ok(());
@@ -94,7 +96,7 @@ pub fn refresh(http: &HttpClient, row: &mut ServerRow, stale_access_token: &str)
             Reserved::Refused => continue,
         };
         reservation.hold_for(http.config().request_timeout + runtime::CANCEL_GRACE + Duration::from_secs(5));
-        let client = ClientCredentials { client_id: &grant.client_id, secret: grant.client_secret.as_deref(), method: grant.auth_method };
+        let client = ClientCredentials { client_id: &grant.client_id, secret: grant.client_secret.as_ref(), method: grant.auth_method };
         let endpoint = TokenEndpoint { url: &grant.token_endpoint, issuer: &grant.issuer };
         let refreshed =
             runtime::block_on_to_completion(oauth::refresh(http, endpoint, &client, &credentials.tokens, &grant.resource, now()))?;

@@ -1,10 +1,11 @@
 //! Sign-in: mcp_oauth_start, mcp_oauth_finish, mcp_oauth_callback,
 //! mcp_oauth_reset, mcp_oauth_set_client.
 
-use crate::api::identity::current_user_id;
 use crate::durable::{self, Reserved};
 use crate::error::{or_raise, required, Error};
 use crate::gucs;
+use crate::identity::current_user_id;
+use crate::ids;
 use crate::runtime;
 use crate::secrets;
 use crate::state::{self, now};
@@ -17,10 +18,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use url::Url;
-
-fn to_uuid(id: pgrx::Uuid) -> uuid::Uuid {
-    uuid::Uuid::from_bytes(*id.as_bytes())
-}
 
 /// The caller's OAuth row, or why it cannot be used.
 fn oauth_row(id: uuid::Uuid, user_id: &str) -> Result<ServerRow, Error> {
@@ -121,11 +118,11 @@ fn start(server_id: uuid::Uuid) -> Result<String, Error> {
     keep_discovery(&row.url, Some(started.discovered.clone()));
     let row_id = row.id.to_string();
     let mut update = RowUpdate {
-        verifier: Change::Set(secrets::seal_text(&row_id, "oauth_code_verifier", &started.verifier)?),
+        verifier: Change::Set(secrets::seal_text(&row_id, "oauth_code_verifier", started.verifier.expose())?),
         client_secret: match &started.client_secret {
-            None => Change::Keep,
-            Some(None) => Change::Clear,
-            Some(Some(secret)) => Change::Set(secrets::seal_text(&row_id, "oauth_client_secret", secret)?),
+            Change::Keep => Change::Keep,
+            Change::Clear => Change::Clear,
+            Change::Set(secret) => Change::Set(secrets::seal_text(&row_id, "oauth_client_secret", secret.expose())?),
         },
         ..Default::default()
     }
@@ -163,7 +160,10 @@ fn finish(state_token: &str, code: &str, iss: Option<&str>) -> Result<uuid::Uuid
     match current_user_id() {
         Ok(caller) if caller != claims.user_id => return Err(Error::InvalidCallback("the state belongs to another user".into())),
         Ok(_) => {}
-        Err(Error::Identity(e)) if gucs::FINISH_REQUIRES_IDENTITY.get() => return Err(Error::FinishNeedsIdentity(e)),
+        Err(Error::Unidentified { identity, error }) if gucs::FINISH_REQUIRES_IDENTITY.get() => {
+            return Err(Error::FinishNeedsIdentity { identity, error })
+        }
+        Err(e @ Error::Identity(_)) if gucs::FINISH_REQUIRES_IDENTITY.get() => return Err(e),
         Err(_) => {}
     }
     if code.is_empty() || code.len() > 4096 {
@@ -222,7 +222,7 @@ fn finish(state_token: &str, code: &str, iss: Option<&str>) -> Result<uuid::Uuid
         }
         Err(e) => return Err(e),
     };
-    let credentials = ClientCredentials { client_id: &client.client_id, secret: client_secret.as_deref(), method: client.auth_method };
+    let credentials = ClientCredentials { client_id: &client.client_id, secret: client_secret.as_ref(), method: client.auth_method };
     let exchanged = runtime::block_on_to_completion(oauth::exchange_code(
         &http,
         TokenEndpoint::from(&auth_server),
@@ -236,7 +236,7 @@ fn finish(state_token: &str, code: &str, iss: Option<&str>) -> Result<uuid::Uuid
     let (update, outcome) = match exchanged {
         Ok(mut tokens) => {
             tokens.scope = tokens.scope.or(flow.scope.clone());
-            let credentials = Credentials { tokens, grant: Some(Grant::new(&auth_server, &client, client_secret.as_deref(), &resource)) };
+            let credentials = Credentials { tokens, grant: Some(Grant::new(&auth_server, &client, client_secret.as_ref(), &resource)) };
             let mut update = RowUpdate {
                 tokens: Change::Set(store::seal(row.id, &credentials)?),
                 reauth_required: Some(false),
@@ -340,27 +340,29 @@ fn set_client(server_id: uuid::Uuid, client_id: &str, client_secret: Option<&str
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn mcp_oauth_start(server_id: Option<pgrx::Uuid>) -> String {
-    or_raise(required(server_id, "server_id").and_then(|id| start(to_uuid(id))))
+    or_raise(required(server_id, "server_id").and_then(|id| start(ids::from_sql(id))))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn mcp_oauth_finish(state: Option<&str>, code: Option<&str>, iss: default!(Option<&str>, "NULL")) -> pgrx::Uuid {
     let id = or_raise(required(state, "state").and_then(|state| finish(state, required(code, "code")?, iss)));
-    pgrx::Uuid::from_bytes(*id.as_bytes())
+    ids::to_sql(id)
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn mcp_oauth_callback(callback_url: Option<&str>) -> pgrx::Uuid {
     let id = or_raise(required(callback_url, "callback_url").and_then(callback));
-    pgrx::Uuid::from_bytes(*id.as_bytes())
+    ids::to_sql(id)
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn mcp_oauth_reset(server_id: Option<pgrx::Uuid>) {
-    or_raise(required(server_id, "server_id").and_then(|id| reset(to_uuid(id))))
+    or_raise(required(server_id, "server_id").and_then(|id| reset(ids::from_sql(id))))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn mcp_oauth_set_client(server_id: Option<pgrx::Uuid>, client_id: Option<&str>, client_secret: default!(Option<&str>, "NULL")) {
-    or_raise(required(server_id, "server_id").and_then(|id| set_client(to_uuid(id), required(client_id, "client_id")?, client_secret)))
+    or_raise(
+        required(server_id, "server_id").and_then(|id| set_client(ids::from_sql(id), required(client_id, "client_id")?, client_secret)),
+    )
 }

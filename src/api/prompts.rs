@@ -1,7 +1,8 @@
 //! MCP prompts: mcp_list_prompts, mcp_get_prompt.
 
-use crate::calls::{self, uuid_of, Operation};
+use crate::calls::{self, Operation};
 use crate::error::{or_raise, required, Error};
+use crate::ids;
 use crate::jsonb::RawJsonb;
 use mcp_oauth_core::mcp::{Call, InputRound, Listing};
 use pgrx::prelude::*;
@@ -22,7 +23,7 @@ fn mcp_list_prompts(
         name!(prompt, JsonB),
     ),
 > {
-    let items = or_raise(required(server_id, "server_id").and_then(|id| calls::list(uuid_of(id), Listing::Prompts)));
+    let items = or_raise(required(server_id, "server_id").and_then(|id| calls::list(ids::from_sql(id), Listing::Prompts)));
     let text = |p: &Value, k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
     TableIterator::new(items.into_iter().map(move |p| {
         (
@@ -46,7 +47,7 @@ fn get_prompt(server_id: Option<pgrx::Uuid>, name: Option<&str>, args: Option<Js
         Value::Object(map) if map.values().all(Value::is_string) => map,
         _ => return Err(Error::InvalidArgument("args must be a JSON object of strings, e.g. {\"who\": \"Ada\"}".into())),
     };
-    calls::raw(uuid_of(id), Operation::Request(Call::get_prompt(name, args, input)))
+    calls::raw(ids::from_sql(id), Operation::Request(Call::get_prompt(name, args, input)))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]

@@ -1,8 +1,9 @@
 //! MCP resources: mcp_list_resources, mcp_list_resource_templates,
 //! mcp_read_resource.
 
-use crate::calls::{self, uuid_of, Operation};
+use crate::calls::{self, Operation};
 use crate::error::{or_raise, required, Error};
+use crate::ids;
 use crate::jsonb::RawJsonb;
 use mcp_oauth_core::mcp::{Call, InputRound, Listing};
 use pgrx::prelude::*;
@@ -34,7 +35,7 @@ fn mcp_list_resources(
         name!(resource, JsonB),
     ),
 > {
-    let items = or_raise(required(server_id, "server_id").and_then(|id| calls::list(uuid_of(id), Listing::Resources)));
+    let items = or_raise(required(server_id, "server_id").and_then(|id| calls::list(ids::from_sql(id), Listing::Resources)));
     TableIterator::new(items.into_iter().map(|r| {
         (
             text(&r, "uri").unwrap_or_default(),
@@ -65,7 +66,7 @@ fn mcp_list_resource_templates(
         name!(template, JsonB),
     ),
 > {
-    let items = or_raise(required(server_id, "server_id").and_then(|id| calls::list(uuid_of(id), Listing::ResourceTemplates)));
+    let items = or_raise(required(server_id, "server_id").and_then(|id| calls::list(ids::from_sql(id), Listing::ResourceTemplates)));
     TableIterator::new(items.into_iter().map(|t| {
         (
             text(&t, "uriTemplate").unwrap_or_default(),
@@ -85,7 +86,7 @@ fn read_resource(server_id: Option<pgrx::Uuid>, uri: Option<&str>, input: InputR
     if uri.is_empty() || uri.len() > 8192 || uri.chars().any(char::is_control) {
         return Err(Error::InvalidArgument("the resource URI must be 1 to 8192 characters without control characters".into()));
     }
-    calls::raw(uuid_of(id), Operation::Request(Call::read_resource(uri, input)))
+    calls::raw(ids::from_sql(id), Operation::Request(Call::read_resource(uri, input)))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]

@@ -2,7 +2,7 @@
 //! take no secrets out of the row, and return the problem (or NULL) so the
 //! trigger can raise a precise error.
 
-use crate::error::sentence;
+use mcp_oauth_core::text::sentence;
 use mcp_oauth_core::validate;
 use pgrx::prelude::*;
 use pgrx::JsonB;

@@ -1,9 +1,10 @@
 //! MCP tools: mcp_list_tools, mcp_call_tool, mcp_test_server.
 
-use crate::api::identity::current_user_id;
-use crate::calls::{self, uuid_of, Operation};
+use crate::calls::{self, Operation};
 use crate::durable;
 use crate::error::{or_raise, required, Error};
+use crate::identity::current_user_id;
+use crate::ids;
 use crate::jsonb::RawJsonb;
 use crate::store::{self, Change, Condition, RowUpdate};
 use mcp_oauth_core::mcp::{Call, InputRound, Listing};
@@ -24,7 +25,7 @@ fn call_tool(server_id: Option<pgrx::Uuid>, name: Option<&str>, args: Option<Jso
     let Value::Object(args) = required(args, "args")?.0 else {
         return Err(Error::InvalidArgument("args must be a JSON object".into()));
     };
-    calls::raw(uuid_of(id), Operation::CallTool(Call::call_tool(name, args, input)))
+    calls::raw(ids::from_sql(id), Operation::CallTool(Call::call_tool(name, args, input)))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -42,7 +43,7 @@ fn mcp_list_tools(
         name!(annotations, Option<JsonB>),
     ),
 > {
-    let tools = or_raise(required(server_id, "server_id").and_then(|id| list_tools(uuid_of(id))));
+    let tools = or_raise(required(server_id, "server_id").and_then(|id| list_tools(ids::from_sql(id))));
     let text = |t: &Value, k: &str| t.get(k).and_then(Value::as_str).map(str::to_owned);
     let json = |t: &Value, k: &str| t.get(k).filter(|v| !v.is_null()).cloned().map(JsonB);
     TableIterator::new(tools.into_iter().map(move |t| {
@@ -88,7 +89,7 @@ fn test_server(server_id: uuid::Uuid) -> Result<Value, Error> {
             Ok(serde_json::json!({"ok": true, "tool_count": listed.len(), "tools": listed}))
         }
         // Identity and "no such row" are the caller's mistakes: raise them.
-        Err(e @ (Error::Identity(_) | Error::ServerNotFound(_) | Error::Cancelled)) => Err(e),
+        Err(e @ (Error::Identity(_) | Error::Unidentified { .. } | Error::ServerNotFound(_) | Error::Cancelled)) => Err(e),
         Err(e) => {
             let report = e.report();
             let message = report.message_with_detail();
@@ -105,5 +106,5 @@ fn test_server(server_id: uuid::Uuid) -> Result<Value, Error> {
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn mcp_test_server(server_id: Option<pgrx::Uuid>) -> JsonB {
-    JsonB(or_raise(required(server_id, "server_id").and_then(|id| test_server(uuid_of(id)))))
+    JsonB(or_raise(required(server_id, "server_id").and_then(|id| test_server(ids::from_sql(id)))))
 }

@@ -3,7 +3,7 @@
 //! Discovery), and the 2025-03-26 fallback for servers without either.
 
 use crate::net::{display_host, HttpClient, HttpRequest, HttpResponse, NetError};
-use crate::www_authenticate::{self, BearerChallenge};
+use crate::www_authenticate::BearerChallenge;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -74,40 +74,6 @@ struct AuthServerDoc {
     token_endpoint_auth_methods_supported: Option<Vec<String>>,
     client_id_metadata_document_supported: Option<bool>,
     authorization_response_iss_parameter_supported: Option<bool>,
-}
-
-const MCP_ACCEPT: &str = "application/json, text/event-stream";
-
-/// Probes the server without a token and returns its Bearer challenge, if
-/// it answers 401 with one. The probe is a 2026-07-28 `tools/list` (a
-/// server of that revision refuses a session-based `initialize` with 400
-/// before looking at credentials; servers of every revision check
-/// credentials before answering a method).
-pub async fn probe(http: &HttpClient, server_url: &Url) -> Result<Option<BearerChallenge>, NetError> {
-    use crate::mcp::{call, Call, Listing};
-    let version = crate::mcp::MODERN_PROTOCOL;
-    let meta = call::request_meta(version, &rmcp::model::ClientCapabilities::default());
-    let body = Call::list(Listing::Tools, None).body(0, Some(&meta));
-    let request = HttpRequest::post(server_url.clone(), "application/json", body.into_bytes())
-        .accept(MCP_ACCEPT)
-        .header(reqwest::header::HeaderName::from_static("mcp-protocol-version"), version, false)
-        .header(reqwest::header::HeaderName::from_static("mcp-method"), "tools/list", false);
-    // Only the status and headers matter: a server that needs no token may
-    // answer with an event stream it keeps open.
-    let deadline = http.config().request_timeout;
-    let open = match tokio::time::timeout(deadline, http.open(request)).await {
-        Ok(open) => open?,
-        Err(_) => return Err(NetError::Timeout { host: crate::net::display_host(server_url) }),
-    };
-    Ok(challenge_of(&HttpResponse { status: open.status, headers: open.headers, body: Vec::new() }))
-}
-
-/// The Bearer challenge of a 401 or 403 response.
-pub fn challenge_of(response: &HttpResponse) -> Option<BearerChallenge> {
-    if response.status != 401 && response.status != 403 {
-        return None;
-    }
-    www_authenticate::bearer(response.headers_all("www-authenticate"))
 }
 
 /// Where RFC 9728 metadata for `server_url` may be: the path-specific
@@ -316,13 +282,9 @@ async fn legacy_auth_server(http: &HttpClient, server_url: &Url) -> Result<AuthS
     })
 }
 
-/// Runs discovery for `server_url`, using `challenge` when the caller already
-/// has one (a 401/403 from a real call), else probing for it.
+/// Runs discovery for `server_url` from the Bearer challenge the server
+/// answered an unauthenticated request with (`mcp::probe`), if any.
 pub async fn discover(http: &HttpClient, server_url: &Url, challenge: Option<BearerChallenge>) -> Result<Discovered, DiscoveryError> {
-    let challenge = match challenge {
-        Some(c) => Some(c),
-        None => probe(http, server_url).await?,
-    };
     let Some((metadata_url, doc, exact)) = fetch_resource_metadata(http, server_url, challenge.as_ref()).await? else {
         let auth_server = legacy_auth_server(http, server_url).await?;
         return Ok(Discovered {

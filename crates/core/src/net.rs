@@ -4,6 +4,7 @@
 //! is taken from the environment.
 
 use crate::settings::AllowedHost;
+use crate::www_authenticate::{self, BearerChallenge};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
@@ -316,6 +317,18 @@ impl HttpResponse {
     pub fn content_type(&self) -> String {
         content_type(&self.headers)
     }
+
+    pub fn bearer_challenge(&self) -> Option<BearerChallenge> {
+        bearer_challenge(self.status, &self.headers)
+    }
+}
+
+/// The Bearer challenge (RFC 6750 §3) of a 401 or 403 response.
+fn bearer_challenge(status: u16, headers: &HeaderMap) -> Option<BearerChallenge> {
+    if status != 401 && status != 403 {
+        return None;
+    }
+    www_authenticate::bearer(headers.get_all("www-authenticate").into_iter().filter_map(|v| v.to_str().ok()))
 }
 
 /// Starts a thread running its argument. The embedding chooses how: inside
@@ -381,6 +394,10 @@ impl OpenResponse {
 
     pub fn content_type(&self) -> String {
         content_type(&self.headers)
+    }
+
+    pub fn bearer_challenge(&self) -> Option<BearerChallenge> {
+        bearer_challenge(self.status, &self.headers)
     }
 
     /// The next piece of the body as it arrives; None at its end. The whole

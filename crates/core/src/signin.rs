@@ -3,9 +3,12 @@
 //! of client (pre-registered > Client ID Metadata Document > dynamic
 //! registration, bound to its issuer), scope, PKCE and the authorization URL.
 
+use crate::change::Change;
 use crate::discovery::{self, AuthServer, Discovered, DiscoveryError};
+use crate::mcp;
 use crate::net::HttpClient;
 use crate::oauth::{self, ClientAuthMethod, ClientProfile, ClientRegistration, ClientSource, OAuthError, Pkce, TokenSet};
+use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -87,7 +90,7 @@ impl Flow {
 /// Where stored tokens came from, sealed with them: the issuer, its token
 /// (and revocation) endpoint, the client and its secret, the resource. A
 /// refresh uses exactly this, whatever a later discovery found.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
     pub issuer: String,
     pub token_endpoint: String,
@@ -96,33 +99,20 @@ pub struct Grant {
     pub client_id: String,
     pub auth_method: ClientAuthMethod,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<Secret>,
     pub resource: String,
-}
-
-impl std::fmt::Debug for Grant {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Grant")
-            .field("issuer", &self.issuer)
-            .field("token_endpoint", &self.token_endpoint)
-            .field("client_id", &self.client_id)
-            .field("auth_method", &self.auth_method)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
-            .field("resource", &self.resource)
-            .finish()
-    }
 }
 
 impl Grant {
     /// The grant of a completed sign-in.
-    pub fn new(server: &AuthServer, client: &ClientRegistration, client_secret: Option<&str>, resource: &str) -> Self {
+    pub fn new(server: &AuthServer, client: &ClientRegistration, client_secret: Option<&Secret>, resource: &str) -> Self {
         Self {
             issuer: server.issuer.clone(),
             token_endpoint: server.token_endpoint.clone(),
             revocation_endpoint: None,
             client_id: client.client_id.clone(),
             auth_method: client.auth_method,
-            client_secret: client_secret.map(str::to_owned),
+            client_secret: client_secret.cloned(),
             resource: resource.to_owned(),
         }
     }
@@ -130,7 +120,7 @@ impl Grant {
     /// For tokens stored by 0.1.0 (no grant sealed with them): the row's
     /// top-level discovery and client, if they still belong to the issuer
     /// of the tokens.
-    pub fn legacy(record: &OAuthRecord, client_secret: Option<&str>, tokens: &TokenSet) -> Option<Self> {
+    pub fn legacy(record: &OAuthRecord, client_secret: Option<&Secret>, tokens: &TokenSet) -> Option<Self> {
         let server = record.authorization_server.as_ref()?;
         let client = record.client.as_ref()?;
         let same_issuer = server.issuer == tokens.issuer
@@ -142,19 +132,13 @@ impl Grant {
 }
 
 /// What `oauth_tokens` holds, sealed: the tokens and their grant.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credentials {
     #[serde(flatten)]
     pub tokens: TokenSet,
     /// None for tokens stored by 0.1.0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<Grant>,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("tokens", &self.tokens).field("grant", &self.grant).finish()
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -182,11 +166,19 @@ pub struct StartRequest<'a> {
 pub struct Started {
     pub authorize_url: String,
     pub record: OAuthRecord,
-    pub verifier: String,
-    /// `Some(x)`: store `x` as the client secret (None clears it).
-    pub client_secret: Option<Option<String>>,
+    pub verifier: Secret,
+    /// What becomes of the stored client secret: a new client brings its
+    /// own (or none), a reused one keeps it.
+    pub client_secret: Change<Secret>,
     /// What discovery found (or was given), for reuse.
     pub discovered: Discovered,
+}
+
+/// Discovery for a sign-in: an unauthenticated probe for the server's
+/// Bearer challenge, then the metadata it points to.
+pub async fn discover(http: &HttpClient, server_url: &Url) -> Result<Discovered, DiscoveryError> {
+    let challenge = mcp::probe(http, server_url).await?;
+    discovery::discover(http, server_url, challenge).await
 }
 
 /// Starts a sign-in: discovery (unless `known`, a recent discovery of the
@@ -199,13 +191,13 @@ pub async fn start(
 ) -> Result<Started, SignInError> {
     let found = match known {
         Some(found) => found,
-        None => discovery::discover(http, request.server_url, None).await?,
+        None => discover(http, request.server_url).await?,
     };
     let discovered = found.clone();
     let issuer = found.auth_server.issuer.clone();
     let supported = found.auth_server.token_endpoint_auth_methods_supported.clone();
 
-    let mut client_secret = None;
+    let mut client_secret = Change::Keep;
     let client = match record.client.take() {
         Some(mut pre) if pre.source == ClientSource::Preregistered => {
             match &pre.issuer {
@@ -221,7 +213,7 @@ pub async fn start(
             pre
         }
         _ if found.auth_server.client_id_metadata_document_supported && request.client_metadata_url.is_some() => {
-            client_secret = Some(None);
+            client_secret = Change::Clear;
             ClientRegistration {
                 client_id: request.client_metadata_url.unwrap_or_default().to_owned(),
                 source: ClientSource::MetadataDocument,
@@ -233,7 +225,7 @@ pub async fn start(
         Some(dynamic) if dynamic.source == ClientSource::Dynamic && dynamic.issuer.as_deref() == Some(issuer.as_str()) => dynamic,
         _ => {
             let (registration, secret) = oauth::register(http, &found.auth_server, &request.profile).await?;
-            client_secret = Some(secret);
+            client_secret = Change::to(secret);
             registration
         }
     };
@@ -249,7 +241,7 @@ pub async fn start(
         &found.auth_server,
         &client.client_id,
         &request.profile.redirect_uri,
-        &pkce.challenge,
+        &pkce,
         request.state,
         scope.as_deref(),
         &found.resource,
@@ -298,8 +290,8 @@ mod tests {
 
     fn tokens(issuer: &str) -> TokenSet {
         TokenSet {
-            access_token: "at".into(),
-            refresh_token: Some("rt".into()),
+            access_token: Secret::new("at"),
+            refresh_token: Some(Secret::new("rt")),
             expires_at: None,
             scope: None,
             issuer: issuer.into(),
@@ -335,7 +327,7 @@ mod tests {
     #[test]
     fn secrets_do_not_show_in_debug() {
         let grant = Grant {
-            client_secret: Some("s3cr3t-value".into()),
+            client_secret: Some(Secret::new("s3cr3t-value")),
             ..Grant::new(
                 &server("https://as"),
                 &ClientRegistration {

@@ -1,9 +1,11 @@
 //! The OAuth client and MCP client against the in-process fixture server.
 
-use mcp_oauth_core::discovery::{self, DiscoveryError};
-use mcp_oauth_core::mcp::{Call, Era, InputRound, McpError, McpSession, Target, MODERN_PROTOCOL};
+use mcp_oauth_core::discovery::DiscoveryError;
+use mcp_oauth_core::mcp::{self, Call, Era, InputRound, McpError, McpSession, Target, MODERN_PROTOCOL};
 use mcp_oauth_core::net::{HttpClient, HttpRequest, NetConfig, NetError, NetPolicy};
 use mcp_oauth_core::oauth::{self, ClientAuthMethod, ClientCredentials, ClientProfile, OAuthError, Pkce};
+use mcp_oauth_core::secret::Secret;
+use mcp_oauth_core::signin;
 use mcp_oauth_fixture::{spawn, Behaviour};
 use rmcp::model::ClientCapabilities;
 use std::time::Duration;
@@ -43,7 +45,7 @@ async fn whole_flow_discovery_registration_code_refresh_and_tools() {
     let http = client();
     let server = Url::parse(&fixture.mcp_url()).unwrap();
 
-    let found = discovery::discover(&http, &server, None).await.unwrap();
+    let found = signin::discover(&http, &server).await.unwrap();
     assert_eq!(found.resource, fixture.mcp_url());
     assert_eq!(found.auth_server.issuer, fixture.base_url);
     assert!(found.resource_metadata_url.unwrap().ends_with("/.well-known/oauth-protected-resource/mcp"));
@@ -55,16 +57,9 @@ async fn whole_flow_discovery_registration_code_refresh_and_tools() {
     let pkce = Pkce::new();
     let scope = oauth::choose_scope(None, None, None, found.auth_server.scopes_supported.as_deref());
     assert_eq!(scope.as_deref(), Some("offline_access"));
-    let url = oauth::authorization_url(
-        &found.auth_server,
-        &registration.client_id,
-        REDIRECT,
-        &pkce.challenge,
-        "st",
-        scope.as_deref(),
-        &found.resource,
-    )
-    .unwrap();
+    let url =
+        oauth::authorization_url(&found.auth_server, &registration.client_id, REDIRECT, &pkce, "st", scope.as_deref(), &found.resource)
+            .unwrap();
     let callback = authorize(&http, &url).await;
     assert_eq!(param(&callback, "state").as_deref(), Some("st"));
     assert_eq!(fixture.stats().last_resource.as_deref(), Some(found.resource.as_str()));
@@ -120,10 +115,10 @@ async fn tools_come_from_every_page() {
     fixture.set(Behaviour { page_size: Some(2), ..Default::default() });
     let http = client();
     let server = Url::parse(&fixture.mcp_url()).unwrap();
-    let found = discovery::discover(&http, &server, None).await.unwrap();
+    let found = signin::discover(&http, &server).await.unwrap();
     let (reg, _) = oauth::register(&http, &found.auth_server, &profile()).await.unwrap();
     let pkce = Pkce::new();
-    let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce.challenge, "s", None, &found.resource).unwrap();
+    let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce, "s", None, &found.resource).unwrap();
     let code = param(&authorize(&http, &url).await, "code").unwrap();
     let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method };
     let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0)
@@ -138,12 +133,12 @@ async fn tools_come_from_every_page() {
 /// No capabilities declared.
 static NO_CAPABILITIES: std::sync::LazyLock<ClientCapabilities> = std::sync::LazyLock::new(ClientCapabilities::default);
 
-fn bearer_target<'a>(server: &'a Url, token: &'a str, capabilities: &'a ClientCapabilities) -> Target<'a> {
+fn bearer_target<'a>(server: &'a Url, token: &'a Secret, capabilities: &'a ClientCapabilities) -> Target<'a> {
     Target { url: server, headers: &[], bearer: Some(token), capabilities }
 }
 
 /// A fixture, a client signed in to it, its token and MCP endpoint.
-async fn signed_in_fixture() -> (mcp_oauth_fixture::Fixture, HttpClient, String, Url) {
+async fn signed_in_fixture() -> (mcp_oauth_fixture::Fixture, HttpClient, Secret, Url) {
     let fixture = spawn().await;
     let http = client();
     let token = signed_in(&fixture, &http).await;
@@ -152,12 +147,12 @@ async fn signed_in_fixture() -> (mcp_oauth_fixture::Fixture, HttpClient, String,
 }
 
 /// Signs in against the fixture and returns a target's bearer token.
-async fn signed_in(fixture: &mcp_oauth_fixture::Fixture, http: &HttpClient) -> String {
+async fn signed_in(fixture: &mcp_oauth_fixture::Fixture, http: &HttpClient) -> Secret {
     let server = Url::parse(&fixture.mcp_url()).unwrap();
-    let found = discovery::discover(http, &server, None).await.unwrap();
+    let found = signin::discover(http, &server).await.unwrap();
     let (reg, _) = oauth::register(http, &found.auth_server, &profile()).await.unwrap();
     let pkce = Pkce::new();
-    let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce.challenge, "s", None, &found.resource).unwrap();
+    let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce, "s", None, &found.resource).unwrap();
     let code = param(&authorize(http, &url).await, "code").unwrap();
     let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method };
     oauth::exchange_code(http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0)
@@ -260,7 +255,7 @@ async fn hostile_metadata_is_refused() {
         let fixture = spawn().await;
         fixture.set(behaviour);
         let server = Url::parse(&fixture.mcp_url()).unwrap();
-        match discovery::discover(&http, &server, None).await {
+        match signin::discover(&http, &server).await {
             Err(DiscoveryError::Invalid(message)) => assert!(message.contains(expected), "{message}"),
             other => panic!("expected {expected}: {other:?}"),
         }
@@ -272,17 +267,18 @@ async fn token_endpoint_errors_and_client_auth() {
     let fixture = spawn().await;
     let http = client();
     let server = Url::parse(&fixture.mcp_url()).unwrap();
-    let mut found = discovery::discover(&http, &server, None).await.unwrap();
+    let mut found = signin::discover(&http, &server).await.unwrap();
     // A server that only takes client_secret_basic: register for it and use it.
     found.auth_server.token_endpoint_auth_methods_supported = Some(vec!["client_secret_basic".into()]);
     let (reg, secret) = oauth::register(&http, &found.auth_server, &profile()).await.unwrap();
     assert_eq!(reg.auth_method, ClientAuthMethod::ClientSecretBasic);
     let secret = secret.expect("a secret for a confidential client");
     let pkce = Pkce::new();
-    let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce.challenge, "s", None, &found.resource).unwrap();
+    let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce, "s", None, &found.resource).unwrap();
     let code = param(&authorize(&http, &url).await, "code").unwrap();
 
-    let wrong = ClientCredentials { client_id: &reg.client_id, secret: Some("wrong"), method: ClientAuthMethod::ClientSecretBasic };
+    let wrong_secret = Secret::new("wrong");
+    let wrong = ClientCredentials { client_id: &reg.client_id, secret: Some(&wrong_secret), method: ClientAuthMethod::ClientSecretBasic };
     let err = oauth::exchange_code(&http, (&found.auth_server).into(), &wrong, &code, &pkce.verifier, REDIRECT, &found.resource, 0)
         .await
         .unwrap_err();
@@ -294,7 +290,7 @@ async fn token_endpoint_errors_and_client_auth() {
 
     // A wrong verifier is refused by the server (PKCE really is checked).
     let pkce2 = Pkce::new();
-    let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce2.challenge, "s", None, &found.resource).unwrap();
+    let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce2, "s", None, &found.resource).unwrap();
     let code = param(&authorize(&http, &url).await, "code").unwrap();
     let err = oauth::exchange_code(&http, (&found.auth_server).into(), &right, &code, &Pkce::new().verifier, REDIRECT, &found.resource, 0)
         .await
@@ -315,7 +311,7 @@ async fn slow_servers_time_out_and_big_bodies_are_cut() {
     .unwrap();
     let server = Url::parse(&fixture.mcp_url()).unwrap();
     let started = std::time::Instant::now();
-    let err = discovery::probe(&http, &server).await.unwrap_err();
+    let err = mcp::probe(&http, &server).await.unwrap_err();
     assert!(matches!(err, NetError::Timeout { .. }), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(2));
 
@@ -331,7 +327,7 @@ async fn policy_applies_to_every_request() {
     let fixture = spawn().await;
     let strict = HttpClient::new(NetConfig::default()).unwrap();
     let server = Url::parse(&fixture.mcp_url()).unwrap();
-    let err = discovery::discover(&strict, &server, None).await.unwrap_err();
+    let err = signin::discover(&strict, &server).await.unwrap_err();
     assert!(matches!(err, DiscoveryError::Net(NetError::Blocked { .. })), "{err:?}");
 }
 
@@ -340,12 +336,11 @@ async fn a_refresh_without_a_new_refresh_token_keeps_the_old_one() {
     let fixture = spawn().await;
     let http = client();
     let server = Url::parse(&fixture.mcp_url()).unwrap();
-    let found = discovery::discover(&http, &server, None).await.unwrap();
+    let found = signin::discover(&http, &server).await.unwrap();
     let (reg, _) = oauth::register(&http, &found.auth_server, &profile()).await.unwrap();
     let pkce = Pkce::new();
     let url =
-        oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce.challenge, "s", Some("tools:read"), &found.resource)
-            .unwrap();
+        oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce, "s", Some("tools:read"), &found.resource).unwrap();
     let code = param(&authorize(&http, &url).await, "code").unwrap();
     let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method };
     let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0)

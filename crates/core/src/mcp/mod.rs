@@ -26,8 +26,8 @@ pub use headers::{header_params, header_value, HeaderParam};
 pub use rmcp::model::ClientCapabilities;
 pub use sse::data_of as sse_data;
 
-use crate::discovery::challenge_of;
 use crate::net::{display_host, HttpClient, HttpRequest, HttpResponse, NetError};
+use crate::secret::Secret;
 use crate::www_authenticate::BearerChallenge;
 use reqwest::header::{HeaderMap, HeaderName};
 use rmcp::model::{ErrorCode, ErrorData, InitializeRequestParams, ProtocolVersion};
@@ -54,9 +54,9 @@ pub enum McpError {
     #[error(transparent)]
     Net(#[from] NetError),
     #[error("{host} answered 401 Unauthorized")]
-    Unauthorized { host: String, challenge: Option<BearerChallenge> },
+    Unauthorized { host: String, challenge: Option<Box<BearerChallenge>> },
     #[error("{host} answered 403 Forbidden")]
-    Forbidden { host: String, challenge: Option<BearerChallenge> },
+    Forbidden { host: String, challenge: Option<Box<BearerChallenge>> },
     #[error("{host} answered HTTP {status}")]
     Http { host: String, status: u16 },
     #[error("{host}: {why}")]
@@ -70,8 +70,8 @@ pub enum McpError {
 pub struct Target<'a> {
     pub url: &'a Url,
     /// Custom headers (headers mode); all treated as secrets.
-    pub headers: &'a [(String, String)],
-    pub bearer: Option<&'a str>,
+    pub headers: &'a [(String, Secret)],
+    pub bearer: Option<&'a Secret>,
     pub capabilities: &'a ClientCapabilities,
 }
 
@@ -79,7 +79,7 @@ impl<'a> Target<'a> {
     /// Every credential a request to this target carries.
     pub fn secrets(&self) -> impl Iterator<Item = &'a str> + Clone + 'a {
         let headers = self.headers;
-        headers.iter().map(|(_, v)| v.as_str()).chain(self.bearer)
+        headers.iter().map(|(_, v)| v.expose()).chain(self.bearer.map(Secret::expose))
     }
 }
 
@@ -87,12 +87,32 @@ impl<'a> Target<'a> {
 fn with_credentials(mut request: HttpRequest, target: &Target<'_>) -> HttpRequest {
     for (name, value) in target.headers {
         if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-            request = request.header(name, value, true);
+            request = request.header(name, value.expose(), true);
         }
     }
     match target.bearer {
-        Some(token) => request.bearer(token),
+        Some(token) => request.bearer(token.expose()),
         None => request,
+    }
+}
+
+/// Probes the server without a token and returns its Bearer challenge, if
+/// it answers 401 with one. The probe is a 2026-07-28 `tools/list` (a
+/// server of that revision refuses a session-based `initialize` with 400
+/// before looking at credentials; servers of every revision check
+/// credentials before answering a method).
+pub async fn probe(http: &HttpClient, server_url: &Url) -> Result<Option<BearerChallenge>, NetError> {
+    let meta = call::request_meta(MODERN_PROTOCOL, &ClientCapabilities::default());
+    let body = Call::list(Listing::Tools, None).body(0, Some(&meta));
+    let request = HttpRequest::post(server_url.clone(), "application/json", body.into_bytes())
+        .accept("application/json, text/event-stream")
+        .header(HeaderName::from_static("mcp-protocol-version"), MODERN_PROTOCOL, false)
+        .header(HeaderName::from_static("mcp-method"), "tools/list", false);
+    // Only the status and headers matter: a server that needs no token may
+    // answer with an event stream it keeps open.
+    match tokio::time::timeout(http.config().request_timeout, http.open(request)).await {
+        Ok(open) => Ok(open?.bearer_challenge()),
+        Err(_) => Err(NetError::Timeout { host: display_host(server_url) }),
     }
 }
 
@@ -147,8 +167,8 @@ fn protocol(host: &str, why: impl Into<String>) -> McpError {
 
 fn status_error(host: &str, response: &HttpResponse) -> McpError {
     match response.status {
-        401 => McpError::Unauthorized { host: host.to_owned(), challenge: challenge_of(response) },
-        403 => McpError::Forbidden { host: host.to_owned(), challenge: challenge_of(response) },
+        401 => McpError::Unauthorized { host: host.to_owned(), challenge: response.bearer_challenge().map(Box::new) },
+        403 => McpError::Forbidden { host: host.to_owned(), challenge: response.bearer_challenge().map(Box::new) },
         status => McpError::Http { host: host.to_owned(), status },
     }
 }
@@ -503,9 +523,10 @@ mod tests {
     #[test]
     fn what_a_server_says_back_is_cleaned_of_the_credentials_sent() {
         let url = Url::parse("https://mcp.example/mcp").unwrap();
-        let headers = vec![("X-Api-Key".to_owned(), "key-0123456789".to_owned())];
+        let headers = vec![("X-Api-Key".to_owned(), Secret::new("key-0123456789"))];
         let capabilities = ClientCapabilities::default();
-        let target = Target { url: &url, headers: &headers, bearer: Some("at-abcdefghijklmnop"), capabilities: &capabilities };
+        let token = Secret::new("at-abcdefghijklmnop");
+        let target = Target { url: &url, headers: &headers, bearer: Some(&token), capabilities: &capabilities };
         let error: ErrorData = serde_json::from_value(json!({"code": -32603, "message": format!(
             "bad credentials: Bearer at-abcdefghijklmnop, key key-0123456789 {}", "y".repeat(1000))}))
         .unwrap();

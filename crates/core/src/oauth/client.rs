@@ -1,0 +1,296 @@
+//! The authorization URL and the token endpoint, built by `oauth2` and sent
+//! through our [`HttpClient`], so that the network policy, DNS pinning, the
+//! body cap, the no-redirect rule and the timeouts apply to every request.
+
+use super::tokens::TokenResponse;
+use super::{ClientAuthMethod, OAuthError, TokenSet};
+use crate::discovery::AuthServer;
+use crate::net::{display_host, HttpClient, HttpRequest, Method, NetError};
+use crate::secret::Secret;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use oauth2::basic::{BasicClient, BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse};
+use oauth2::http::{header::AUTHORIZATION, StatusCode};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, StandardRevocableToken, TokenUrl,
+};
+use std::sync::atomic::{AtomicU16, Ordering};
+use url::Url;
+
+/// A PKCE pair (RFC 7636): the verifier stays with us, the S256 challenge goes
+/// in the authorization URL.
+#[derive(Debug)]
+pub struct Pkce {
+    pub verifier: Secret,
+    pub challenge: PkceCodeChallenge,
+}
+
+impl Pkce {
+    /// A fresh pair: 32 random bytes of verifier (43 characters).
+    pub fn new() -> Self {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        Self { verifier: Secret::new(verifier.into_secret()), challenge }
+    }
+}
+
+impl Default for Pkce {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The authorization request URL (OAuth 2.1 §4.1.1 with PKCE and RFC 8707).
+pub fn authorization_url(
+    auth_server: &AuthServer,
+    client_id: &str,
+    redirect_uri: &str,
+    pkce: &Pkce,
+    state: &str,
+    scope: Option<&str>,
+    resource: &str,
+) -> Result<String, OAuthError> {
+    let endpoint = AuthUrl::new(auth_server.authorization_endpoint.clone())
+        .map_err(|_| OAuthError::Unsupported("the authorization endpoint is not a URL".into()))?;
+    let client = BasicClient::new(ClientId::new(client_id.to_owned())).set_auth_uri(endpoint).set_redirect_uri(redirect_url(redirect_uri)?);
+    let scopes = scope.into_iter().flat_map(str::split_ascii_whitespace).map(|s| Scope::new(s.to_owned()));
+    let (url, _) = client
+        .authorize_url(|| CsrfToken::new(state.to_owned()))
+        .set_pkce_challenge(pkce.challenge.clone())
+        .add_scopes(scopes)
+        .add_extra_param("resource", resource)
+        .url();
+    Ok(url.to_string())
+}
+
+fn redirect_url(redirect_uri: &str) -> Result<RedirectUrl, OAuthError> {
+    RedirectUrl::new(redirect_uri.to_owned()).map_err(|_| OAuthError::Unsupported("the redirect URI is not a URL".into()))
+}
+
+/// The client's credentials for the token endpoint.
+pub struct ClientCredentials<'a> {
+    pub client_id: &'a str,
+    pub secret: Option<&'a Secret>,
+    pub method: ClientAuthMethod,
+}
+
+impl ClientCredentials<'_> {
+    /// The secret, when this client authenticates with one.
+    fn secret(&self) -> Option<&Secret> {
+        self.secret.filter(|_| self.method != ClientAuthMethod::None)
+    }
+
+    /// What a server might echo of this client's authentication: the secret
+    /// and the Basic credential built from it (RFC 6749 §2.3.1).
+    fn echoable(&self) -> Vec<String> {
+        let Some(secret) = self.secret() else { return Vec::new() };
+        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let basic = STANDARD.encode(format!("{}:{}", encode(self.client_id), encode(secret.expose())));
+        vec![secret.expose().to_owned(), basic]
+    }
+}
+
+/// A token endpoint and the issuer whose endpoint it is.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenEndpoint<'a> {
+    pub url: &'a str,
+    pub issuer: &'a str,
+}
+
+impl<'a> From<&'a AuthServer> for TokenEndpoint<'a> {
+    fn from(server: &'a AuthServer) -> Self {
+        Self { url: &server.token_endpoint, issuer: &server.issuer }
+    }
+}
+
+/// An `oauth2` client with our token response, and a token endpoint once
+/// one is set.
+type TokenClient<HasTokenUrl = EndpointSet> = oauth2::Client<
+    BasicErrorResponse,
+    TokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    HasTokenUrl,
+>;
+
+/// An `oauth2` client for `endpoint`, authenticating as `client`.
+fn token_client(endpoint: TokenEndpoint<'_>, client: &ClientCredentials<'_>) -> Result<TokenClient, OAuthError> {
+    let url = TokenUrl::new(endpoint.url.to_owned()).map_err(|_| OAuthError::Unsupported("the token endpoint is not a URL".into()))?;
+    let auth_type = match client.method {
+        ClientAuthMethod::ClientSecretPost => AuthType::RequestBody,
+        ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::None => AuthType::BasicAuth,
+    };
+    let oauth = TokenClient::<EndpointNotSet>::new(ClientId::new(client.client_id.to_owned())).set_token_uri(url).set_auth_type(auth_type);
+    Ok(match client.secret() {
+        Some(secret) => oauth.set_client_secret(ClientSecret::new(secret.expose().to_owned())),
+        // Without a secret oauth2 sends the client_id in the body.
+        None => oauth,
+    })
+}
+
+/// `oauth2`'s HTTP client. It keeps the status of the response, which
+/// `oauth2`'s errors leave out.
+struct Transport<'a> {
+    http: &'a HttpClient,
+    status: AtomicU16,
+}
+
+impl<'a> Transport<'a> {
+    fn new(http: &'a HttpClient) -> Self {
+        Self { http, status: AtomicU16::new(0) }
+    }
+
+    async fn send(&self, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, NetError> {
+        let (parts, body) = request.into_parts();
+        let url = Url::parse(&parts.uri.to_string())
+            .map_err(|_| NetError::Transport { host: String::new(), detail: "the token request has no usable URL".into() })?;
+        let mut headers = parts.headers;
+        if let Some(credential) = headers.get_mut(AUTHORIZATION) {
+            credential.set_sensitive(true);
+        }
+        let method = if parts.method == oauth2::http::Method::GET { Method::Get } else { Method::Post };
+        let request = HttpRequest { method, url, headers, body: Some(body), follow_same_origin: false };
+        let response = self.http.send(request).await?;
+        self.status.store(response.status, Ordering::Relaxed);
+        let mut out = oauth2::HttpResponse::new(response.body);
+        *out.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        *out.headers_mut() = response.headers;
+        Ok(out)
+    }
+
+    /// What the token endpoint's answer means: tokens that passed our
+    /// checks, or the error with nothing of `sent` (the code, verifier,
+    /// refresh token, client credentials) in what the server said.
+    fn outcome(
+        &self,
+        answer: Result<TokenResponse, RequestTokenError<NetError, BasicErrorResponse>>,
+        endpoint: TokenEndpoint<'_>,
+        sent: &[String],
+        now: i64,
+    ) -> Result<TokenSet, OAuthError> {
+        let host = Url::parse(endpoint.url).map(|u| display_host(&u)).unwrap_or_default();
+        let status = self.status.load(Ordering::Relaxed);
+        let invalid = |why: &str| OAuthError::InvalidResponse { host: host.clone(), why: why.to_owned() };
+        match answer {
+            Ok(response) => response.validate(&host, endpoint.issuer, now),
+            Err(RequestTokenError::Request(e)) => Err(OAuthError::Net(e)),
+            Err(RequestTokenError::ServerResponse(e)) => {
+                Err(OAuthError::rejected_or_invalid(&host, status, Some(e.error().as_ref().to_owned()), e.error_description().cloned())
+                    .redacted(sent.iter().map(String::as_str)))
+            }
+            Err(RequestTokenError::Parse(..) | RequestTokenError::Other(_)) if status != 200 => {
+                Err(OAuthError::rejected_or_invalid(&host, status, None, None))
+            }
+            Err(RequestTokenError::Parse(..)) => Err(invalid("the token response is not a JSON object")),
+            Err(RequestTokenError::Other(_)) => Err(invalid("the token response is empty or not application/json")),
+        }
+    }
+}
+
+/// Exchanges an authorization code (with its PKCE verifier) for tokens.
+#[allow(clippy::too_many_arguments)]
+pub async fn exchange_code(
+    http: &HttpClient,
+    endpoint: TokenEndpoint<'_>,
+    client: &ClientCredentials<'_>,
+    code: &str,
+    verifier: &Secret,
+    redirect_uri: &str,
+    resource: &str,
+    now: i64,
+) -> Result<TokenSet, OAuthError> {
+    let oauth = token_client(endpoint, client)?.set_redirect_uri(redirect_url(redirect_uri)?);
+    let transport = Transport::new(http);
+    let answer = oauth
+        .exchange_code(AuthorizationCode::new(code.to_owned()))
+        .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_owned()))
+        .add_extra_param("resource", resource)
+        .request_async(&|request| transport.send(request))
+        .await;
+    let mut sent = client.echoable();
+    sent.extend([code.to_owned(), verifier.expose().to_owned()]);
+    transport.outcome(answer, endpoint, &sent, now)
+}
+
+/// Refreshes tokens; keeps the old refresh token (and scope) when the server
+/// sends none.
+pub async fn refresh(
+    http: &HttpClient,
+    endpoint: TokenEndpoint<'_>,
+    client: &ClientCredentials<'_>,
+    tokens: &TokenSet,
+    resource: &str,
+    now: i64,
+) -> Result<TokenSet, OAuthError> {
+    let refresh_token = tokens.refresh_token.as_ref().ok_or_else(|| OAuthError::Unsupported("no refresh token was issued".into()))?;
+    let oauth = token_client(endpoint, client)?;
+    let transport = Transport::new(http);
+    let answer = oauth
+        .exchange_refresh_token(&RefreshToken::new(refresh_token.expose().to_owned()))
+        .add_extra_param("resource", resource)
+        .request_async(&|request| transport.send(request))
+        .await;
+    let mut sent = client.echoable();
+    sent.push(refresh_token.expose().to_owned());
+    let mut fresh = transport.outcome(answer, endpoint, &sent, now)?;
+    if fresh.refresh_token.is_none() {
+        fresh.refresh_token = tokens.refresh_token.clone();
+    }
+    if fresh.scope.is_none() {
+        fresh.scope = tokens.scope.clone();
+    }
+    Ok(fresh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_is_s256_of_a_43_character_verifier() {
+        let pkce = Pkce::new();
+        assert_eq!(pkce.verifier.expose().len(), 43);
+        assert_eq!(pkce.challenge.method().as_str(), "S256");
+        let expected = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(pkce.verifier.expose().to_owned()));
+        assert_eq!(pkce.challenge.as_str(), expected.as_str());
+        assert!(!format!("{pkce:?}").contains(pkce.verifier.expose()));
+        // RFC 7636 Appendix B.
+        let b = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into()));
+        assert_eq!(b.as_str(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    }
+
+    #[test]
+    fn authorization_url_carries_everything() {
+        let server = AuthServer {
+            issuer: "https://as.example".into(),
+            authorization_endpoint: "https://as.example/authorize?tenant=1".into(),
+            token_endpoint: "https://as.example/token".into(),
+            registration_endpoint: None,
+            scopes_supported: None,
+            token_endpoint_auth_methods_supported: None,
+            client_id_metadata_document_supported: false,
+            authorization_response_iss_parameter_supported: false,
+            from_metadata: true,
+        };
+        let pkce = Pkce::new();
+        let url = authorization_url(&server, "cid", "https://app/cb", &pkce, "st", Some("a  b"), "https://mcp/x").unwrap();
+        let parsed = Url::parse(&url).unwrap();
+        let q: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();
+        assert_eq!(q["tenant"], "1");
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["client_id"], "cid");
+        assert_eq!(q["state"], "st");
+        assert_eq!(q["code_challenge"], pkce.challenge.as_str());
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(q["scope"], "a b");
+        assert_eq!(q["resource"], "https://mcp/x");
+        assert_eq!(q["redirect_uri"], "https://app/cb");
+        let unscoped = authorization_url(&server, "cid", "https://app/cb", &pkce, "st", None, "https://mcp/x").unwrap();
+        assert!(!Url::parse(&unscoped).unwrap().query_pairs().any(|(k, _)| k == "scope"));
+    }
+}

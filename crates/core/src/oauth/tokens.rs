@@ -1,0 +1,280 @@
+//! What a token endpoint returns: the token response `oauth2` hands back,
+//! lenient on purpose, and the checks this client applies on top of it
+//! before anything is stored (Bearer only, token syntax and length, a
+//! plausible `expires_in`).
+
+use super::OAuthError;
+use crate::secret::Secret;
+use oauth2::basic::BasicTokenType;
+use oauth2::{AccessToken, RefreshToken, Scope};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+use std::time::Duration;
+
+/// Tokens as stored (encrypted) on the row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenSet {
+    pub access_token: Secret,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<Secret>,
+    /// Unix seconds; `None` when the server gave no lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The issuer that issued them.
+    pub issuer: String,
+    /// Unix seconds when they were received (tokens stored before this was
+    /// kept have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<i64>,
+}
+
+/// The most time before expiry at which a token is refreshed.
+pub const MAX_REFRESH_MARGIN_SECS: i64 = 60;
+
+impl TokenSet {
+    /// How long before expiry this token is refreshed: a tenth of its
+    /// lifetime, at most [`MAX_REFRESH_MARGIN_SECS`], so a server issuing
+    /// short-lived tokens does not get a refresh on every call.
+    pub fn refresh_margin(&self) -> i64 {
+        match (self.issued_at, self.expires_at) {
+            (Some(issued), Some(expires)) => ((expires - issued) / 10).clamp(0, MAX_REFRESH_MARGIN_SECS),
+            _ => MAX_REFRESH_MARGIN_SECS,
+        }
+    }
+
+    /// Whether the access token should be refreshed before it is used.
+    pub fn refresh_due(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|at| at - self.refresh_margin() <= now)
+    }
+}
+
+/// Longest token lifetime taken at face value: ten years.
+const MAX_EXPIRES_IN: i64 = 10 * 365 * 24 * 3600;
+/// Longest token accepted. Tokens travel in an HTTP header on every call;
+/// servers commonly refuse headers much longer than this.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// RFC 6749 Appendix A: `refresh_token = 1*VSCHAR` (%x20-7E).
+pub fn is_refresh_token(token: &str) -> bool {
+    !token.is_empty() && token.len() <= MAX_TOKEN_LEN && token.bytes().all(|b| (0x20..=0x7e).contains(&b))
+}
+
+/// `access_token = 1*VSCHAR` (RFC 6749 Appendix A), without the space,
+/// since the token is sent as `Authorization: Bearer <token>` (RFC 6750
+/// §2.1), where a space would end it.
+pub fn is_access_token(token: &str) -> bool {
+    is_refresh_token(token) && !token.contains(' ')
+}
+
+/// The token response as `oauth2` deserialises it: any JSON object, so that
+/// a server writing `expires_in` as a string (as some do) or omitting a field
+/// reaches [`TokenResponse::validate`], which says precisely what is wrong,
+/// instead of failing inside the deserialiser. The accessors `oauth2`
+/// requires read the same object; nothing else uses them.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(from = "Map<String, Value>", into = "Map<String, Value>")]
+pub struct TokenResponse {
+    fields: Map<String, Value>,
+    access_token: AccessToken,
+    token_type: BasicTokenType,
+    refresh_token: Option<RefreshToken>,
+}
+
+impl From<Map<String, Value>> for TokenResponse {
+    fn from(fields: Map<String, Value>) -> Self {
+        let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_owned);
+        Self {
+            access_token: AccessToken::new(text("access_token").unwrap_or_default()),
+            token_type: match text("token_type") {
+                Some(t) if t.eq_ignore_ascii_case("bearer") => BasicTokenType::Bearer,
+                other => BasicTokenType::Extension(other.unwrap_or_default()),
+            },
+            refresh_token: text("refresh_token").map(RefreshToken::new),
+            fields,
+        }
+    }
+}
+
+impl From<TokenResponse> for Map<String, Value> {
+    fn from(response: TokenResponse) -> Self {
+        response.fields
+    }
+}
+
+impl fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&String> = self.fields.keys().collect();
+        write!(f, "TokenResponse {{ fields: {names:?} }}")
+    }
+}
+
+impl oauth2::TokenResponse for TokenResponse {
+    type TokenType = BasicTokenType;
+
+    fn access_token(&self) -> &AccessToken {
+        &self.access_token
+    }
+
+    fn token_type(&self) -> &BasicTokenType {
+        &self.token_type
+    }
+
+    fn expires_in(&self) -> Option<Duration> {
+        expires_in(self.fields.get("expires_in")).ok().flatten().map(|secs| Duration::from_secs(secs as u64))
+    }
+
+    fn refresh_token(&self) -> Option<&RefreshToken> {
+        self.refresh_token.as_ref()
+    }
+
+    fn scopes(&self) -> Option<&Vec<Scope>> {
+        None
+    }
+}
+
+/// `expires_in` in seconds: an integer, or a string holding one; `None` when
+/// absent.
+fn expires_in(value: Option<&Value>) -> Result<Option<i64>, &'static str> {
+    let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(None) };
+    let secs = value.as_i64().or_else(|| value.as_str().and_then(|s| s.parse::<i64>().ok())).ok_or("expires_in is not an integer")?;
+    if !(0..=MAX_EXPIRES_IN).contains(&secs) {
+        return Err("expires_in is negative or implausibly large");
+    }
+    Ok(Some(secs))
+}
+
+impl TokenResponse {
+    /// The checks of OAuth 2.1 §3.2.3 and RFC 6749 Appendix A, and ours:
+    /// the tokens to store, issued by `issuer` at `now`.
+    pub fn validate(&self, host: &str, issuer: &str, now: i64) -> Result<TokenSet, OAuthError> {
+        let invalid = |why: String| OAuthError::InvalidResponse { host: host.to_owned(), why };
+        let access_token = match self.fields.get("access_token") {
+            Some(Value::String(t)) if is_access_token(t) => Secret::new(t.as_str()),
+            Some(Value::String(t)) if !t.is_empty() => {
+                return Err(invalid(format!(
+                    "the access_token is not 1 to {MAX_TOKEN_LEN} visible ASCII characters (RFC 6749 Appendix A) without spaces; it has {} bytes",
+                    t.len()
+                )))
+            }
+            _ => return Err(invalid("the token response has no usable access_token".into())),
+        };
+        match self.fields.get("token_type") {
+            Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {}
+            Some(Value::String(_)) => return Err(invalid("the token_type is not Bearer".into())),
+            _ => return Err(invalid("the token response has no token_type".into())),
+        }
+        let expires_at = expires_in(self.fields.get("expires_in")).map_err(|why| invalid(why.into()))?.map(|secs| now.saturating_add(secs));
+        let refresh_token = match self.fields.get("refresh_token") {
+            Some(Value::String(t)) if is_refresh_token(t) => Some(Secret::new(t.as_str())),
+            Some(Value::String(t)) => {
+                return Err(invalid(format!(
+                    "the refresh_token is not 1 to {MAX_TOKEN_LEN} visible ASCII characters (RFC 6749 Appendix A); it has {} bytes",
+                    t.len()
+                )))
+            }
+            None | Some(Value::Null) => None,
+            _ => return Err(invalid("the refresh_token is not a string".into())),
+        };
+        let scope = self.fields.get("scope").and_then(Value::as_str).map(str::to_owned);
+        Ok(TokenSet { access_token, refresh_token, expires_at, scope, issuer: issuer.to_owned(), issued_at: Some(now) })
+    }
+}
+
+/// Validates a token endpoint response body (OAuth 2.1 §3.2.3).
+pub fn parse_token_response(host: &str, body: &[u8], issuer: &str, now: i64) -> Result<TokenSet, OAuthError> {
+    let invalid = |why: &str| OAuthError::InvalidResponse { host: host.to_owned(), why: why.to_owned() };
+    let value: Value = serde_json::from_slice(body).map_err(|_| invalid("the token response is not JSON"))?;
+    let Value::Object(fields) = value else { return Err(invalid("the token response is not a JSON object")) };
+    TokenResponse::from(fields).validate(host, issuer, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_responses_are_validated() {
+        let ok = parse_token_response(
+            "h",
+            br#"{"access_token":"at","token_type":"bearer","expires_in":3600,"refresh_token":"rt","scope":"a"}"#,
+            "iss",
+            100,
+        )
+        .unwrap();
+        assert_eq!(ok.expires_at, Some(3700));
+        assert_eq!(ok.refresh_token.as_ref().map(Secret::expose), Some("rt"));
+        assert!(!format!("{ok:?}").contains("\"at\"") && !format!("{ok:?}").contains("rt\""));
+        let no_expiry = parse_token_response("h", br#"{"access_token":"at","token_type":"Bearer"}"#, "iss", 0).unwrap();
+        assert_eq!(no_expiry.expires_at, None);
+        let string_expiry = parse_token_response("h", br#"{"access_token":"at","token_type":"Bearer","expires_in":"60"}"#, "iss", 0);
+        assert_eq!(string_expiry.unwrap().expires_at, Some(60));
+        for bad in [
+            &br#"{"token_type":"Bearer"}"#[..],
+            br#"{"access_token":"","token_type":"Bearer"}"#,
+            br#"{"access_token":"at"}"#,
+            br#"{"access_token":"at","token_type":"DPoP"}"#,
+            br#"{"access_token":"at","token_type":"Bearer","expires_in":-5}"#,
+            br#"{"access_token":"at","token_type":"Bearer","expires_in":1e300}"#,
+            br#"{"access_token":"at","token_type":"Bearer","expires_in":999999999999}"#,
+            br#"{"access_token":"at","token_type":"Bearer","refresh_token":7}"#,
+            br#"[]"#,
+            b"not json",
+        ] {
+            let err = parse_token_response("h", bad, "iss", 0).unwrap_err();
+            assert!(matches!(err, OAuthError::InvalidResponse { .. }), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn token_syntax_is_rfc_6749_appendix_a() {
+        let body = |access: &str, refresh: &str| {
+            serde_json::json!({"access_token": access, "refresh_token": refresh, "token_type": "Bearer"}).to_string()
+        };
+        assert!(parse_token_response("h", body("eyJ.a-b_c~d+e/f=", "r!#$%&'()*+,-./:;<=>?@[]^_`{|}~ x").as_bytes(), "iss", 0).is_ok());
+        for (access, refresh) in
+            [("has space", "r"), ("tab\there", "r"), ("ctl\u{1}", "r"), ("caf\u{e9}", "r"), ("a", "caf\u{e9}"), ("a", "nl\n"), ("a", "")]
+        {
+            let err = parse_token_response("h", body(access, refresh).as_bytes(), "iss", 0).unwrap_err();
+            assert!(matches!(err, OAuthError::InvalidResponse { .. }), "{access:?} {refresh:?}");
+        }
+        let long = "a".repeat(MAX_TOKEN_LEN + 1);
+        assert!(parse_token_response("h", body(&long, "r").as_bytes(), "iss", 0).is_err());
+        assert!(parse_token_response("h", body(&long[1..], "r").as_bytes(), "iss", 0).is_ok());
+    }
+
+    #[test]
+    fn the_response_oauth2_sees_never_prints_a_token() {
+        let fields = serde_json::json!({"access_token": "at-secret", "refresh_token": "rt-secret", "token_type": "Bearer"});
+        let Value::Object(fields) = fields else { unreachable!() };
+        let response = TokenResponse::from(fields);
+        let shown = format!("{response:?}");
+        assert!(!shown.contains("at-secret") && !shown.contains("rt-secret"), "{shown}");
+        assert_eq!(oauth2::TokenResponse::access_token(&response).secret(), "at-secret");
+    }
+
+    #[test]
+    fn refresh_margin_fits_the_lifetime() {
+        let tokens = |issued: Option<i64>, expires: Option<i64>| TokenSet {
+            access_token: Secret::new("a"),
+            refresh_token: None,
+            expires_at: expires,
+            scope: None,
+            issuer: "i".into(),
+            issued_at: issued,
+        };
+        // A 30-second token: refreshed in its last 3 seconds, not on every call.
+        let short = tokens(Some(1000), Some(1030));
+        assert_eq!(short.refresh_margin(), 3);
+        assert!(!short.refresh_due(1026) && short.refresh_due(1027));
+        // An hour: the last minute.
+        let hour = tokens(Some(0), Some(3600));
+        assert_eq!(hour.refresh_margin(), 60);
+        assert!(!hour.refresh_due(3539) && hour.refresh_due(3540));
+        // Unknown issue time (0.1.0 tokens): a minute; no expiry: never.
+        assert_eq!(tokens(None, Some(100)).refresh_margin(), 60);
+        assert!(!tokens(Some(0), None).refresh_due(i64::MAX / 2));
+    }
+}
