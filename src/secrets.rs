@@ -10,7 +10,6 @@
 use crate::error::Error;
 use crate::gucs;
 use crate::ids;
-use crate::spi::{self, arg, Statement};
 use mcp_oauth_core::crypto::{self, Context, CryptoError, Keyring};
 use mcp_oauth_core::signin::Credentials;
 use pgrx::prelude::*;
@@ -192,79 +191,15 @@ fn mcp_oauth_seal_headers(id: pgrx::Uuid, headers: JsonB) -> JsonB {
     JsonB(crate::error::or_raise(sealed))
 }
 
-/// Re-seals every secret of every row under the current key (the first of
-/// mcp_oauth.encryption_key); values under older keys listed after it, and
-/// plaintext values, are opened and sealed again. Returns the rows changed.
-///
-/// Each row is read and written back with a compare-and-swap on the values
-/// read: a refresh, sign-in or header change committed in between makes the
-/// write miss, and the row is read again, so nothing written meanwhile is
-/// lost. Rows re-sealed stay locked until the caller's transaction ends.
-fn rotate() -> Result<i64, Error> {
-    let ring = keyring_checked(true)?.ok_or(Error::SettingMissing { setting: "mcp_oauth.encryption_key", hint: KEY_HINT })?;
-    let mut ids: Vec<pgrx::Uuid> = Vec::new();
-    spi::run(&ALL_IDS, &[], |row| ids.extend(row.get::<pgrx::Uuid>(1)))?;
-    let mut changed = 0i64;
-    for id in ids {
-        // A few attempts: each miss means another write landed just now.
-        for attempt in 0.. {
-            let mut read = None;
-            spi::run(&READ_SECRETS, &[arg(id)], |row| {
-                read = Some((row.get::<Vec<u8>>(1), row.get::<String>(2), row.get::<String>(3), row.get::<JsonB>(4)));
-            })?;
-            let Some((tokens, verifier, secret, headers)) = read else { break };
-            let row_id = ids::from_sql(id).to_string();
-            let resealed = Resealed {
-                tokens: tokens.as_ref().map(|t| reseal(&ring, &row_id, "oauth_tokens", t)).transpose()?,
-                verifier: verifier.as_deref().map(|v| reseal_text(&ring, &row_id, "oauth_code_verifier", v)).transpose()?,
-                secret: secret.as_deref().map(|v| reseal_text(&ring, &row_id, "oauth_client_secret", v)).transpose()?,
-                headers: headers.as_ref().map(|h| reseal_headers(&ring, &row_id, &h.0)).transpose()?,
-            };
-            let unchanged = resealed.tokens.as_ref() == tokens.as_ref()
-                && resealed.verifier == verifier
-                && resealed.secret == secret
-                && resealed.headers.as_ref() == headers.as_ref().map(|h| &h.0);
-            if unchanged {
-                break;
-            }
-            let mut swapped = false;
-            spi::run(
-                &SWAP_SECRETS,
-                &[
-                    arg(id),
-                    arg(tokens),
-                    arg(verifier),
-                    arg(secret),
-                    arg(headers),
-                    arg(resealed.tokens),
-                    arg(resealed.verifier),
-                    arg(resealed.secret),
-                    arg(resealed.headers.map(JsonB)),
-                ],
-                |_| swapped = true,
-            )?;
-            if swapped {
-                changed += 1;
-                break;
-            }
-            if attempt == 10 {
-                return Err(Error::Internal(format!("row {row_id} kept changing during the key rotation; run it again")));
-            }
-        }
-    }
-    Ok(changed)
-}
-
-struct Resealed {
-    tokens: Option<Vec<u8>>,
-    verifier: Option<String>,
-    secret: Option<String>,
-    headers: Option<serde_json::Value>,
+/// The keyring a rotation seals under: the key file read now; a rotation
+/// without a key is refused.
+pub fn rotation_keyring() -> Result<Rc<Keyring>, Error> {
+    keyring_checked(true)?.ok_or(Error::SettingMissing { setting: "mcp_oauth.encryption_key", hint: KEY_HINT })
 }
 
 /// A sealed (or plaintext) value under the current key: unchanged if it
 /// already is.
-fn reseal(ring: &Keyring, row_id: &str, column: &str, stored: &[u8]) -> Result<Vec<u8>, Error> {
+pub fn reseal(ring: &Keyring, row_id: &str, column: &str, stored: &[u8]) -> Result<Vec<u8>, Error> {
     if ring.is_current(stored) {
         return Ok(stored.to_vec());
     }
@@ -273,7 +208,7 @@ fn reseal(ring: &Keyring, row_id: &str, column: &str, stored: &[u8]) -> Result<V
     Ok(ring.seal(&plain, &context))
 }
 
-fn reseal_text(ring: &Keyring, row_id: &str, column: &str, stored: &str) -> Result<String, Error> {
+pub fn reseal_text(ring: &Keyring, row_id: &str, column: &str, stored: &str) -> Result<String, Error> {
     if ring.is_current_text(stored) {
         return Ok(stored.to_owned());
     }
@@ -281,7 +216,7 @@ fn reseal_text(ring: &Keyring, row_id: &str, column: &str, stored: &str) -> Resu
     Ok(ring.seal_text(&plain, &Context { row_id, column }))
 }
 
-fn reseal_headers(ring: &Keyring, row_id: &str, headers: &serde_json::Value) -> Result<serde_json::Value, Error> {
+pub fn reseal_headers(ring: &Keyring, row_id: &str, headers: &serde_json::Value) -> Result<serde_json::Value, Error> {
     let serde_json::Value::Object(map) = headers else { return Ok(headers.clone()) };
     let mut out = serde_json::Map::new();
     for (name, value) in map {
@@ -292,36 +227,4 @@ fn reseal_headers(ring: &Keyring, row_id: &str, headers: &serde_json::Value) -> 
         out.insert(name.clone(), value);
     }
     Ok(serde_json::Value::Object(out))
-}
-
-const ALL_IDS: Statement = Statement { name: "rotate_ids", sql: "SELECT id FROM {table}", args: &[] };
-
-const READ_SECRETS: Statement = Statement {
-    name: "rotate_read",
-    sql: "SELECT oauth_tokens, oauth_code_verifier, oauth_client_secret, headers FROM {table} WHERE id = $1",
-    args: &[pg_sys::UUIDOID],
-};
-
-const SWAP_SECRETS: Statement = Statement {
-    name: "rotate_swap",
-    sql: "UPDATE {table} SET oauth_tokens = $6, oauth_code_verifier = $7, oauth_client_secret = $8, headers = $9
-           WHERE id = $1 AND oauth_tokens IS NOT DISTINCT FROM $2 AND oauth_code_verifier IS NOT DISTINCT FROM $3
-             AND oauth_client_secret IS NOT DISTINCT FROM $4 AND headers = $5
-          RETURNING 1",
-    args: &[
-        pg_sys::UUIDOID,
-        pg_sys::BYTEAOID,
-        pg_sys::TEXTOID,
-        pg_sys::TEXTOID,
-        pg_sys::JSONBOID,
-        pg_sys::BYTEAOID,
-        pg_sys::TEXTOID,
-        pg_sys::TEXTOID,
-        pg_sys::JSONBOID,
-    ],
-};
-
-#[pg_extern(volatile, parallel_unsafe)]
-fn mcp_oauth_rotate_key() -> i64 {
-    crate::error::or_raise(rotate())
 }

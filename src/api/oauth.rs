@@ -10,9 +10,13 @@ use crate::runtime;
 use crate::secrets;
 use crate::state::{self, now};
 use crate::store::{self, AuthType, Change, Condition, RowUpdate, ServerRow};
-use mcp_oauth_core::discovery::Discovered;
-use mcp_oauth_core::oauth::{self, ClientAuthMethod, ClientCredentials, ClientProfile, ClientRegistration, ClientSource, TokenEndpoint};
-use mcp_oauth_core::signin::{self, Credentials, Grant, StartRequest, LEGACY_KEYS};
+use mcp_oauth_core::discovery::{AuthServer, Discovered};
+use mcp_oauth_core::net::HttpClient;
+use mcp_oauth_core::oauth::{
+    self, ClientAuthMethod, ClientCredentials, ClientProfile, ClientRegistration, ClientSource, OAuthError, TokenEndpoint, TokenSet,
+};
+use mcp_oauth_core::secret::Secret;
+use mcp_oauth_core::signin::{self, Credentials, Flow, Grant, StartRequest, LEGACY_KEYS};
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -148,11 +152,31 @@ fn start(server_id: uuid::Uuid) -> Result<String, Error> {
 }
 
 /// How long a held worker may wait for a token request's answer.
-fn hold_time(http: &mcp_oauth_core::net::HttpClient) -> Duration {
+fn hold_time(http: &HttpClient) -> Duration {
     http.config().request_timeout + runtime::CANCEL_GRACE + Duration::from_secs(5)
 }
 
+/// A callback that passed every check, before anything is consumed.
+struct PendingSignIn {
+    row: ServerRow,
+    flow_id: String,
+    flow: Flow,
+    auth_server: AuthServer,
+    resource: String,
+    client: ClientRegistration,
+    verifier: Secret,
+    client_secret: Option<Secret>,
+}
+
 fn finish(state_token: &str, code: &str, iss: Option<&str>) -> Result<uuid::Uuid, Error> {
+    let pending = check_callback(state_token, code, iss)?;
+    redeem(pending, code)
+}
+
+/// Everything a callback must satisfy before its code is redeemed: the
+/// state, the caller, the code's size, the flow still in progress, the
+/// issuer (RFC 9207). Nothing is consumed here.
+fn check_callback(state_token: &str, code: &str, iss: Option<&str>) -> Result<PendingSignIn, Error> {
     let claims = state::verify(state_token)?;
     // From an unauthenticated callback handler the state alone says who
     // (unless mcp_oauth.finish_requires_identity); when the caller does have
@@ -169,22 +193,20 @@ fn finish(state_token: &str, code: &str, iss: Option<&str>) -> Result<uuid::Uuid
     if code.is_empty() || code.len() > 4096 {
         return Err(Error::InvalidCallback("the authorization code is empty or too long".into()));
     }
-    let server_id = claims.server_id;
-    let row = store::load(server_id, &claims.user_id).map_err(|e| match e {
+    let row = store::load(claims.server_id, &claims.user_id).map_err(|e| match e {
         Error::ServerNotFound(_) => Error::InvalidCallback("the server of this state no longer exists".into()),
         other => other,
     })?;
     let flow_id = claims.flow_id.to_hex();
-    let record = row.record.clone();
+    let record = &row.record;
     let flow =
         record.flow.clone().filter(|f| f.id == flow_id).ok_or_else(|| {
             Error::InvalidCallback("this sign-in was already completed, or superseded by a newer mcp_oauth_start()".into())
         })?;
     let (auth_server, resource, client) = flow
-        .discovery(&record)
+        .discovery(record)
         .map(|(a, r, c)| (a.clone(), r.to_owned(), c.clone()))
         .ok_or_else(|| Error::InvalidCallback("the sign-in in progress is incomplete; start again".into()))?;
-    // RFC 9207, checked before anything is consumed.
     match iss {
         Some(given) if given != auth_server.issuer => {
             return Err(Error::IssuerMismatch { expected: auth_server.issuer.clone(), got: Some(given.to_owned()) })
@@ -199,88 +221,100 @@ fn finish(state_token: &str, code: &str, iss: Option<&str>) -> Result<uuid::Uuid
     // flow's client, unless a later start or set_client replaced it (which
     // would also have replaced the flow).
     let client_secret = record.client.as_ref().filter(|c| c.client_id == client.client_id).and(row.client_secret.clone());
-    // Single use: the flow ends whatever happens next.
+    Ok(PendingSignIn { row, flow_id, flow, auth_server, resource, client, verifier, client_secret })
+}
+
+/// Redeems the code once: the flow ends whatever happens, and the outcome
+/// is stored by a worker holding the row (or, without one, in the caller's
+/// transaction).
+fn redeem(p: PendingSignIn, code: &str) -> Result<uuid::Uuid, Error> {
     let end_flow = RowUpdate { verifier: Change::Clear, ..Default::default() }.remove_metadata(&["flow"]);
     let http = runtime::http_client()?;
-    // A worker holds the row and stores the outcome; without one, the
-    // sign-in is stored in the caller's transaction.
-    let reservation = match durable::reserve(&row, Condition::Flow(flow_id.clone()), Some(end_flow.clone())) {
-        Ok(Reserved::Held(reservation)) => {
-            reservation.hold_for(hold_time(&http));
-            Some(reservation)
-        }
-        Ok(Reserved::Refused) => return Err(Error::InvalidCallback("this sign-in was already completed".into())),
-        Err(Error::NoWorkerSlot | Error::DurabilityUnavailable(_) | Error::RowHeldByCaller(_)) => {
-            if store::apply(row.id, &row.user_id, Condition::Flow(flow_id.clone()), &end_flow)?.is_none() {
-                return Err(Error::InvalidCallback("this sign-in was already completed".into()));
-            }
-            warning!(
-                "mcp_oauth: the sign-in to server {} is stored in the current transaction only; it is lost if the transaction rolls back (no background worker could store it: see max_worker_processes)",
-                row.id
-            );
-            None
-        }
-        Err(e) => return Err(e),
-    };
-    let credentials = ClientCredentials { client_id: &client.client_id, secret: client_secret.as_ref(), method: client.auth_method };
+    let reservation = hold_flow(&p, &end_flow, &http)?;
+    let credentials = ClientCredentials { client_id: &p.client.client_id, secret: p.client_secret.as_ref(), method: p.client.auth_method };
     let exchanged = runtime::block_on_to_completion(oauth::exchange_code(
         &http,
-        TokenEndpoint::from(&auth_server),
+        TokenEndpoint::from(&p.auth_server),
         &credentials,
         code,
-        &verifier,
-        &flow.redirect_uri,
-        &resource,
+        &p.verifier,
+        &p.flow.redirect_uri,
+        &p.resource,
         now(),
     ))?;
     let (update, outcome) = match exchanged {
-        Ok(mut tokens) => {
-            tokens.scope = tokens.scope.or(flow.scope.clone());
-            let credentials = Credentials { tokens, grant: Some(Grant::new(&auth_server, &client, client_secret.as_ref(), &resource)) };
-            let mut update = RowUpdate {
-                tokens: Change::Set(store::seal(row.id, &credentials)?),
-                reauth_required: Some(false),
-                last_error: Change::Clear,
-                ..end_flow
-            }
-            .set_metadata("issuer", &auth_server.issuer)
-            .set_metadata("resource", &resource);
-            // step_up_attempts stays: only a call that succeeds clears it, so
-            // a server that never grants enough scope cannot loop the user.
-            update = update.remove_metadata(LEGACY_KEYS);
-            (update, Ok(server_id))
-        }
-        Err(e) => {
-            let dropped_client = matches!(&e, oauth::OAuthError::Rejected { code, .. } if code == "invalid_client")
-                && client.source == ClientSource::Dynamic;
-            let update = if dropped_client {
-                // The registration is gone at the server: forget it, so the
-                // next start registers again (once).
-                RowUpdate {
-                    client_secret: Change::Clear,
-                    ..RowUpdate::failure("the authorization server no longer knows the client (invalid_client)", false)
-                }
-                .remove_metadata(&["flow", "client"])
-                .verifier_cleared()
-            } else {
-                end_flow
-            };
-            (update, Err(Error::from(e)))
-        }
+        Ok(tokens) => (signed_in(&p, tokens, end_flow)?, Ok(p.row.id)),
+        Err(e) => (refused(&p, &e, end_flow), Err(Error::from(e))),
     };
     match reservation {
-        Some(reservation) => {
-            reservation.apply(&update)?;
-        }
-        None => {
-            store::apply(row.id, &row.user_id, Condition::Always, &update)?;
-        }
+        Some(reservation) => reservation.apply(&update).map(drop)?,
+        None => store::apply(p.row.id, &p.row.user_id, Condition::Always, &update).map(drop)?,
     }
     // Stored: now a cancel, if one came meanwhile.
     if runtime::cancel_requested() {
         return Err(Error::Cancelled);
     }
     outcome
+}
+
+/// Takes the flow: a worker holds the row for the exchange, or without one
+/// the flow ends in the caller's transaction. Either way a second callback
+/// with the same state finds it gone.
+fn hold_flow(p: &PendingSignIn, end_flow: &RowUpdate, http: &HttpClient) -> Result<Option<durable::Reservation>, Error> {
+    let condition = Condition::Flow(p.flow_id.clone());
+    match durable::reserve(&p.row, condition.clone(), Some(end_flow.clone())) {
+        Ok(Reserved::Held(reservation)) => {
+            reservation.hold_for(hold_time(http));
+            Ok(Some(reservation))
+        }
+        Ok(Reserved::Refused) => Err(Error::InvalidCallback("this sign-in was already completed".into())),
+        Err(Error::NoWorkerSlot | Error::DurabilityUnavailable(_) | Error::RowHeldByCaller(_)) => {
+            if store::apply(p.row.id, &p.row.user_id, condition, end_flow)?.is_none() {
+                return Err(Error::InvalidCallback("this sign-in was already completed".into()));
+            }
+            warning!(
+                "mcp_oauth: the sign-in to server {} is stored in the current transaction only; it is lost if the transaction rolls back (no background worker could store it: see max_worker_processes)",
+                p.row.id
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The write of a completed sign-in: the tokens sealed with their grant.
+fn signed_in(p: &PendingSignIn, mut tokens: TokenSet, end_flow: RowUpdate) -> Result<RowUpdate, Error> {
+    tokens.scope = tokens.scope.or(p.flow.scope.clone());
+    let grant = Grant::new(&p.auth_server, &p.client, p.client_secret.as_ref(), &p.resource);
+    let credentials = Credentials { tokens, grant: Some(grant) };
+    let update = RowUpdate {
+        tokens: Change::Set(store::seal(p.row.id, &credentials)?),
+        reauth_required: Some(false),
+        last_error: Change::Clear,
+        ..end_flow
+    }
+    .set_metadata("issuer", &p.auth_server.issuer)
+    .set_metadata("resource", &p.resource);
+    // step_up_attempts stays: only a call that succeeds clears it, so a
+    // server that never grants enough scope cannot loop the user.
+    Ok(update.remove_metadata(LEGACY_KEYS))
+}
+
+/// The write of a refused exchange: the flow ends; a dynamic registration
+/// the server no longer knows is forgotten, so the next start registers
+/// again (once).
+fn refused(p: &PendingSignIn, error: &OAuthError, end_flow: RowUpdate) -> RowUpdate {
+    let dropped_client =
+        matches!(error, OAuthError::Rejected { code, .. } if code == "invalid_client") && p.client.source == ClientSource::Dynamic;
+    if !dropped_client {
+        return end_flow;
+    }
+    RowUpdate {
+        client_secret: Change::Clear,
+        ..RowUpdate::failure("the authorization server no longer knows the client (invalid_client)", false)
+    }
+    .remove_metadata(&["flow", "client"])
+    .verifier_cleared()
 }
 
 fn callback(callback_url: &str) -> Result<uuid::Uuid, Error> {

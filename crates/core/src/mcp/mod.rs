@@ -116,6 +116,29 @@ pub async fn probe(http: &HttpClient, server_url: &Url) -> Result<Option<BearerC
     }
 }
 
+/// What one attempt of a request leaves to do.
+enum Step {
+    Done(Box<RawValue>),
+    Again,
+}
+
+/// The second chances a request has had: each is taken once.
+#[derive(Default)]
+struct Retries {
+    /// The remembered era or session was found stale and renewed.
+    renewed: bool,
+    /// A -32022 was answered by negotiating a revision.
+    negotiated: bool,
+}
+
+/// A session-based revision's session, as remembered.
+#[derive(Clone, Copy)]
+struct LegacySession<'a> {
+    version: &'a str,
+    session_id: Option<&'a str>,
+    capabilities: Option<&'a Value>,
+}
+
 /// What is known about the server's protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -346,110 +369,138 @@ impl McpSession {
     }
 
     async fn request_any_era(&mut self, http: &HttpClient, target: &Target<'_>, call: &mut Call) -> Result<Box<RawValue>, McpError> {
-        let host = display_host(target.url);
-        let mut renewed = false;
-        let mut negotiated = false;
+        let mut retries = Retries::default();
         loop {
-            match self.learned.era.clone() {
-                None | Some(Era::Modern(_)) => {
-                    let cached = self.learned.era.is_some();
-                    let version = match &self.learned.era {
-                        Some(Era::Modern(v)) => v.clone(),
-                        _ => MODERN_PROTOCOL.to_owned(),
-                    };
-                    let (id, request) = self.modern_request(target, &version, call);
-                    let exchange = Exchange {
-                        http,
-                        target,
-                        id,
-                        version: &version,
-                        session_id: None,
-                        answers: None,
-                        listen: false,
-                        keep_headers: false,
-                    };
-                    match self.exchange(exchange, request).await?.0 {
-                        Outcome::Result(raw) | Outcome::InputRequired(raw) => {
-                            self.learned.era = Some(Era::Modern(version));
-                            return Ok(raw);
-                        }
-                        Outcome::Error { error, .. } if error.code == ErrorCode::UNSUPPORTED_PROTOCOL_VERSION && !negotiated => {
-                            negotiated = true;
-                            // Once, even to the version just refused: a server
-                            // may refuse a first request to see the client retry.
-                            match common_version(&error) {
-                                Some(v) if !v.has_initialize() => self.learned.era = Some(Era::Modern(v.as_str().to_owned())),
-                                Some(v) => self.initialize(http, target, &v).await?,
-                                None => {
-                                    let theirs =
-                                        error.data.as_ref().and_then(|d| d.get("supported")).map(Value::to_string).unwrap_or_default();
-                                    return Err(protocol(
-                                        &host,
-                                        format!(
-                                            "the server and this client have no protocol version in common (the server supports {})",
-                                            theirs.chars().take(200).collect::<String>()
-                                        ),
-                                    ));
-                                }
-                            }
-                        }
-                        Outcome::Error { status, error } if is_modern_error(status, &error) => {
-                            self.learned.era = Some(Era::Modern(version));
-                            return Err(rpc_error(&host, &error));
-                        }
-                        Outcome::Refused(response) if matches!(response.status, 401 | 403) => {
-                            return Err(status_error(&host, &response));
-                        }
-                        Outcome::Error { .. } | Outcome::Refused(_) if cached && !renewed => {
-                            // The remembered era no longer holds: probe again.
-                            renewed = true;
-                            self.learned.era = None;
-                        }
-                        Outcome::Refused(response) if !matches!(response.status, 400 | 404 | 405) => {
-                            return Err(status_error(&host, &response));
-                        }
-                        Outcome::Error { .. } | Outcome::Refused(_) => {
-                            self.initialize(http, target, &ProtocolVersion::LATEST_WITH_INITIALIZE).await?;
-                        }
-                    }
-                }
+            let step = match self.learned.era.clone() {
+                None | Some(Era::Modern(_)) => self.modern_attempt(http, target, call, &mut retries).await?,
                 Some(Era::Legacy { version, session_id, capabilities }) => {
-                    let declared = capabilities_value(target.capabilities);
-                    if capabilities.as_ref().unwrap_or(&json!({})) != &declared && !renewed {
-                        // Capabilities are fixed for a session's life.
-                        renewed = true;
-                        self.initialize(http, target, &ProtocolVersion::LATEST_WITH_INITIALIZE).await?;
-                        continue;
-                    }
-                    let id = self.id();
-                    let request = Self::legacy_request(target, &version, session_id.as_deref(), call.body(id, None));
-                    let answers = call.input_responses();
-                    // Questions need a declared capability; only then can a
-                    // server send any on the standalone stream.
-                    let caps = target.capabilities;
-                    let listen = session_id.is_some() && (caps.elicitation.is_some() || caps.sampling.is_some() || caps.roots.is_some());
-                    let exchange = Exchange {
-                        http,
-                        target,
-                        id,
-                        version: &version,
-                        session_id: session_id.as_deref(),
-                        answers,
-                        listen,
-                        keep_headers: false,
-                    };
-                    match self.exchange(exchange, request).await?.0 {
-                        Outcome::Result(raw) | Outcome::InputRequired(raw) => return Ok(raw),
-                        Outcome::Error { error, .. } => return Err(rpc_error(&host, &error)),
-                        Outcome::Refused(response) if response.status == 404 && session_id.is_some() && !renewed => {
-                            // The server ended the session: start a new one.
-                            renewed = true;
-                            self.initialize(http, target, &ProtocolVersion::LATEST_WITH_INITIALIZE).await?;
-                        }
-                        Outcome::Refused(response) => return Err(status_error(&host, &response)),
-                    }
+                    let session =
+                        LegacySession { version: &version, session_id: session_id.as_deref(), capabilities: capabilities.as_ref() };
+                    self.legacy_attempt(http, target, call, session, &mut retries).await?
                 }
+            };
+            if let Step::Done(raw) = step {
+                return Ok(raw);
             }
+        }
+    }
+
+    /// One 2026-07-28 request (the remembered modern revision, or the newest
+    /// when nothing is known yet), and what its answer says to do next.
+    async fn modern_attempt(
+        &mut self,
+        http: &HttpClient,
+        target: &Target<'_>,
+        call: &mut Call,
+        retries: &mut Retries,
+    ) -> Result<Step, McpError> {
+        let cached = self.learned.era.is_some();
+        let version = match &self.learned.era {
+            Some(Era::Modern(v)) => v.clone(),
+            _ => MODERN_PROTOCOL.to_owned(),
+        };
+        let (id, request) = self.modern_request(target, &version, call);
+        let exchange =
+            Exchange { http, target, id, version: &version, session_id: None, answers: None, listen: false, keep_headers: false };
+        let outcome = self.exchange(exchange, request).await?.0;
+        let host = display_host(target.url);
+        match outcome {
+            Outcome::Result(raw) | Outcome::InputRequired(raw) => {
+                self.learned.era = Some(Era::Modern(version));
+                Ok(Step::Done(raw))
+            }
+            Outcome::Error { error, .. } if error.code == ErrorCode::UNSUPPORTED_PROTOCOL_VERSION && !retries.negotiated => {
+                // Once, even to the version just refused: a server may
+                // refuse a first request to see the client retry.
+                retries.negotiated = true;
+                self.negotiate(http, target, &error, &host).await?;
+                Ok(Step::Again)
+            }
+            Outcome::Error { status, error } if is_modern_error(status, &error) => {
+                self.learned.era = Some(Era::Modern(version));
+                Err(rpc_error(&host, &error))
+            }
+            Outcome::Refused(response) if matches!(response.status, 401 | 403) => Err(status_error(&host, &response)),
+            Outcome::Error { .. } | Outcome::Refused(_) if cached && !retries.renewed => {
+                // The remembered era no longer holds: probe again.
+                retries.renewed = true;
+                self.learned.era = None;
+                Ok(Step::Again)
+            }
+            Outcome::Refused(response) if !matches!(response.status, 400 | 404 | 405) => Err(status_error(&host, &response)),
+            // Not a 2026-07-28 server: a session-based one, from initialize.
+            Outcome::Error { .. } | Outcome::Refused(_) => {
+                self.initialize(http, target, &ProtocolVersion::LATEST_WITH_INITIALIZE).await?;
+                Ok(Step::Again)
+            }
+        }
+    }
+
+    /// After -32022: the newest revision both sides speak, remembered (a
+    /// session-based one by initializing).
+    async fn negotiate(&mut self, http: &HttpClient, target: &Target<'_>, error: &ErrorData, host: &str) -> Result<(), McpError> {
+        match common_version(error) {
+            Some(v) if !v.has_initialize() => {
+                self.learned.era = Some(Era::Modern(v.as_str().to_owned()));
+                Ok(())
+            }
+            Some(v) => self.initialize(http, target, &v).await,
+            None => {
+                let theirs = error.data.as_ref().and_then(|d| d.get("supported")).map(Value::to_string).unwrap_or_default();
+                Err(protocol(
+                    host,
+                    format!(
+                        "the server and this client have no protocol version in common (the server supports {})",
+                        theirs.chars().take(200).collect::<String>()
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// One request in a session-based revision's session.
+    async fn legacy_attempt(
+        &mut self,
+        http: &HttpClient,
+        target: &Target<'_>,
+        call: &mut Call,
+        session: LegacySession<'_>,
+        retries: &mut Retries,
+    ) -> Result<Step, McpError> {
+        let declared = capabilities_value(target.capabilities);
+        if session.capabilities.unwrap_or(&json!({})) != &declared && !retries.renewed {
+            // Capabilities are fixed for a session's life.
+            retries.renewed = true;
+            self.initialize(http, target, &ProtocolVersion::LATEST_WITH_INITIALIZE).await?;
+            return Ok(Step::Again);
+        }
+        let id = self.id();
+        let request = Self::legacy_request(target, session.version, session.session_id, call.body(id, None));
+        // Questions need a declared capability; only then can a server send
+        // any on the standalone stream.
+        let caps = target.capabilities;
+        let listen = session.session_id.is_some() && (caps.elicitation.is_some() || caps.sampling.is_some() || caps.roots.is_some());
+        let exchange = Exchange {
+            http,
+            target,
+            id,
+            version: session.version,
+            session_id: session.session_id,
+            answers: call.input_responses(),
+            listen,
+            keep_headers: false,
+        };
+        let host = display_host(target.url);
+        match self.exchange(exchange, request).await?.0 {
+            Outcome::Result(raw) | Outcome::InputRequired(raw) => Ok(Step::Done(raw)),
+            Outcome::Error { error, .. } => Err(rpc_error(&host, &error)),
+            Outcome::Refused(response) if response.status == 404 && session.session_id.is_some() && !retries.renewed => {
+                // The server ended the session: start a new one.
+                retries.renewed = true;
+                self.initialize(http, target, &ProtocolVersion::LATEST_WITH_INITIALIZE).await?;
+                Ok(Step::Again)
+            }
+            Outcome::Refused(response) => Err(status_error(&host, &response)),
         }
     }
 
