@@ -27,7 +27,12 @@ work=$(scratch_dir)
 
 style_checks() {
   cargo fmt --all --check || return 1
-  cargo clippy -q --workspace --all-targets -- -D warnings
+  cargo clippy -q --workspace --all-targets -- -D warnings || return 1
+  # One HTTP stack: oauth2 and rmcp come without their own reqwest.
+  if cargo tree -d --workspace -e normal | grep -q '^reqwest '; then
+    echo "more than one reqwest in the dependency graph (cargo tree -d)"
+    return 1
+  fi
 }
 
 core_tests() { cargo test -p mcp_oauth_core; }
