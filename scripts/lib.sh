@@ -27,11 +27,19 @@ scratch_dir() {
   echo "$dir"
 }
 
-# Builds the extension and installs it into Debian's PostgreSQL.
+# Builds the extension and installs it into Debian's PostgreSQL, with the
+# frozen install scripts of released versions (cargo pgrx installs the
+# current version's script and the upgrade scripts).
 install_extension() {
-  local sudo_flag=()
-  [ "$(id -u)" -eq 0 ] || sudo_flag=(--sudo)
-  (cd "$ROOT_DIR" && cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" "$@")
+  local sudo_flag=() as=() script
+  [ "$(id -u)" -eq 0 ] || { sudo_flag=(--sudo); as=(sudo); }
+  (cd "$ROOT_DIR" && cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" "$@") || return 1
+  for script in "$ROOT_DIR"/sql/mcp_oauth--*.sql; do
+    case ${script##*/} in
+      mcp_oauth--*--*.sql) ;;
+      *) "${as[@]}" install -m 644 "$script" "$("$PG_CONFIG" --sharedir)/extension/" ;;
+    esac
+  done
 }
 
 # new_key_file PATH: a fresh random encryption key, readable only by the

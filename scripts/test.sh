@@ -55,6 +55,8 @@ integration_tests() {
   bash tests/integration/calls.sh || status=1
   bash tests/integration/protocol.sh || status=1
   bash tests/integration/replica.sh || status=1
+  bash tests/integration/catalog.sh || status=1
+  bash tests/upgrade/run.sh || status=1
   return "$status"
 }
 
@@ -68,7 +70,7 @@ suite "formatting and lints (cargo fmt --check, cargo clippy -D warnings)" style
 suite "core unit tests (cargo test -p mcp_oauth_core)" core_tests
 suite "extension tests (cargo pgrx test)" pg_tests
 suite "pg_regress" regress_tests
-suite "integration tests" integration_tests
+suite "integration tests (and the upgrade from 0.1.0)" integration_tests
 suite "token lifecycle under races, isolation levels and faults" faults_tests
 suite "hostile inputs, in an isolated network namespace" security_tests
 suite "MCP conformance suites (0.1.16 auth, backcompat, draft; 0.2.0-alpha.12 2026-07-28, 2025-11-25)" conformance_tests

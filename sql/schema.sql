@@ -63,6 +63,12 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.user_mcp_servers', '');
 
 COMMENT ON TABLE @extschema@.user_mcp_servers IS
     'MCP servers (connectors) of each user. Row-level security keeps every row to its owner; secret columns are not readable by mcp_oauth_user. List rows through the mcp_servers view.';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.id IS 'The server''s id, what every function takes; random (gen_random_uuid()).';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.name IS 'A display name; the slug is derived from it when not given.';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.enabled IS 'Disabled servers refuse calls (55000) and are left out of mcp_user_tools().';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.last_error IS 'The last failure the extension recorded for this server (sanitised, at most 1000 characters, never a secret); cleared by a successful sign-in.';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.created_at IS 'When the row was inserted.';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.updated_at IS 'When the row was last changed (by the table''s trigger).';
 COMMENT ON COLUMN @extschema@.user_mcp_servers.user_id IS 'Owner; defaults to mcp_current_user_id().';
 COMMENT ON COLUMN @extschema@.user_mcp_servers.slug IS 'Short name, ^[a-z0-9_-]{1,24}$, unique per user; derived from name when not given.';
 COMMENT ON COLUMN @extschema@.user_mcp_servers.url IS 'The MCP endpoint: absolute http(s) URL, no credentials, no fragment, at most 2048 characters.';
@@ -308,6 +314,19 @@ SELECT id, user_id, slug, name, url, enabled, auth_type, oauth_authorized, heade
 
 COMMENT ON VIEW @extschema@.mcp_servers IS
     'The current user''s MCP servers without secrets: auth_type, oauth_authorized, header_keys, reauth_required, last_error and the public columns.';
+COMMENT ON COLUMN @extschema@.mcp_servers.id IS 'The server''s id, what every function takes.';
+COMMENT ON COLUMN @extschema@.mcp_servers.user_id IS 'Owner (always the current user: row-level security).';
+COMMENT ON COLUMN @extschema@.mcp_servers.slug IS 'Short name, unique per user; the prefix of qualified tool names in mcp_user_tools().';
+COMMENT ON COLUMN @extschema@.mcp_servers.name IS 'Display name.';
+COMMENT ON COLUMN @extschema@.mcp_servers.url IS 'The MCP endpoint.';
+COMMENT ON COLUMN @extschema@.mcp_servers.enabled IS 'Whether calls are allowed.';
+COMMENT ON COLUMN @extschema@.mcp_servers.auth_type IS '''headers'' or ''oauth''.';
+COMMENT ON COLUMN @extschema@.mcp_servers.oauth_authorized IS 'An OAuth server with tokens and no pending re-authentication: ready to call.';
+COMMENT ON COLUMN @extschema@.mcp_servers.header_keys IS 'The names of the configured headers; never their values.';
+COMMENT ON COLUMN @extschema@.mcp_servers.reauth_required IS 'The user must sign in again: call mcp_oauth_start().';
+COMMENT ON COLUMN @extschema@.mcp_servers.last_error IS 'The last failure recorded for this server.';
+COMMENT ON COLUMN @extschema@.mcp_servers.created_at IS 'When the server was added.';
+COMMENT ON COLUMN @extschema@.mcp_servers.updated_at IS 'When the server was last changed.';
 
 COMMENT ON FUNCTION @extschema@.mcp_current_user_id() IS
     'The current user''s id, as mcp_oauth.identity says: the role (default), a per-request setting, or a JWT claim. Errors (28000) when there is none.';
@@ -317,6 +336,14 @@ COMMENT ON FUNCTION @extschema@.mcp_oauth_finish(text, text, text) IS
     'Completes a sign-in from the callback''s state, code and (RFC 9207) iss: checks the state, exchanges the code, stores the tokens. Returns the server id.';
 COMMENT ON FUNCTION @extschema@.mcp_oauth_callback(text) IS
     'mcp_oauth_finish from the whole redirect URL; an error response from the authorization server raises MC004.';
+COMMENT ON FUNCTION @extschema@.mcp_oauth_callback_page(text, text) IS
+    'For an application''s callback route: runs mcp_oauth_callback and returns an HTML page that posts {type: "mcp_oauth_done", success, server_id, error} to window.opener at exactly target_origin (an origin, never *) and closes itself.';
+COMMENT ON FUNCTION @extschema@.mcp_oauth_disconnect(uuid) IS
+    'Disconnects a server: revokes its tokens at the authorization server when it offers revocation (RFC 7009), then forgets them as mcp_oauth_reset does, even if revocation failed. Returns {server_id, revocation: revoked|not_offered|no_tokens|failed, detail}.';
+COMMENT ON FUNCTION @extschema@.mcp_user_tools() IS
+    'Every tool the current user can use now, across their enabled servers, with a qualified_name (slug__tool) unique across servers and valid as an LLM function name; a server that needs a sign-in or fails is a row with status needs_sign_in or error.';
+COMMENT ON FUNCTION @extschema@.mcp_call_user_tool(text, jsonb) IS
+    'Calls a tool by its qualified_name from mcp_user_tools, on the server it names.';
 COMMENT ON FUNCTION @extschema@.mcp_oauth_reset(uuid) IS
     'Forgets a server''s tokens, sign-in in progress, client registration and last error.';
 COMMENT ON FUNCTION @extschema@.mcp_oauth_set_client(uuid, text, text) IS
@@ -400,6 +427,10 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.mcp_oauth_callback(text),
     @extschema@.mcp_oauth_reset(uuid),
     @extschema@.mcp_oauth_set_client(uuid, text, text),
+    @extschema@.mcp_oauth_callback_page(text, text),
+    @extschema@.mcp_oauth_disconnect(uuid),
+    @extschema@.mcp_user_tools(),
+    @extschema@.mcp_call_user_tool(text, jsonb),
     @extschema@.mcp_list_tools(uuid),
     @extschema@.mcp_call_tool(uuid, text, jsonb),
     @extschema@.mcp_call_tool(uuid, text, jsonb, jsonb, text),

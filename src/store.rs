@@ -240,6 +240,9 @@ pub struct RowUpdate {
     /// Count this write as a change of credentials even if no credential
     /// column changes (a reset), so that writes computed before it skip.
     pub bump_generation: bool,
+    /// A sign-in completed: NOTIFY mcp_oauth_signed_in when this write
+    /// commits (in whichever transaction applies it).
+    pub signed_in: bool,
 }
 
 impl RowUpdate {
@@ -348,8 +351,18 @@ pub fn apply(id: uuid::Uuid, user_id: &str, condition: Condition, update: &RowUp
         ],
         |row| new_generation = row.get::<i64>(1),
     )?;
+    if update.signed_in && new_generation.is_some() {
+        spi::run(&NOTIFY_SIGNED_IN, &[uuid_arg(id), arg(user_id)], |_| {})?;
+    }
     Ok(new_generation)
 }
+
+/// Tells listeners a sign-in completed; delivered when the write commits.
+const NOTIFY_SIGNED_IN: Statement = Statement {
+    name: "notify_signed_in",
+    sql: "SELECT pg_notify('mcp_oauth_signed_in', json_build_object('server_id', $1, 'user_id', $2)::text)",
+    args: &[pg_sys::UUIDOID, pg_sys::TEXTOID],
+};
 
 const LOCK: Statement = Statement {
     name: "lock",
@@ -407,4 +420,21 @@ impl Drop for RefreshLock {
         // SAFETY: releases the session lock acquire() took.
         unsafe { pg_sys::LockRelease(&self.0, pg_sys::ExclusiveLock as pg_sys::LOCKMODE, true) };
     }
+}
+
+const ENABLED: Statement = Statement {
+    name: "enabled",
+    sql: "SELECT id, slug FROM {table} WHERE user_id = $1 AND enabled ORDER BY slug",
+    args: &[pg_sys::TEXTOID],
+};
+
+/// The id and slug of every enabled server of `user_id`, by slug.
+pub fn enabled_servers(user_id: &str) -> Result<Vec<(uuid::Uuid, String)>, Error> {
+    let mut found = Vec::new();
+    spi::run(&ENABLED, &[arg(user_id)], |row| {
+        if let (Some(id), Some(slug)) = (row.get::<pgrx::Uuid>(1), row.get::<String>(2)) {
+            found.push((ids::from_sql(id), slug));
+        }
+    })?;
+    Ok(found)
 }

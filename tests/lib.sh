@@ -84,7 +84,7 @@ stat() { fixture_stat "$base" "$1"; }
 # dev_settings: what a sign-in against loopback fixtures needs (a state
 # secret, a redirect URI, plain http on loopback).
 dev_settings() {
-  psql_q <<'SQL'
+  psql_q >/dev/null <<'SQL'
 ALTER SYSTEM SET mcp_oauth.state_secret = 'test-suite-state-secret-0123456789abcdef';
 ALTER SYSTEM SET mcp_oauth.redirect_uri = 'http://127.0.0.1:1/callback';
 ALTER SYSTEM SET mcp_oauth.allow_http_loopback = on;

@@ -1,5 +1,6 @@
 //! The SQL surface, one file per concern.
 
+pub mod catalog;
 pub mod identity;
 pub mod oauth;
 pub mod prompts;

@@ -15,6 +15,7 @@ use mcp_oauth_core::net::HttpClient;
 use mcp_oauth_core::oauth::{
     self, ClientAuthMethod, ClientCredentials, ClientProfile, ClientRegistration, ClientSource, OAuthError, TokenEndpoint, TokenSet,
 };
+use mcp_oauth_core::page::{self, PageOutcome, TargetOrigin};
 use mcp_oauth_core::secret::Secret;
 use mcp_oauth_core::signin::{self, Credentials, Flow, Grant, StartRequest, LEGACY_KEYS};
 use pgrx::prelude::*;
@@ -291,6 +292,7 @@ fn signed_in(p: &PendingSignIn, mut tokens: TokenSet, end_flow: RowUpdate) -> Re
         tokens: Change::Set(store::seal(p.row.id, &credentials)?),
         reauth_required: Some(false),
         last_error: Change::Clear,
+        signed_in: true,
         ..end_flow
     }
     .set_metadata("issuer", &p.auth_server.issuer)
@@ -326,7 +328,12 @@ fn callback(callback_url: &str) -> Result<uuid::Uuid, Error> {
 
 fn reset(server_id: uuid::Uuid) -> Result<(), Error> {
     let user_id = current_user_id()?;
-    let row = store::load(server_id, &user_id)?;
+    forget(&store::load(server_id, &user_id)?)
+}
+
+/// Forgets a row's tokens, sign-in in progress, client registration and
+/// last error; later writes computed before this one skip.
+fn forget(row: &ServerRow) -> Result<(), Error> {
     keep_discovery(&row.url, None);
     let update = RowUpdate {
         last_error: Change::Clear,
@@ -340,6 +347,44 @@ fn reset(server_id: uuid::Uuid) -> Result<(), Error> {
     };
     store::apply(row.id, &row.user_id, Condition::Always, &update)?;
     Ok(())
+}
+
+/// What became of the tokens at the authorization server on a disconnect.
+enum Revocation {
+    Revoked,
+    NoTokens,
+    NotOffered,
+    Failed(String),
+}
+
+/// Revokes the row's tokens where they were issued (RFC 7009), when that
+/// server offers revocation, then forgets them whatever it answered.
+fn disconnect(server_id: uuid::Uuid) -> Result<serde_json::Value, Error> {
+    let user_id = current_user_id()?;
+    let row = store::load(server_id, &user_id)?;
+    let revocation = match (&row.credentials, row.grant()) {
+        (None, _) => Revocation::NoTokens,
+        (Some(credentials), Some(Grant { revocation_endpoint: Some(endpoint), client_id, client_secret, auth_method, .. })) => {
+            let http = runtime::http_client()?;
+            let client = ClientCredentials { client_id: &client_id, secret: client_secret.as_ref(), method: auth_method };
+            match runtime::block_on_to_completion(oauth::revoke(&http, &endpoint, &client, &credentials.tokens))? {
+                Ok(()) => Revocation::Revoked,
+                Err(e) => Revocation::Failed(Error::from(e).report().message_with_detail()),
+            }
+        }
+        (Some(_), _) => Revocation::NotOffered,
+    };
+    forget(&row)?;
+    let (status, detail) = match revocation {
+        Revocation::Revoked => ("revoked", None),
+        Revocation::NoTokens => ("no_tokens", None),
+        Revocation::NotOffered => ("not_offered", None),
+        Revocation::Failed(why) => {
+            warning!("mcp_oauth: the tokens of server {} could not be revoked ({why}); they are deleted here all the same", row.id);
+            ("failed", Some(why))
+        }
+    };
+    Ok(serde_json::json!({"server_id": row.id, "revocation": status, "detail": detail}))
 }
 
 fn set_client(server_id: uuid::Uuid, client_id: &str, client_secret: Option<&str>) -> Result<(), Error> {
@@ -387,6 +432,47 @@ fn mcp_oauth_finish(state: Option<&str>, code: Option<&str>, iss: default!(Optio
 fn mcp_oauth_callback(callback_url: Option<&str>) -> pgrx::Uuid {
     let id = or_raise(required(callback_url, "callback_url").and_then(callback));
     ids::to_sql(id)
+}
+
+/// What an application's callback route returns to the sign-in popup: the
+/// callback run, and a page posting `{type: "mcp_oauth_done", success,
+/// server_id, error}` to the opener at exactly `target_origin`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn mcp_oauth_callback_page(callback_url: Option<&str>, target_origin: Option<&str>) -> String {
+    or_raise(callback_page(callback_url, target_origin))
+}
+
+fn callback_page(callback_url: Option<&str>, target_origin: Option<&str>) -> Result<String, Error> {
+    let target = TargetOrigin::parse(required(target_origin, "target_origin")?).map_err(Error::InvalidArgument)?;
+    let callback_url = required(callback_url, "callback_url")?;
+    let outcome = match callback(callback_url) {
+        Ok(id) => PageOutcome::SignedIn { server_id: id.to_string() },
+        Err(Error::Cancelled) => return Err(Error::Cancelled),
+        Err(e) => {
+            let report = e.report();
+            PageOutcome::Failed {
+                server_id: server_of(callback_url),
+                error: format!("{} ({})", report.message_with_detail(), report.sqlstate),
+            }
+        }
+    };
+    Ok(page::callback_page(&outcome, &target))
+}
+
+/// The server a callback's state names, when the state is genuine.
+fn server_of(callback_url: &str) -> Option<String> {
+    match oauth::parse_callback(callback_url).ok()? {
+        oauth::Callback::Code { state, .. } => state::verify(&state).ok().map(|claims| claims.server_id.to_string()),
+        oauth::Callback::Error { .. } => None,
+    }
+}
+
+/// Disconnects a server: its tokens are revoked at the authorization server
+/// when it offers revocation (RFC 7009), then forgotten as by
+/// mcp_oauth_reset, even when the revocation failed.
+#[pg_extern(volatile, parallel_unsafe)]
+fn mcp_oauth_disconnect(server_id: Option<pgrx::Uuid>) -> pgrx::JsonB {
+    pgrx::JsonB(or_raise(required(server_id, "server_id").and_then(|id| disconnect(ids::from_sql(id)))))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]

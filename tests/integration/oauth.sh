@@ -58,7 +58,16 @@ location=$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$id')")")
 psql_q -c "ALTER SYSTEM SET mcp_oauth.finish_requires_identity = on" -c "SELECT pg_reload_conf()" >/dev/null
 expect_error "finish_requires_identity refuses a caller without an identity" 28000 "finished by its user" \
   -- -c "SET mcp_oauth.identity = 'setting:app.user_id'" -c "SELECT mcp_oauth_callback('$location')"
-check "... and the state's own user finishes it" "^$id$" "$(as_alice -c "SELECT mcp_oauth_callback('$location')" 2>&1)"
+out=$(as_alice 2>&1 <<SQL
+LISTEN mcp_oauth_signed_in;
+SELECT mcp_oauth_callback('$location');
+SELECT 'next statement';
+SQL
+)
+check "... and the state's own user finishes it" "^$id$" "$out"
+check "a completed sign-in sends NOTIFY mcp_oauth_signed_in to listeners" \
+  "Asynchronous notification \"mcp_oauth_signed_in\" with payload \"\\{\"server_id\" : \"$id\", \"user_id\" : \"alice\"\\}\"" "$out"
+check "... once" "^1$" "$(grep -c 'Asynchronous notification' <<<"$out")"
 psql_q -c "ALTER SYSTEM RESET mcp_oauth.finish_requires_identity" -c "SELECT pg_reload_conf()" >/dev/null
 expect_error "tokens are not readable by the owner" 42501 "permission denied" -- -U alice -c "SELECT oauth_tokens FROM user_mcp_servers"
 
@@ -156,5 +165,43 @@ check "... and the function ran to its end" "^set_client returned$" "$out"
 # Reset forgets everything.
 as_alice -c "SELECT mcp_oauth_reset('$id')" >/dev/null
 check "reset clears the sign-in" "^f\|f\|$" "$(as_alice -c "SELECT oauth_authorized, reauth_required, last_error FROM mcp_servers WHERE id = '$id'")"
+
+# The callback page for the sign-in popup (README, "Integrating").
+page=$(as_alice -c "SELECT mcp_oauth_callback_page('$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$id')")")', 'http://localhost:3000')")
+check "the callback page completes the sign-in" "^t$" "$(as_alice -c "SELECT oauth_authorized FROM mcp_servers WHERE id = '$id'")"
+check "... tells the opener it succeeded" '"success":true' "$page"
+check "... for this server" "\"server_id\":\"$id\"" "$page"
+check "... posting to exactly the target origin" '"targetOrigin":"http://localhost:3000"' "$page"
+check "... under a Content-Security-Policy allowing only its own script" "Content-Security-Policy\" content=\"default-src 'none'; script-src 'sha256-" "$page"
+check "... and closes itself" "window.close\(\)" "$page"
+refute "... never posting to any origin" "'\*'|\"\*\"" "$page"
+page=$(as_alice -c "SELECT mcp_oauth_callback_page('$location', 'https://app.example.com/')")
+check "a replayed callback makes a failure page, not an SQL error" '"success":false' "$page"
+check "... naming the SQLSTATE" '"error":"invalid OAuth callback: This sign-in was already completed[^"]*\(MC002\)"' "$page"
+hostile_callback='http://127.0.0.1:1/callback?error=access_denied&error_description=%3C%2Fscript%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E%3Cimg%20src%3Dx%20onerror%3Dalert(2)%3E'
+page=$(as_alice -c "SELECT mcp_oauth_callback_page('$hostile_callback', 'https://app.example.com')")
+check "an error description cannot open a script or an element" "^2$" "$(grep -o '<script' <<<"$page" | wc -l)"
+refute "... nor an image" "<img" "$page"
+check "... and is shown escaped" 'access_denied: \\u\{3c\}/script' "$page"
+for origin in '*' 'https://app.example.com/callback' 'javascript:alert(1)' 'null'; do
+  expect_error "target_origin $origin is refused" 22023 "target_origin must be an origin" -- -U alice -c "SELECT mcp_oauth_callback_page('$hostile_callback', '$origin')"
+done
+
+# Disconnect revokes the tokens where they were issued (RFC 7009), then forgets them.
+sign_in "$id"
+requests=$(stat revocation_requests)
+check "disconnect revokes" '"revocation": "revoked"' "$(as_alice -c "SELECT mcp_oauth_disconnect('$id')")"
+check "... the refresh token (the grant, access token included), then the access token" "^2 refresh_token$" \
+  "$(( $(stat revocation_requests) - requests )) $(stat 'revoked | last')"
+check "... and forgets them" "^f$" "$(as_alice -c "SELECT oauth_authorized FROM mcp_servers WHERE id = '$id'")"
+check "nothing left to revoke" '"revocation": "no_tokens"' "$(as_alice -c "SELECT mcp_oauth_disconnect('$id')")"
+sign_in "$id"
+behave '{"revocation_unavailable": true}'
+out=$(as_alice -c "SELECT mcp_oauth_disconnect('$id')" 2>&1)
+check "a failed revocation is reported" '"revocation": "failed"' "$out"
+check "... with a warning" "WARNING:  mcp_oauth: the tokens of server $id could not be revoked" "$out"
+check "... and never keeps the tokens" "^f$" "$(as_alice -c "SELECT oauth_authorized FROM mcp_servers WHERE id = '$id'")"
+behave '{}'
+expect_error "bob cannot disconnect alice's server" 42704 "not found" -- -U bob -c "SELECT mcp_oauth_disconnect('$id')"
 
 finish_checks oauth

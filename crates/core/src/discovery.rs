@@ -24,6 +24,9 @@ pub struct AuthServer {
     pub token_endpoint: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_endpoint: Option<String>,
+    /// RFC 7009, where a disconnect revokes the tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes_supported: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,6 +71,7 @@ struct AuthServerDoc {
     authorization_endpoint: Option<String>,
     token_endpoint: Option<String>,
     registration_endpoint: Option<String>,
+    revocation_endpoint: Option<String>,
     scopes_supported: Option<Vec<String>>,
     response_types_supported: Option<Vec<String>>,
     code_challenge_methods_supported: Option<Vec<String>>,
@@ -232,10 +236,10 @@ fn validate_auth_server(doc: AuthServerDoc, expected_issuer: &str, rule: IssuerR
     };
     let authorization_endpoint = endpoint(doc.authorization_endpoint, "authorization_endpoint")?;
     let token_endpoint = endpoint(doc.token_endpoint, "token_endpoint")?;
-    let registration_endpoint = match doc.registration_endpoint {
-        Some(r) => Some(endpoint(Some(r), "registration_endpoint")?),
-        None => None,
-    };
+    let registration_endpoint = doc.registration_endpoint.map(|r| endpoint(Some(r), "registration_endpoint")).transpose()?;
+    // Only a disconnect uses it: one that is not usable means no revocation,
+    // not a failed sign-in.
+    let revocation_endpoint = doc.revocation_endpoint.and_then(|r| endpoint(Some(r), "revocation_endpoint").ok());
     // OAuth 2.1 and MCP: PKCE with S256 is required; a server that does not
     // say it supports S256 may silently ignore the challenge.
     let s256 = doc.code_challenge_methods_supported.as_ref().is_some_and(|m| m.iter().any(|m| m == "S256"));
@@ -250,6 +254,7 @@ fn validate_auth_server(doc: AuthServerDoc, expected_issuer: &str, rule: IssuerR
         authorization_endpoint,
         token_endpoint,
         registration_endpoint,
+        revocation_endpoint,
         scopes_supported: doc.scopes_supported,
         token_endpoint_auth_methods_supported: doc.token_endpoint_auth_methods_supported,
         client_id_metadata_document_supported: doc.client_id_metadata_document_supported.unwrap_or(false),
@@ -274,6 +279,7 @@ async fn legacy_auth_server(http: &HttpClient, server_url: &Url) -> Result<AuthS
         authorization_endpoint: format!("{origin}/authorize"),
         token_endpoint: format!("{origin}/token"),
         registration_endpoint: Some(format!("{origin}/register")),
+        revocation_endpoint: None,
         scopes_supported: None,
         token_endpoint_auth_methods_supported: None,
         client_id_metadata_document_supported: false,
@@ -368,6 +374,7 @@ mod tests {
             authorization_endpoint: Some("https://as.example/authorize".into()),
             token_endpoint: Some("https://as.example/token".into()),
             registration_endpoint: None,
+            revocation_endpoint: None,
             scopes_supported: None,
             response_types_supported: Some(vec!["code".into()]),
             code_challenge_methods_supported: methods.map(|m| m.into_iter().map(String::from).collect()),

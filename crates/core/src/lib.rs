@@ -11,6 +11,7 @@ pub mod identity;
 pub mod mcp;
 pub mod net;
 pub mod oauth;
+pub mod page;
 pub mod secret;
 pub mod settings;
 pub mod signin;

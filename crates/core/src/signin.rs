@@ -109,7 +109,7 @@ impl Grant {
         Self {
             issuer: server.issuer.clone(),
             token_endpoint: server.token_endpoint.clone(),
-            revocation_endpoint: None,
+            revocation_endpoint: server.revocation_endpoint.clone(),
             client_id: client.client_id.clone(),
             auth_method: client.auth_method,
             client_secret: client_secret.cloned(),
@@ -280,6 +280,7 @@ mod tests {
             authorization_endpoint: format!("{issuer}/authorize"),
             token_endpoint: format!("{issuer}/token"),
             registration_endpoint: None,
+            revocation_endpoint: None,
             scopes_supported: None,
             token_endpoint_auth_methods_supported: None,
             client_id_metadata_document_supported: false,

@@ -18,6 +18,7 @@
 
 pub mod call;
 pub mod headers;
+pub mod names;
 pub mod sse;
 mod stream;
 

@@ -76,13 +76,21 @@ pub struct ClientCredentials<'a> {
 
 impl ClientCredentials<'_> {
     /// The secret, when this client authenticates with one.
-    fn secret(&self) -> Option<&Secret> {
+    pub(super) fn secret(&self) -> Option<&Secret> {
         self.secret.filter(|_| self.method != ClientAuthMethod::None)
     }
 
+    /// The HTTP Basic credential of a client_secret_basic client: id and
+    /// secret each form-encoded first (RFC 6749 §2.3.1).
+    pub(super) fn basic_credential(&self) -> Option<String> {
+        let secret = self.secret().filter(|_| self.method == ClientAuthMethod::ClientSecretBasic)?;
+        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        Some(STANDARD.encode(format!("{}:{}", encode(self.client_id), encode(secret.expose()))))
+    }
+
     /// What a server might echo of this client's authentication: the secret
-    /// and the Basic credential built from it (RFC 6749 §2.3.1).
-    fn echoable(&self) -> Vec<String> {
+    /// and the Basic credential built from it.
+    pub(super) fn echoable(&self) -> Vec<String> {
         let Some(secret) = self.secret() else { return Vec::new() };
         let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let basic = STANDARD.encode(format!("{}:{}", encode(self.client_id), encode(secret.expose())));
@@ -271,6 +279,7 @@ mod tests {
             authorization_endpoint: "https://as.example/authorize?tenant=1".into(),
             token_endpoint: "https://as.example/token".into(),
             registration_endpoint: None,
+            revocation_endpoint: None,
             scopes_supported: None,
             token_endpoint_auth_methods_supported: None,
             client_id_metadata_document_supported: false,

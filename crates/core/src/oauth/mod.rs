@@ -3,15 +3,17 @@
 //! exchange and refresh, client authentication), sent through our
 //! policy-checked [`HttpClient`](crate::net::HttpClient) (`client`). Written
 //! here, because `oauth2` does not do them: scope selection, dynamic client
-//! registration (`registration`), the callback, and the checks on what a
-//! token endpoint returns (`tokens`).
+//! registration (`registration`), the callback, the checks on what a token
+//! endpoint returns (`tokens`), and revocation on loopback (`revocation`).
 
 mod client;
 mod registration;
+mod revocation;
 mod tokens;
 
 pub use client::{authorization_url, exchange_code, refresh, ClientCredentials, Pkce, TokenEndpoint};
 pub use registration::register;
+pub use revocation::revoke;
 pub use tokens::{is_access_token, is_refresh_token, parse_token_response, TokenSet, MAX_REFRESH_MARGIN_SECS, MAX_TOKEN_LEN};
 
 use crate::net::NetError;
