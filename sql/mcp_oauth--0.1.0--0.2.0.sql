@@ -87,3 +87,52 @@ COMMENT ON COLUMN @extschema@.mcp_servers.reauth_required IS 'The user must sign
 COMMENT ON COLUMN @extschema@.mcp_servers.last_error IS 'The last failure recorded for this server.';
 COMMENT ON COLUMN @extschema@.mcp_servers.created_at IS 'When the server was added.';
 COMMENT ON COLUMN @extschema@.mcp_servers.updated_at IS 'When the server was last changed.';
+
+-- Observability.
+CREATE FUNCTION "mcp_oauth_server_stats"() RETURNS TABLE (
+	"server_id" uuid,
+	"calls" bigint,
+	"errors" bigint,
+	"errors_by_sqlstate" jsonb,
+	"refreshes" bigint,
+	"sign_ins" bigint,
+	"last_success_epoch" double precision,
+	"last_failure_epoch" double precision,
+	"mean_latency_ms" double precision,
+	"p95_latency_ms" double precision,
+	"kept_in" TEXT
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'mcp_oauth_server_stats_wrapper';
+REVOKE ALL ON FUNCTION @extschema@.mcp_oauth_server_stats() FROM PUBLIC;
+-- Per-server counters for administrators and monitoring (README,
+-- "Observability"). The view runs as its owner, so it names every user's
+-- servers: granted to pg_monitor, not to application roles.
+CREATE VIEW @extschema@.mcp_oauth_stats AS
+SELECT s.server_id, u.user_id, u.slug, s.calls, s.errors, s.errors_by_sqlstate, s.refreshes, s.sign_ins,
+       to_timestamp(s.last_success_epoch) AS last_success, to_timestamp(s.last_failure_epoch) AS last_failure,
+       s.mean_latency_ms, s.p95_latency_ms, s.kept_in
+  FROM @extschema@.mcp_oauth_server_stats() s
+  LEFT JOIN @extschema@.user_mcp_servers u ON u.id = s.server_id;
+COMMENT ON VIEW @extschema@.mcp_oauth_stats IS
+    'Per-server counters since the server started (preloaded: for the whole cluster) or for this backend (not preloaded: kept_in = backend): MCP requests, errors by SQLSTATE, refreshes, sign-ins, last success and failure, mean and p95 latency. For administrators (pg_monitor).';
+COMMENT ON FUNCTION @extschema@.mcp_oauth_server_stats() IS
+    'The counters behind the view mcp_oauth_stats, by server id (times as Unix epochs). Not for application roles: it covers every user''s servers.';
+COMMENT ON COLUMN @extschema@.mcp_oauth_stats.server_id IS 'The server''s id.';
+COMMENT ON COLUMN @extschema@.mcp_oauth_stats.user_id IS 'Its owner (NULL when the row is gone).';
+COMMENT ON COLUMN @extschema@.mcp_oauth_stats.slug IS 'Its slug (NULL when the row is gone).';
+COMMENT ON COLUMN @extschema@.mcp_oauth_stats.calls IS 'MCP requests made for it (tool calls, listings, resources, prompts, tests).';
+COMMENT ON COLUMN @extschema@.mcp_oauth_stats.errors IS 'Of those, the ones that failed.';
+COMMENT ON COLUMN @extschema@.mcp_oauth_stats.errors_by_sqlstate IS 'Failures by SQLSTATE, e.g. {"MC001": 2, "MC007": 1}.';
+COMMENT ON COLUMN @extschema@.mcp_oauth_stats.refreshes IS 'Token refreshes that succeeded.';
+COMMENT ON COLUMN @extschema@.mcp_oauth_stats.sign_ins IS 'Sign-ins that completed.';
+COMMENT ON COLUMN @extschema@.mcp_oauth_stats.last_success IS 'When a request last succeeded.';
+COMMENT ON COLUMN @extschema@.mcp_oauth_stats.last_failure IS 'When a request last failed.';
+COMMENT ON COLUMN @extschema@.mcp_oauth_stats.mean_latency_ms IS 'Mean time of a request, in milliseconds, from the call to the result (refreshes and retries included).';
+COMMENT ON COLUMN @extschema@.mcp_oauth_stats.p95_latency_ms IS '95th percentile of that time (the bound of a 25%-wide bucket: at most 25% above the true value).';
+COMMENT ON COLUMN @extschema@.mcp_oauth_stats.kept_in IS 'cluster (shared memory: the library is preloaded) or backend (this backend''s own counters).';
+REVOKE ALL ON TABLE @extschema@.mcp_oauth_stats FROM PUBLIC;
+GRANT SELECT ON @extschema@.mcp_oauth_stats TO pg_monitor;
+-- A view checks EXECUTE on the functions it calls as its reader.
+GRANT EXECUTE ON FUNCTION @extschema@.mcp_oauth_server_stats() TO pg_monitor;

@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::gucs;
 use crate::identity::current_user_id;
 use crate::runtime;
+use crate::stats;
 use crate::store::{self, AuthType, Change, Condition, RowUpdate, ServerRow};
 use crate::tokens;
 use mcp_oauth_core::mcp::{Call, ClientCapabilities, InputRound, Listing, McpError, McpSession, Target};
@@ -147,9 +148,23 @@ fn client_capabilities() -> Result<Rc<ClientCapabilities>, Error> {
     })
 }
 
-/// Runs `op` with the row's credentials and its cached session: refreshes
-/// once after a 401, and records a step-up after a 403 insufficient_scope.
-pub fn with_session(server_id: uuid::Uuid, mut op: Operation) -> Result<Outcome, Error> {
+/// Runs `op` with the row's credentials and its cached session (see
+/// `run_with_session`), counted in mcp_oauth_stats.
+pub fn with_session(server_id: uuid::Uuid, op: Operation) -> Result<Outcome, Error> {
+    let started = std::time::Instant::now();
+    let result = run_with_session(server_id, op);
+    match &result {
+        Ok(_) => stats::record_call(server_id, started.elapsed(), None),
+        // A row the caller cannot see is not a server of theirs to count.
+        Err(Error::ServerNotFound(_)) => {}
+        Err(e) => stats::record_call(server_id, started.elapsed(), Some(&e.report())),
+    }
+    result
+}
+
+/// Refreshes once after a 401, and records a step-up after a 403
+/// insufficient_scope.
+fn run_with_session(server_id: uuid::Uuid, mut op: Operation) -> Result<Outcome, Error> {
     let mut row = usable_row(server_id)?;
     let http = runtime::http_client()?;
     let url = parsed_url(&row)?;

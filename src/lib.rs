@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod secrets;
 pub mod spi;
 pub mod state;
+pub mod stats;
 pub mod store;
 pub mod tokens;
 
@@ -35,6 +36,7 @@ pub extern "C-unwind" fn _PG_init() {
     // SAFETY: a plain read of a flag PostgreSQL sets while preloading.
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         mcp_oauth_core::net::tls_config();
+        stats::init_shared_memory();
     }
 }
 

@@ -120,6 +120,7 @@ fn drive<F: Future>(future: F, mut stop: impl FnMut() -> bool) -> Option<F::Outp
     let mut future = Box::pin(future);
     let idle = LAST_RUN.with(Cell::get).is_none_or(|at| at.elapsed() > IDLE_CHECK_AFTER);
     let _mark = MarkLastRun;
+    let _waiting = ExtensionWait::start();
     runtime().block_on(async {
         if idle {
             for _ in 0..3 {
@@ -145,6 +146,27 @@ fn drive<F: Future>(future: F, mut stop: impl FnMut() -> bool) -> Option<F::Outp
         TICK.with(|t| *t.borrow_mut() = Some(tick));
         output
     })
+}
+
+/// While a request is in flight, pg_stat_activity shows the backend waiting
+/// on the `Extension` wait event (as pgstat_report_wait_start does, which is
+/// an inline function); cleared when the wait ends, also on unwinding.
+struct ExtensionWait;
+
+impl ExtensionWait {
+    fn start() -> Self {
+        // SAFETY: my_wait_event_info always points at a valid uint32 in a
+        // backend (its PGPROC's, or a local dummy before that).
+        unsafe { *pg_sys::my_wait_event_info = pg_sys::PG_WAIT_EXTENSION };
+        ExtensionWait
+    }
+}
+
+impl Drop for ExtensionWait {
+    fn drop(&mut self) {
+        // SAFETY: as in start.
+        unsafe { *pg_sys::my_wait_event_info = 0 };
+    }
 }
 
 /// Records when the runtime stopped, also when the caller unwinds.

@@ -43,7 +43,10 @@ pub fn access_token(http: &HttpClient, row: &mut ServerRow) -> Result<Option<Sec
 /// ERROR returned next) and returns that error.
 pub fn reauth(row: &ServerRow, why: &str) -> Error {
     match durable::write(row, Condition::Generation(row.generation), RowUpdate::failure(&format!("reauth_required: {why}"), true)) {
-        Ok(_) => Error::ReauthRequired(why.to_owned()),
+        Ok(_) => {
+            pgrx::log!("mcp_oauth: server {} of user {} needs a new sign-in: {why}", row.id, row.user_id);
+            Error::ReauthRequired(why.to_owned())
+        }
         Err(e) => e,
     }
 }
@@ -102,6 +105,8 @@ pub fn refresh(http: &HttpClient, row: &mut ServerRow, stale_access_token: &Secr
             runtime::block_on_to_completion(oauth::refresh(http, endpoint, &client, &credentials.tokens, &grant.resource, now()))?;
         return match refreshed {
             Ok(tokens) => {
+                crate::stats::record_refresh(row.id);
+                pgrx::debug1!("mcp_oauth: refreshed the tokens of server {} at {}", row.id, grant.issuer);
                 let credentials = Credentials { tokens, grant: Some(grant) };
                 let update = RowUpdate { tokens: Change::Set(store::seal(row.id, &credentials)?), ..Default::default() };
                 row.generation = reservation.apply(&update)?;
@@ -115,6 +120,7 @@ pub fn refresh(http: &HttpClient, row: &mut ServerRow, stale_access_token: &Secr
             Err(OAuthError::Rejected { code, .. }) if code == "invalid_grant" || code == "invalid_client" => {
                 let why = format!("the refresh was refused ({code}); sign in again");
                 reservation.apply(&RowUpdate::failure(&format!("reauth_required: {why}"), true))?;
+                pgrx::log!("mcp_oauth: server {} of user {} needs a new sign-in: {why}", row.id, row.user_id);
                 Err(Error::ReauthRequired(why))
             }
             Err(e) => Err(e.into()),

@@ -251,6 +251,10 @@ fn redeem(p: PendingSignIn, code: &str) -> Result<uuid::Uuid, Error> {
         Some(reservation) => reservation.apply(&update).map(drop)?,
         None => store::apply(p.row.id, &p.row.user_id, Condition::Always, &update).map(drop)?,
     }
+    if outcome.is_ok() {
+        crate::stats::record_sign_in(p.row.id);
+        log!("mcp_oauth: user {} signed in to server {} (issuer {})", p.row.user_id, p.row.id, p.auth_server.issuer);
+    }
     // Stored: now a cancel, if one came meanwhile.
     if runtime::cancel_requested() {
         return Err(Error::Cancelled);

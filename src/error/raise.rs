@@ -13,6 +13,10 @@ pub fn or_raise<T>(result: Result<T, Error>) -> T {
         Err(error) => {
             let cancelled = matches!(error, Error::Cancelled);
             let report = error.report();
+            if report.sqlstate == super::sqlstate::NETWORK_POLICY {
+                // For the administrator: what was refused, never a credential.
+                pgrx::log!("mcp_oauth: {}", sanitise(&report.message_with_detail()));
+            }
             drop(error);
             if cancelled {
                 // PostgreSQL's own cancel or termination, with its own

@@ -93,6 +93,7 @@ impl Error {
             Error::State(StateError::UserIdLength) => {
                 Report::new(INVALID_PARAMETER_VALUE, "the user id cannot be carried in a sign-in state")
                     .detail(sentence(&StateError::UserIdLength.to_string()))
+                    .hint("Only user ids of at most 256 bytes can sign in: shorten the id the application sets as the identity.")
             }
             Error::State(e) => Report::new(INVALID_STATE, "invalid OAuth state")
                 .detail(sentence(&e.to_string()))
@@ -141,15 +142,20 @@ impl Error {
                 Report::new(AUTHORIZATION_SERVER_ERROR, "the authorization server rejected the request").detail(detail).hint(hint)
             }
             Error::OAuth(e @ OAuthError::InvalidResponse { .. }) => {
-                Report::new(AUTHORIZATION_SERVER_ERROR, "the authorization server sent an invalid response").detail(sentence(&e.to_string()))
+                Report::new(AUTHORIZATION_SERVER_ERROR, "the authorization server sent an invalid response")
+                    .detail(sentence(&e.to_string()))
+                    .hint("Retry; if it persists, the authorization server is misbehaving: tell its operator what the DETAIL says.")
             }
             Error::OAuth(OAuthError::Unsupported(why)) => Report::new(DISCOVERY_FAILED, "the authorization server cannot be used")
-                .detail(sentence(why)),
+                .detail(sentence(why))
+                .hint("Register a client for it with mcp_oauth_set_client(), or check the server's OAuth metadata."),
             Error::Mcp(McpError::Net(e)) => net_report(e, MCP_ERROR, "the MCP server could not be reached"),
             Error::Mcp(e @ (McpError::Unauthorized { .. } | McpError::Forbidden { .. })) => {
                 Report::new(REAUTH_REQUIRED, "sign-in required").detail(sentence(&e.to_string())).hint(SIGN_IN_HINT)
             }
-            Error::Mcp(e) => Report::new(MCP_ERROR, "MCP request failed").detail(sentence(&escape(&e.to_string()))),
+            Error::Mcp(e) => Report::new(MCP_ERROR, "MCP request failed")
+                .detail(sentence(&escape(&e.to_string())))
+                .hint("Check the tool or resource name and the arguments (mcp_list_tools() shows the schemas), then retry; the DETAIL has the server's own words."),
             Error::ServerNotFound(id) => Report::new(UNDEFINED_OBJECT, format!("MCP server {id} not found"))
                 .detail("There is no such server, or it belongs to another user.")
                 .hint("List your servers with SELECT id, slug FROM mcp_servers;"),
@@ -167,7 +173,9 @@ impl Error {
                     .detail(detail)
                     .hint("The user may have declined; call mcp_oauth_start() to try again.")
             }
-            Error::InvalidCallback(why) => Report::new(INVALID_STATE, "invalid OAuth callback").detail(sentence(why)),
+            Error::InvalidCallback(why) => Report::new(INVALID_STATE, "invalid OAuth callback")
+                .detail(sentence(why))
+                .hint("Start the sign-in again with mcp_oauth_start(); each callback URL works once."),
             Error::IssuerMismatch { expected, got } => Report::new(DISCOVERY_FAILED, "the callback comes from another issuer")
                 .detail(format!(
                     "The authorization response names issuer {}, but the sign-in was started with {} (RFC 9207).",
@@ -175,8 +183,10 @@ impl Error {
                     escape(expected)
                 ))
                 .hint("Possibly a mix-up attack; the sign-in in progress is kept, so the genuine callback still works."),
-            Error::InvalidArgument(why) => Report::new(INVALID_PARAMETER_VALUE, why.clone()),
-            Error::NullArgument(name) => Report::new(NULL_VALUE_NOT_ALLOWED, format!("{name} must not be null")),
+            Error::InvalidArgument(why) => Report::new(INVALID_PARAMETER_VALUE, why.clone())
+                .hint("Correct the argument; \\df+ and the function's COMMENT describe what each one takes."),
+            Error::NullArgument(name) => Report::new(NULL_VALUE_NOT_ALLOWED, format!("{name} must not be null"))
+                .hint(format!("Pass a value for {name}.")),
             Error::Cancelled => Report::new(QUERY_CANCELED, "canceling statement due to user request"),
             Error::SealedValueForeign(name) => Report::new(CHECK_VIOLATION, "invalid MCP server headers")
                 .detail(format!("The value of the {name} header looks sealed (enc1:...) but was not sealed for this row and header, or under a configured key."))
@@ -187,7 +197,9 @@ impl Error {
             Error::HeadersRefused { status } => Report::new(MCP_ERROR, "the MCP server refused the configured headers")
                 .detail(format!("It answered HTTP {status}."))
                 .hint("Check the credentials in the row's headers (UPDATE user_mcp_servers SET headers = ...)."),
-            Error::Internal(why) => Report::new(INTERNAL_ERROR, "internal error in mcp_oauth").detail(sentence(why)),
+            Error::Internal(why) => Report::new(INTERNAL_ERROR, "internal error in mcp_oauth")
+                .detail(sentence(why))
+                .hint("Retry; if it recurs, report it with the server log's lines around it."),
             Error::NoWorkerSlot => Report::new(INSUFFICIENT_RESOURCES, "no background worker is free to store new tokens durably")
                 .detail("The token request was not sent, so nothing was lost; the stored tokens are unchanged.")
                 .hint(WORKER_HINT),
@@ -232,7 +244,9 @@ fn net_report(e: &NetError, otherwise: &'static str, message: &str) -> Report {
         NetError::Timeout { host } => Report::new(NETWORK_TIMEOUT, "network timeout")
             .detail(format!("{host} did not answer in time."))
             .hint("mcp_oauth.connect_timeout and mcp_oauth.request_timeout set the limits."),
-        other => Report::new(otherwise, message.to_owned()).detail(sentence(&other.to_string())),
+        other => Report::new(otherwise, message.to_owned())
+            .detail(sentence(&other.to_string()))
+            .hint("Check that the server is up and reachable from the database server, then retry."),
     }
 }
 
@@ -312,5 +326,56 @@ mod tests {
         let busy = Error::RowBusy { id: uuid::Uuid::nil(), waited_ms: 3000 }.report();
         assert_eq!(busy.sqlstate, LOCK_NOT_AVAILABLE);
         assert_eq!(busy.detail.as_deref(), Some("The row stayed locked for 3000 ms; the token request was not sent."));
+    }
+
+    #[test]
+    fn every_error_says_what_to_do_next() {
+        let id = uuid::Uuid::nil();
+        let host = || "h".to_owned();
+        let errors = vec![
+            Error::State(StateError::Expired),
+            Error::State(StateError::UserIdLength),
+            Error::State(StateError::SecretMissing),
+            Error::Identity(IdentityError::InvalidSource("x".into())),
+            Error::Unidentified { identity: IdentitySource::Role, error: IdentityError::Missing("x".into()) },
+            Error::Unidentified { identity: IdentitySource::Role, error: IdentityError::Invalid("x".into(), "y") },
+            Error::SettingMissing { setting: "s", hint: "A superuser sets it." },
+            Error::Net(NetError::Timeout { host: host() }),
+            Error::Net(NetError::Blocked { host: host(), reason: "r".into() }),
+            Error::Net(NetError::TooLarge { host: host(), limit: 1 }),
+            Error::Discovery(DiscoveryError::Invalid("x".into())),
+            Error::Discovery(DiscoveryError::Net(NetError::TooLarge { host: host(), limit: 1 })),
+            Error::OAuth(OAuthError::Rejected { host: host(), code: "invalid_grant".into(), description: None, status: 400 }),
+            Error::OAuth(OAuthError::InvalidResponse { host: host(), why: "w".into() }),
+            Error::OAuth(OAuthError::Unsupported("u".into())),
+            Error::SignIn(SignInError::ForeignClient { registered: "a".into(), discovered: "b".into() }),
+            Error::Mcp(McpError::Http { host: host(), status: 500 }),
+            Error::Mcp(McpError::Unauthorized { host: host(), challenge: None }),
+            Error::ServerNotFound(id),
+            Error::NotOAuth(id),
+            Error::Disabled(id),
+            Error::ReauthRequired("x".into()),
+            Error::AuthorizationDenied { code: "access_denied".into(), description: None },
+            Error::InvalidCallback("x".into()),
+            Error::IssuerMismatch { expected: "a".into(), got: None },
+            Error::InvalidArgument("x".into()),
+            Error::NullArgument("server_id"),
+            Error::KeyUnusable("x".into()),
+            Error::SealedValueForeign("X-Key".into()),
+            Error::HeadersRefused { status: 401 },
+            Error::Internal("x".into()),
+            Error::NoWorkerSlot,
+            Error::DurabilityUnavailable("x".into()),
+            Error::RowBusy { id, waited_ms: 3000 },
+            Error::RowHeldByCaller(id),
+            Error::DurableWriteFailed,
+            Error::RowChanged(id),
+            Error::ReadOnly,
+            Error::FinishNeedsIdentity { identity: IdentitySource::Role, error: IdentityError::Missing("x".into()) },
+        ];
+        for error in errors {
+            let report = error.report();
+            assert!(report.hint.as_deref().is_some_and(|h| h.len() > 10), "no hint for {error:?}: {report:?}");
+        }
     }
 }

@@ -16,6 +16,7 @@ pub mod secret;
 pub mod settings;
 pub mod signin;
 pub mod state;
+pub mod stats;
 pub mod text;
 pub mod validate;
 pub mod www_authenticate;
