@@ -265,9 +265,11 @@ say "instructions per warm call (callgrind)"
 # measured the same way and subtracted).
 if command -v valgrind >/dev/null; then
   as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
-  instructions() {  # instructions FILE: total Ir of a single-user run of FILE
-    as_pg valgrind --tool=callgrind --callgrind-out-file=/dev/null "$PG_BIN/postgres" --single -D "$dir/data" postgres \
-      <"$1" 2>&1 >/dev/null | sed -n 's/.*I *refs: *\([0-9,]*\).*/\1/p' | tr -d ,
+  instructions() {  # instructions FILE [VALGRIND OPTIONS]: total Ir of a single-user run of FILE
+    local file=$1
+    shift
+    as_pg valgrind --tool=callgrind "$@" --callgrind-out-file=/dev/null "$PG_BIN/postgres" --single -D "$dir/data" postgres \
+      <"$file" 2>&1 >/dev/null | sed -n 's/.*I *refs: *\([0-9,]*\).*/\1/p' | tr -d ,
   }
   calls=200
   repeat $calls "SELECT mcp_call_tool('$headers_id', 'echo', '{\"text\": \"hello\"}');" >"$work/cg.calls.sql"
@@ -277,6 +279,9 @@ if command -v valgrind >/dev/null; then
   chmod 644 "$work"/cg.*.sql
   per_call=$(( ($(instructions "$work/cg.calls.sql") - $(instructions "$work/cg.call.sql")) / (calls - 1) ))
   per_select=$(( ($(instructions "$work/cg.selects.sql") - $(instructions "$work/cg.select.sql")) / (calls - 1) ))
+  counting=(--toggle-collect='mcp_oauth::stats::*' --toggle-collect='mcp_oauth_core::stats::*')
+  per_count=$(( ($(instructions "$work/cg.calls.sql" "${counting[@]}") - $(instructions "$work/cg.call.sql" "${counting[@]}")) / (calls - 1) ))
+  record callgrind.stats "$per_count"
   record callgrind.call "$per_call"
   record callgrind.select "$per_select"
   as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
@@ -369,7 +374,8 @@ $(cat "$work/perf.dso" 2>/dev/null || echo "perf not available")
 \`\`\`
 
 - Instructions (callgrind, single-user backend, headers mode, the statement
-  text parsed each time): a warm call costs $(median callgrind.call) instructions; \`SELECT 1\`
+  text parsed each time): a warm call costs $(median callgrind.call) instructions, of which
+  $(median callgrind.stats) count it in \`mcp_oauth_stats\`; \`SELECT 1\`
   costs $(median callgrind.select) the same way. Measured the same way on 2026-12-03 at commit
   \`c4ef44d\` (prepared statements already, the row read through SQL, the
   request and result built as JSON trees, \`SET search_path\` on every

@@ -21,7 +21,7 @@ as_root() {
 
 # 1. Debian packages.
 apt_packages=(postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} postgresql-contrib
-  clang libclang-dev pkg-config libssl-dev sudo curl ca-certificates iproute2 util-linux jq)
+  clang libclang-dev pkg-config libssl-dev sudo curl ca-certificates iproute2 util-linux jq chromium)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -72,5 +72,13 @@ if ! grep -qs "\"version\": \"${CONFORMANCE_NEXT_VERSION}\"" "$next_pkg"; then
   say "installing @modelcontextprotocol/conformance@${CONFORMANCE_NEXT_VERSION} into ${tools_dir}/conformance-next"
   mkdir -p "${tools_dir}/conformance-next"
   npm install --silent --no-audit --no-fund --prefix "${tools_dir}/conformance-next" "@modelcontextprotocol/conformance@${CONFORMANCE_NEXT_VERSION}"
+fi
+# 7. The browser test's driver (playwright-core, for Debian's chromium) and
+# the example application's PostgreSQL client, pinned in tests/browser.
+if ! cmp -s "${root_dir}/tests/browser/package.json" "${tools_dir}/browser/package.json"; then
+  say "installing playwright-core and pg into ${tools_dir}/browser"
+  mkdir -p "${tools_dir}/browser"
+  cp "${root_dir}/tests/browser/package.json" "${tools_dir}/browser/"
+  (cd "${tools_dir}/browser" && npm install --silent --no-audit --no-fund >/dev/null)
 fi
 say "set-up complete"
