@@ -67,6 +67,14 @@ security_tests() { bash tests/security/run.sh; }
 
 browser_tests() { bash tests/browser/run.sh; }
 
+# The README's main command: it exits 0 only when every step behaved as
+# it shows (the refused replay included).
+demo_run() {
+  bash scripts/demo.sh >"$work/demo.log" 2>&1 && return 0
+  tail -40 "$work/demo.log"
+  return 1
+}
+
 conformance_tests() { bash tests/conformance/run.sh auth backcompat draft next:2026-07-28 next:2025-11-25; }
 
 suite "formatting and lints (cargo fmt --check, cargo clippy -D warnings)" style_checks
@@ -77,6 +85,7 @@ suite "integration tests (and the upgrade from 0.1.0)" integration_tests
 suite "token lifecycle under races, isolation levels and faults" faults_tests
 suite "hostile inputs, in an isolated network namespace" security_tests
 suite "the example application in a real browser (headless Chromium)" browser_tests
+suite "the demo (scripts/demo.sh)" demo_run
 suite "MCP conformance suites (0.1.16 auth, backcompat, draft; 0.2.0-alpha.12 2026-07-28, 2025-11-25)" conformance_tests
 
 echo

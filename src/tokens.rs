@@ -105,16 +105,19 @@ pub fn refresh(http: &HttpClient, row: &mut ServerRow, stale_access_token: &Secr
             runtime::block_on_to_completion(oauth::refresh(http, endpoint, &client, &credentials.tokens, &grant.resource, now()))?;
         return match refreshed {
             Ok(tokens) => {
-                crate::stats::record_refresh(row.id);
-                pgrx::debug1!("mcp_oauth: refreshed the tokens of server {} at {}", row.id, grant.issuer);
+                let issuer = grant.issuer.clone();
                 let credentials = Credentials { tokens, grant: Some(grant) };
                 let update = RowUpdate { tokens: Change::Set(store::seal(row.id, &credentials)?), ..Default::default() };
                 row.generation = reservation.apply(&update)?;
                 row.credentials = Some(credentials);
-                // Stored: now the cancel, if one came meanwhile.
+                crate::stats::record_refresh(row.id);
+                // Stored: now the cancel, if one came meanwhile. (No message
+                // before this point: emitting one, even DEBUG1, serves a
+                // pending cancel and would lose the new pair.)
                 if runtime::cancel_requested() {
                     return Err(Error::Cancelled);
                 }
+                pgrx::debug1!("mcp_oauth: refreshed the tokens of server {} at {issuer}", row.id);
                 Ok(())
             }
             Err(OAuthError::Rejected { code, .. }) if code == "invalid_grant" || code == "invalid_client" => {

@@ -253,11 +253,14 @@ fn redeem(p: PendingSignIn, code: &str) -> Result<uuid::Uuid, Error> {
     }
     if outcome.is_ok() {
         crate::stats::record_sign_in(p.row.id);
-        log!("mcp_oauth: user {} signed in to server {} (issuer {})", p.row.user_id, p.row.id, p.auth_server.issuer);
     }
-    // Stored: now a cancel, if one came meanwhile.
+    // Stored: now a cancel, if one came meanwhile. (Messages only after
+    // this: emitting one serves a pending cancel.)
     if runtime::cancel_requested() {
         return Err(Error::Cancelled);
+    }
+    if outcome.is_ok() {
+        log!("mcp_oauth: user {} signed in to server {} (issuer {})", p.row.user_id, p.row.id, p.auth_server.issuer);
     }
     outcome
 }

@@ -8,6 +8,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../lib.sh"
 
 fixture_cluster
+echo "log_min_messages = debug1" | cluster_conf
 signin_ready
 psql_q -c "CREATE ROLE monitor LOGIN IN ROLE pg_monitor" >/dev/null
 behave '{"api_key": "k-1"}'
@@ -58,6 +59,7 @@ behave '{"api_key": "k-1"}'
 log=$(cat "$dir/server.log")
 check "LOG: a sign-in completed" "LOG:  mcp_oauth: user alice signed in to server $oauth \\(issuer $base\\)" "$log"
 check "LOG: a server needs a new sign-in" "LOG:  mcp_oauth: server $oauth of user alice needs a new sign-in" "$log"
+check "DEBUG1: a refresh" "DEBUG:  mcp_oauth: refreshed the tokens of server $oauth at $base" "$log"
 check "LOG: a policy refusal" "LOG:  mcp_oauth: blocked by the network policy: 10\\.1\\.2\\.3" "$log"
 leaked=0
 for secret in $(curl -s "$base/_fixture/stats" | jq -r '.secrets[]') k-1; do
