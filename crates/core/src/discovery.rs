@@ -40,6 +40,26 @@ pub struct AuthServer {
     pub from_metadata: bool,
 }
 
+#[cfg(test)]
+impl AuthServer {
+    /// An authorization server at `issuer` with its endpoints under it and
+    /// nothing optional, for tests.
+    pub(crate) fn at(issuer: &str) -> Self {
+        Self {
+            issuer: issuer.into(),
+            authorization_endpoint: format!("{issuer}/authorize"),
+            token_endpoint: format!("{issuer}/token"),
+            registration_endpoint: None,
+            revocation_endpoint: None,
+            scopes_supported: None,
+            token_endpoint_auth_methods_supported: None,
+            client_id_metadata_document_supported: false,
+            authorization_response_iss_parameter_supported: false,
+            from_metadata: true,
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }

@@ -274,21 +274,6 @@ mod tests {
         assert_eq!(parsed.issuer.as_deref(), Some("https://as"));
     }
 
-    fn server(issuer: &str) -> AuthServer {
-        AuthServer {
-            issuer: issuer.into(),
-            authorization_endpoint: format!("{issuer}/authorize"),
-            token_endpoint: format!("{issuer}/token"),
-            registration_endpoint: None,
-            revocation_endpoint: None,
-            scopes_supported: None,
-            token_endpoint_auth_methods_supported: None,
-            client_id_metadata_document_supported: false,
-            authorization_response_iss_parameter_supported: false,
-            from_metadata: true,
-        }
-    }
-
     fn tokens(issuer: &str) -> TokenSet {
         TokenSet {
             access_token: Secret::new("at"),
@@ -314,14 +299,14 @@ mod tests {
         let mut record = OAuthRecord {
             resource: Some("https://mcp/x".into()),
             issuer: Some("https://as1".into()),
-            authorization_server: Some(server("https://as1")),
+            authorization_server: Some(AuthServer::at("https://as1")),
             client: Some(client.clone()),
             ..Default::default()
         };
         let grant = Grant::legacy(&record, None, &tokens("https://as1")).unwrap();
         assert_eq!(grant.token_endpoint, "https://as1/token");
         // A 0.1.0 start that moved the row to another server: no refresh there.
-        record.authorization_server = Some(server("https://as2"));
+        record.authorization_server = Some(AuthServer::at("https://as2"));
         assert!(Grant::legacy(&record, None, &tokens("https://as1")).is_none());
     }
 
@@ -330,7 +315,7 @@ mod tests {
         let grant = Grant {
             client_secret: Some(Secret::new("s3cr3t-value")),
             ..Grant::new(
-                &server("https://as"),
+                &AuthServer::at("https://as"),
                 &ClientRegistration {
                     client_id: "c".into(),
                     source: ClientSource::Dynamic,

@@ -274,18 +274,8 @@ mod tests {
 
     #[test]
     fn authorization_url_carries_everything() {
-        let server = AuthServer {
-            issuer: "https://as.example".into(),
-            authorization_endpoint: "https://as.example/authorize?tenant=1".into(),
-            token_endpoint: "https://as.example/token".into(),
-            registration_endpoint: None,
-            revocation_endpoint: None,
-            scopes_supported: None,
-            token_endpoint_auth_methods_supported: None,
-            client_id_metadata_document_supported: false,
-            authorization_response_iss_parameter_supported: false,
-            from_metadata: true,
-        };
+        let server =
+            AuthServer { authorization_endpoint: "https://as.example/authorize?tenant=1".into(), ..AuthServer::at("https://as.example") };
         let pkce = Pkce::new();
         let url = authorization_url(&server, "cid", "https://app/cb", &pkce, "st", Some("a  b"), "https://mcp/x").unwrap();
         let parsed = Url::parse(&url).unwrap();
