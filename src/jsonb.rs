@@ -4,7 +4,18 @@
 
 use pgrx::pg_sys;
 use pgrx::pgrx_sql_entity_graph::metadata::{ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin};
-use pgrx::IntoDatum;
+use pgrx::{IntoDatum, JsonB};
+use serde_json::Value;
+
+/// A string member of a listed item (a tool, resource, prompt), for a text column.
+pub fn text_field(item: &Value, key: &str) -> Option<String> {
+    item.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// A member of a listed item for a jsonb column; JSON null is SQL NULL.
+pub fn json_field(item: &Value, key: &str) -> Option<JsonB> {
+    item.get(key).filter(|v| !v.is_null()).cloned().map(JsonB)
+}
 
 /// JSON text, valid (it comes from a JSON parser), returned as `jsonb`.
 pub struct RawJsonb(pub String);

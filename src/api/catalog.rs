@@ -5,7 +5,7 @@ use crate::calls::{self, Operation};
 use crate::error::{or_raise, required, sqlstate, Error};
 use crate::identity::current_user_id;
 use crate::ids;
-use crate::jsonb::RawJsonb;
+use crate::jsonb::{json_field, text_field, RawJsonb};
 use crate::store;
 use mcp_oauth_core::mcp::names::{qualified_tool_name, route};
 use mcp_oauth_core::mcp::{Call, InputRound, Listing};
@@ -37,8 +37,8 @@ fn user_tools() -> Result<Vec<ToolRow>, Error> {
 }
 
 fn tool_row(id: uuid::Uuid, slug: &str, tool: &Value) -> ToolRow {
-    let text = |k: &str| tool.get(k).and_then(Value::as_str).map(str::to_owned);
-    let json = |k: &str| tool.get(k).filter(|v| !v.is_null()).cloned().map(JsonB);
+    let text = |k: &str| text_field(tool, k);
+    let json = |k: &str| json_field(tool, k);
     let name = text("name").unwrap_or_default();
     let qualified = qualified_tool_name(slug, &name);
     (

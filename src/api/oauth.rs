@@ -335,14 +335,16 @@ fn callback(callback_url: &str) -> Result<uuid::Uuid, Error> {
 
 fn reset(server_id: uuid::Uuid) -> Result<(), Error> {
     let user_id = current_user_id()?;
-    forget(&store::load(server_id, &user_id)?)
+    let row = store::load(server_id, &user_id)?;
+    keep_discovery(&row.url, None);
+    store::apply(row.id, &row.user_id, Condition::Always, &forgotten())?;
+    Ok(())
 }
 
-/// Forgets a row's tokens, sign-in in progress, client registration and
-/// last error; later writes computed before this one skip.
-fn forget(row: &ServerRow) -> Result<(), Error> {
-    keep_discovery(&row.url, None);
-    let update = RowUpdate {
+/// The write that forgets a row's tokens, sign-in in progress, client
+/// registration and last error; later writes computed before it skip.
+fn forgotten() -> RowUpdate {
+    RowUpdate {
         last_error: Change::Clear,
         reauth_required: Some(false),
         metadata_clear: true,
@@ -351,9 +353,7 @@ fn forget(row: &ServerRow) -> Result<(), Error> {
         client_secret: Change::Clear,
         bump_generation: true,
         ..Default::default()
-    };
-    store::apply(row.id, &row.user_id, Condition::Always, &update)?;
-    Ok(())
+    }
 }
 
 /// What became of the tokens at the authorization server on a disconnect.
@@ -364,34 +364,73 @@ enum Revocation {
     Failed(String),
 }
 
+/// Reads of the row a disconnect makes when it keeps changing under it.
+const DISCONNECT_ATTEMPTS: usize = 3;
+
 /// Revokes the row's tokens where they were issued (RFC 7009), when that
 /// server offers revocation, then forgets them whatever it answered.
+///
+/// Refreshes of a row take turns on its refresh lock: taking it lets a
+/// refresh in flight store its new pair first (which is then the pair
+/// revoked), and starts none until the disconnect is done. A worker holds
+/// the row while the tokens are revoked and commits the forgetting in a
+/// transaction of its own, so nothing is stored in between, a rollback of
+/// the caller cannot bring revoked tokens back, and the caller's isolation
+/// level does not matter. Without a worker, the row is forgotten in the
+/// caller's transaction, as mcp_oauth_reset does.
 fn disconnect(server_id: uuid::Uuid) -> Result<serde_json::Value, Error> {
     let user_id = current_user_id()?;
-    let row = store::load(server_id, &user_id)?;
-    let revocation = match (&row.credentials, row.grant()) {
-        (None, _) => Revocation::NoTokens,
-        (Some(credentials), Some(Grant { revocation_endpoint: Some(endpoint), client_id, client_secret, auth_method, .. })) => {
-            let http = runtime::http_client()?;
-            let client = ClientCredentials { client_id: &client_id, secret: client_secret.as_ref(), method: auth_method };
-            match runtime::block_on_to_completion(oauth::revoke(&http, &endpoint, &client, &credentials.tokens))? {
-                Ok(()) => Revocation::Revoked,
-                Err(e) => Revocation::Failed(Error::from(e).report().message_with_detail()),
+    let _turn = store::RefreshLock::acquire(server_id);
+    let http = runtime::http_client()?;
+    for _ in 0..DISCONNECT_ATTEMPTS {
+        let row = store::load(server_id, &user_id)?;
+        let reservation = match durable::reserve(&row, Condition::Generation(row.generation), None) {
+            Ok(Reserved::Held(reservation)) => {
+                // Two requests (refresh and access token).
+                reservation.hold_for(2 * http.config().request_timeout + runtime::CANCEL_GRACE + Duration::from_secs(5));
+                Some(reservation)
             }
+            // Changed since it was read (a sign-in...): read again.
+            Ok(Reserved::Refused) => continue,
+            Err(Error::NoWorkerSlot | Error::DurabilityUnavailable(_) | Error::RowHeldByCaller(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let revocation = revoke(&http, &row)?;
+        match reservation {
+            Some(reservation) => reservation.apply(&forgotten()).map(drop)?,
+            None => store::apply(row.id, &row.user_id, Condition::Always, &forgotten()).map(drop)?,
         }
-        (Some(_), _) => Revocation::NotOffered,
-    };
-    forget(&row)?;
-    let (status, detail) = match revocation {
-        Revocation::Revoked => ("revoked", None),
-        Revocation::NoTokens => ("no_tokens", None),
-        Revocation::NotOffered => ("not_offered", None),
-        Revocation::Failed(why) => {
-            warning!("mcp_oauth: the tokens of server {} could not be revoked ({why}); they are deleted here all the same", row.id);
-            ("failed", Some(why))
+        keep_discovery(&row.url, None);
+        // Stored: now a cancel, and messages (which serve one).
+        if runtime::cancel_requested() {
+            return Err(Error::Cancelled);
         }
+        let (status, detail) = match revocation {
+            Revocation::Revoked => ("revoked", None),
+            Revocation::NoTokens => ("no_tokens", None),
+            Revocation::NotOffered => ("not_offered", None),
+            Revocation::Failed(why) => {
+                warning!("mcp_oauth: the tokens of server {} could not be revoked ({why}); they are deleted here all the same", row.id);
+                ("failed", Some(why))
+            }
+        };
+        return Ok(serde_json::json!({"server_id": row.id, "revocation": status, "detail": detail}));
+    }
+    Err(Error::Internal("the server row kept changing during a disconnect; try again".into()))
+}
+
+/// Revokes the row's tokens at the revocation endpoint of the server that
+/// issued them (sealed in their grant), if it has one.
+fn revoke(http: &HttpClient, row: &ServerRow) -> Result<Revocation, Error> {
+    let (Some(credentials), Some(grant)) = (&row.credentials, row.grant()) else {
+        return Ok(if row.credentials.is_none() { Revocation::NoTokens } else { Revocation::NotOffered });
     };
-    Ok(serde_json::json!({"server_id": row.id, "revocation": status, "detail": detail}))
+    let Some(endpoint) = &grant.revocation_endpoint else { return Ok(Revocation::NotOffered) };
+    let client = ClientCredentials { client_id: &grant.client_id, secret: grant.client_secret.as_ref(), method: grant.auth_method };
+    Ok(match runtime::block_on_to_completion(oauth::revoke(http, endpoint, &client, &credentials.tokens))? {
+        Ok(()) => Revocation::Revoked,
+        Err(e) => Revocation::Failed(Error::from(e).report().message_with_detail()),
+    })
 }
 
 fn set_client(server_id: uuid::Uuid, client_id: &str, client_secret: Option<&str>) -> Result<(), Error> {

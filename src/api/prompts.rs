@@ -3,7 +3,7 @@
 use crate::calls::{self, Operation};
 use crate::error::{or_raise, required, Error};
 use crate::ids;
-use crate::jsonb::RawJsonb;
+use crate::jsonb::{json_field, text_field, RawJsonb};
 use mcp_oauth_core::mcp::{Call, InputRound, Listing};
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -24,13 +24,12 @@ fn mcp_list_prompts(
     ),
 > {
     let items = or_raise(required(server_id, "server_id").and_then(|id| calls::list(ids::from_sql(id), Listing::Prompts)));
-    let text = |p: &Value, k: &str| p.get(k).and_then(Value::as_str).map(str::to_owned);
     TableIterator::new(items.into_iter().map(move |p| {
         (
-            text(&p, "name").unwrap_or_default(),
-            text(&p, "title"),
-            text(&p, "description"),
-            p.get("arguments").filter(|v| !v.is_null()).cloned().map(JsonB),
+            text_field(&p, "name").unwrap_or_default(),
+            text_field(&p, "title"),
+            text_field(&p, "description"),
+            json_field(&p, "arguments"),
             JsonB(p),
         )
     }))

@@ -4,19 +4,11 @@
 use crate::calls::{self, Operation};
 use crate::error::{or_raise, required, Error};
 use crate::ids;
-use crate::jsonb::RawJsonb;
+use crate::jsonb::{json_field, text_field, RawJsonb};
 use mcp_oauth_core::mcp::{Call, InputRound, Listing};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::Value;
-
-fn text(item: &Value, key: &str) -> Option<String> {
-    item.get(key).and_then(Value::as_str).map(str::to_owned)
-}
-
-fn json(item: &Value, key: &str) -> Option<JsonB> {
-    item.get(key).filter(|v| !v.is_null()).cloned().map(JsonB)
-}
 
 #[pg_extern(volatile, parallel_unsafe)]
 #[allow(clippy::type_complexity)]
@@ -38,13 +30,13 @@ fn mcp_list_resources(
     let items = or_raise(required(server_id, "server_id").and_then(|id| calls::list(ids::from_sql(id), Listing::Resources)));
     TableIterator::new(items.into_iter().map(|r| {
         (
-            text(&r, "uri").unwrap_or_default(),
-            text(&r, "name"),
-            text(&r, "title"),
-            text(&r, "description"),
-            text(&r, "mimeType"),
+            text_field(&r, "uri").unwrap_or_default(),
+            text_field(&r, "name"),
+            text_field(&r, "title"),
+            text_field(&r, "description"),
+            text_field(&r, "mimeType"),
             r.get("size").and_then(Value::as_i64),
-            json(&r, "annotations"),
+            json_field(&r, "annotations"),
             JsonB(r),
         )
     }))
@@ -69,12 +61,12 @@ fn mcp_list_resource_templates(
     let items = or_raise(required(server_id, "server_id").and_then(|id| calls::list(ids::from_sql(id), Listing::ResourceTemplates)));
     TableIterator::new(items.into_iter().map(|t| {
         (
-            text(&t, "uriTemplate").unwrap_or_default(),
-            text(&t, "name"),
-            text(&t, "title"),
-            text(&t, "description"),
-            text(&t, "mimeType"),
-            json(&t, "annotations"),
+            text_field(&t, "uriTemplate").unwrap_or_default(),
+            text_field(&t, "name"),
+            text_field(&t, "title"),
+            text_field(&t, "description"),
+            text_field(&t, "mimeType"),
+            json_field(&t, "annotations"),
             JsonB(t),
         )
     }))

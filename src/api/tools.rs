@@ -5,7 +5,7 @@ use crate::durable;
 use crate::error::{or_raise, required, Error};
 use crate::identity::current_user_id;
 use crate::ids;
-use crate::jsonb::RawJsonb;
+use crate::jsonb::{json_field, text_field, RawJsonb};
 use crate::store::{self, Change, Condition, RowUpdate};
 use mcp_oauth_core::mcp::{Call, InputRound, Listing};
 use pgrx::prelude::*;
@@ -44,16 +44,14 @@ fn mcp_list_tools(
     ),
 > {
     let tools = or_raise(required(server_id, "server_id").and_then(|id| list_tools(ids::from_sql(id))));
-    let text = |t: &Value, k: &str| t.get(k).and_then(Value::as_str).map(str::to_owned);
-    let json = |t: &Value, k: &str| t.get(k).filter(|v| !v.is_null()).cloned().map(JsonB);
     TableIterator::new(tools.into_iter().map(move |t| {
         (
-            text(&t, "name").unwrap_or_default(),
-            text(&t, "title"),
-            text(&t, "description"),
-            json(&t, "inputSchema"),
-            json(&t, "outputSchema"),
-            json(&t, "annotations"),
+            text_field(&t, "name").unwrap_or_default(),
+            text_field(&t, "title"),
+            text_field(&t, "description"),
+            json_field(&t, "inputSchema"),
+            json_field(&t, "outputSchema"),
+            json_field(&t, "annotations"),
         )
     }))
 }

@@ -294,4 +294,25 @@ call "$short" >/dev/null
 call "$short" >/dev/null
 check "30-second tokens are not refreshed on every call" "^0$" "$(( $(fixture_stat "$a" refreshes) - refreshes ))"
 
+say "16. a disconnect during a refresh revokes the pair that refresh stores"
+# The refresh is at the authorization server (which has rotated the pair and
+# answers in 2 s) when the disconnect starts: the disconnect must wait for
+# the new pair and revoke it, not the rotated one, and leave no token behind.
+for level in "read committed" "repeatable read"; do
+  racing=$(new_row "$a" racing)
+  expired "$racing"
+  fixture_config "$a" '{"token_reply_delay_ms": 2000}'
+  revoked=$(fixture_stat "$a" 'revoked | length')
+  ( call "$racing" racing >"$dir/racing.out" ) &
+  caller=$!
+  sleep 0.5
+  out=$(psql_q -U alice -At -c "BEGIN ISOLATION LEVEL $level" -c "SELECT mcp_oauth_disconnect('$racing')" -c "COMMIT" 2>&1)
+  wait "$caller"
+  fixture_config "$a" '{}'
+  check "$level: the disconnect revokes" '"revocation": "revoked"' "$out"
+  check "$level: ... a live refresh token: the new one" "^1 refresh_token$" \
+    "$(( $(fixture_stat "$a" 'revoked | length') - revoked )) $(fixture_stat "$a" 'revoked | last')"
+  check "$level: no token is left on the row" "^f$" "$(as_alice -c "SELECT oauth_authorized FROM mcp_servers WHERE id = '$racing'")"
+done
+
 finish_checks faults

@@ -80,21 +80,24 @@ impl ClientCredentials<'_> {
         self.secret.filter(|_| self.method != ClientAuthMethod::None)
     }
 
-    /// The HTTP Basic credential of a client_secret_basic client: id and
-    /// secret each form-encoded first (RFC 6749 §2.3.1).
+    /// The HTTP Basic credential built from this client's id and secret,
+    /// each form-encoded first (RFC 6749 §2.3.1).
+    fn basic_of(&self, secret: &Secret) -> String {
+        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        STANDARD.encode(format!("{}:{}", encode(self.client_id), encode(secret.expose())))
+    }
+
+    /// The Basic credential of a client_secret_basic client.
     pub(super) fn basic_credential(&self) -> Option<String> {
         let secret = self.secret().filter(|_| self.method == ClientAuthMethod::ClientSecretBasic)?;
-        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        Some(STANDARD.encode(format!("{}:{}", encode(self.client_id), encode(secret.expose()))))
+        Some(self.basic_of(secret))
     }
 
     /// What a server might echo of this client's authentication: the secret
     /// and the Basic credential built from it.
     pub(super) fn echoable(&self) -> Vec<String> {
         let Some(secret) = self.secret() else { return Vec::new() };
-        let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let basic = STANDARD.encode(format!("{}:{}", encode(self.client_id), encode(secret.expose())));
-        vec![secret.expose().to_owned(), basic]
+        vec![secret.expose().to_owned(), self.basic_of(secret)]
     }
 }
 
