@@ -61,6 +61,18 @@ answer='{"elicitation/create": {"action": "accept", "content": {"confirmed": tru
 check "the answer on the repeated call completes it, with the schema's defaults" 'confirmed: \{\\"confirmed\\":true,\\"note\\":\\"none\\"\}' \
   "$(as_asking "SELECT mcp_call_tool('$id', 'confirm', '{}', '$answer')")"
 
+# A session-based server that asks on the session's standalone stream and
+# allows one at a time (as the TypeScript SDK). A row that has learned
+# nothing lists the tools and then calls, in one statement: the call's
+# stream must not be lost to the listing's, which the server has not yet
+# seen close.
+fresh=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('Standalone', '$base/mcp', 'oauth') RETURNING id")
+sign_in "$fresh"
+behave '{"legacy_only": true, "ask_on_standalone": true}'
+check "a question on the standalone stream is answered with the given answer" 'confirmed: \{\\"confirmed\\":true,\\"note\\":\\"none\\"\}' \
+  "$(as_asking "SELECT mcp_call_tool('$fresh', 'confirm', '{}', '$answer')" 2>&1)"
+check "... on the call's own stream, opened again after a 409 for the listing's" '^2 [1-9]' "$(stat standalone_streams) $(stat standalone_conflicts)"
+
 # Resources and prompts, OAuth mode, every page.
 behave '{"page_size": 1}'
 check "resources, every page" '^fixture://greeting,fixture://logo,fixture://notes/été$' \

@@ -23,6 +23,10 @@ const MAX_RESUMES: usize = 5;
 const DEFAULT_RETRY: Duration = Duration::from_secs(1);
 /// The longest wait a server may ask for (the exchange's deadline bounds it too).
 const MAX_RETRY: Duration = Duration::from_secs(30);
+/// A standalone stream refused with 409 is asked for again this many
+/// times, after this pause, doubled each time (about 0.8 s in all).
+const STANDALONE_CONFLICT_RETRIES: u32 = 5;
+const STANDALONE_CONFLICT_PAUSE: Duration = Duration::from_millis(25);
 
 /// How an exchange ended.
 pub(super) enum Outcome {
@@ -140,10 +144,24 @@ impl Exchange<'_> {
     }
 
     /// The session's standalone event stream, if the server offers one.
+    ///
+    /// A server may allow one per session and refuse another with 409
+    /// until it notices the last one closed; that one is most often our
+    /// own, left a moment ago by the previous exchange (a listing before a
+    /// call), so a 409 is retried a few times, briefly.
     async fn open_standalone(&self) -> Option<OpenResponse> {
-        let request = self.follow_up(HttpRequest::get(self.target.url.clone()).accept("text/event-stream").follow_same_origin());
-        let open = self.http.open(request).await.ok()?;
-        (open.status == 200 && open.content_type() == "text/event-stream").then_some(open)
+        let mut pause = STANDALONE_CONFLICT_PAUSE;
+        for attempt in 0..=STANDALONE_CONFLICT_RETRIES {
+            let request = self.follow_up(HttpRequest::get(self.target.url.clone()).accept("text/event-stream").follow_same_origin());
+            let open = self.http.open(request).await.ok()?;
+            if open.status == 409 && attempt < STANDALONE_CONFLICT_RETRIES {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                continue;
+            }
+            return (open.status == 200 && open.content_type() == "text/event-stream").then_some(open);
+        }
+        None
     }
 
     /// Answers the questions that arrive on the standalone stream; ends only
