@@ -8,18 +8,21 @@
 //!
 //! - [`write`], after the fact (failure state): the worker locks the row,
 //!   checks the write's condition and commits. When no worker can do it (no
-//!   free `max_worker_processes` slot, the row held by the caller's own
-//!   transaction, a lock not granted in time) the write is made in the
-//!   caller's transaction instead, with a WARNING: it then survives only if
-//!   the caller commits.
+//!   `max_worker_processes` slot free within [`SLOT_WAIT`], the row held by
+//!   the caller's own transaction, a lock not granted in time) the write is
+//!   made in the caller's transaction instead, with a WARNING: it then
+//!   survives only if the caller commits.
 //! - [`reserve`], before a token request: the worker connects, locks the
 //!   row and checks the condition *first*; only then is the request sent,
 //!   and its result is committed by the worker, which already holds all it
 //!   needs. When no worker can be reserved the request is not sent (an
 //!   error the caller can retry), so a rotation can never be lost.
 //!
-//! Neither side waits without bound. The worker waits at most
-//! [`LOCK_TIMEOUT_MS`] for a lock (`lock_timeout`), so an `ALTER TABLE`
+//! Neither side waits without bound. The caller waits at most
+//! [`SLOT_WAIT`] for a worker slot to come free (under load all are busy
+//! at times, for milliseconds or for one token request; `remember` does
+//! not wait). The worker waits at most [`LOCK_TIMEOUT_MS`] for a lock
+//! (`lock_timeout`), so an `ALTER TABLE`
 //! queued behind the caller, or a row lock of the caller's own transaction,
 //! cannot make an undetectable deadlock (the caller waits on a latch, which
 //! the deadlock detector does not see). The caller waits at most
@@ -45,6 +48,10 @@ pub const LOCK_TIMEOUT_MS: u32 = 3000;
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest the caller waits for a held worker to commit.
 pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest the caller waits for a free worker slot.
+pub const SLOT_WAIT: Duration = Duration::from_secs(5);
+/// How often it looks for one meanwhile.
+const SLOT_POLL_MS: std::ffi::c_long = 10;
 /// Room for the update sent to a held worker (sealed tokens and metadata).
 const UPDATE_ROOM: usize = 256 * 1024;
 
@@ -130,19 +137,22 @@ struct Worker {
 }
 
 impl Worker {
-    /// Starts a worker for `job`; None when no worker slot is free.
+    /// Starts a worker for `job`, waiting up to [`SLOT_WAIT`] for a free
+    /// worker slot (they are busy for milliseconds, or for one token
+    /// request); None when none came free, or a cancel is pending.
     fn start(job: &Job) -> Option<Worker> {
-        Self::launch(job, false)
+        Self::launch(job, false, SLOT_WAIT)
     }
 
     /// Starts a worker for `job` and lets it go: the segment is pinned so
     /// that it outlives this backend's attachment, until the worker unpins
-    /// it. False when no worker slot is free.
+    /// it. False, at once, when no worker slot is free: what it writes is
+    /// not worth a wait.
     fn start_detached(job: &Job) -> bool {
-        Self::launch(job, true).is_some()
+        Self::launch(job, true, Duration::ZERO).is_some()
     }
 
-    fn launch(job: &Job, detached: bool) -> Option<Worker> {
+    fn launch(job: &Job, detached: bool, slot_wait: Duration) -> Option<Worker> {
         let payload = serde_json::to_vec(job).ok()?;
         // SAFETY: a fresh segment of the size we write. It is detached when
         // the Worker is dropped (and by the resource owner at the end of the
@@ -172,20 +182,35 @@ impl Worker {
             if detached {
                 pg_sys::dsm_pin_segment(segment);
             }
-            let loaded = BackgroundWorkerBuilder::new("mcp_oauth durable write")
-                .set_type("mcp_oauth")
-                .set_library("mcp_oauth")
-                .set_function("mcp_oauth_durable_write_main")
-                .set_argument(Some(pg_sys::Datum::from(pg_sys::dsm_segment_handle(segment))))
-                .enable_spi_access()
-                .set_restart_time(None)
-                .set_notify_pid(pg_sys::MyProcPid)
-                .load_dynamic();
+            let handle = pg_sys::dsm_segment_handle(segment);
+            let asked = Instant::now();
+            let loaded = loop {
+                let loaded = BackgroundWorkerBuilder::new("mcp_oauth durable write")
+                    .set_type("mcp_oauth")
+                    .set_library("mcp_oauth")
+                    .set_function("mcp_oauth_durable_write_main")
+                    .set_argument(Some(pg_sys::Datum::from(handle)))
+                    .enable_spi_access()
+                    .set_restart_time(None)
+                    .set_notify_pid(pg_sys::MyProcPid)
+                    .load_dynamic();
+                if loaded.is_ok() || asked.elapsed() >= slot_wait || crate::runtime::cancel_requested() {
+                    break loaded;
+                }
+                // No slot: nothing signals when one frees, so look again soon.
+                pg_sys::WaitLatch(
+                    pg_sys::MyLatch,
+                    (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+                    SLOT_POLL_MS,
+                    pg_sys::PG_WAIT_EXTENSION,
+                );
+                pg_sys::ResetLatch(pg_sys::MyLatch);
+            };
             match loaded {
                 Ok(handle) => Some(Worker { segment, header: base as *const Header, base, handle }),
                 Err(_) => {
                     if detached {
-                        pg_sys::dsm_unpin_segment(pg_sys::dsm_segment_handle(segment));
+                        pg_sys::dsm_unpin_segment(handle);
                     }
                     pg_sys::dsm_detach(segment);
                     None

@@ -88,7 +88,7 @@ check "a slow call fails with insufficient_scope meanwhile" "sign-in required" "
 check "the sign-in started during that call can still be finished" "^$stepup$" \
   "$(as_alice -c "SELECT mcp_oauth_callback('$location')" 2>&1)"
 
-say "4. no background worker slot: the refresh is not sent, nothing is lost"
+say "4. no background worker slot: the refresh is not sent, nothing is lost; a busy slot is waited for"
 spare=$(new_row "$a" spare)
 fixture_config "$a" '{"expires_in": 2}'
 sign_in "$spare"
@@ -105,6 +105,31 @@ restart_cluster
 reuse=$(fixture_stat "$a" refresh_reuse)
 check "with a slot free again the call refreshes and succeeds" '"text": "again"' "$(call "$spare" again)"
 check "... without reusing a refresh token" "^0$" "$(( $(fixture_stat "$a" refresh_reuse) - reuse ))"
+
+# One slot (the logical replication launcher has the other), held for 2 s
+# by a refresh at a slow authorization server: a step-up meanwhile waits
+# for the slot, and its scope outlives the caller's rollback.
+psql_q -c "ALTER SYSTEM SET max_worker_processes = 2" >/dev/null
+restart_cluster
+busy=$(new_row "$c" busy) narrow=$(new_row "$a" narrow)
+fixture_config "$c" '{"expires_in": 2}'
+sign_in "$busy"
+sign_in "$narrow"
+fixture_config "$c" '{"token_delay_ms": 2000}'
+fixture_config "$a" '{"call_scope": "tools:call"}'
+sleep 2.2
+call "$busy" >/dev/null &
+holder=$!
+sleep 0.5
+out=$(call "$narrow")
+wait "$holder"
+fixture_config "$a" '{}'
+fixture_config "$c" '{}'
+check "a step-up while the only slot is busy fails with MC001" "sign-in required" "$out"
+check "... without falling back to the caller's transaction" "^$" "$(grep -o 'current transaction only' <<<"$out")"
+check "... and the next sign-in asks for the scope" "scope=[^&]*tools%3Acall" "$(as_alice -c "SELECT mcp_oauth_start('$narrow')")"
+psql_q -c "ALTER SYSTEM RESET max_worker_processes" >/dev/null
+restart_cluster
 
 say "5. a failing call and an ALTER TABLE queued behind it do not hang"
 fixture_config "$a" '{"api_key": "k-1", "mcp_delay_ms": 3000, "call_error": true}'
