@@ -67,7 +67,24 @@ check_outcomes() {
   return "$ok"
 }
 
+# explain RUN: every FAILURE and WARNING of a scenario the baseline does
+# not expect to fail, and the end of the client's log for each.
+explain() {
+  local results="$dir/results/${1//[\/:]/_}" checks scenario
+  [ -d "$results" ] || return 0
+  while IFS= read -r checks; do
+    scenario=${checks#"$results"/}
+    scenario=${scenario%/checks.json}
+    scenario=${scenario%-20[0-9][0-9]-*}
+    grep -qxF "  - $scenario" "$here/expected-failures.yml" && continue
+    jq -r --arg s "$scenario" '.[] | select(.status == "FAILURE" or .status == "WARNING")
+      | "\($s): \(.status) \(.name): \(.errorMessage // .description)"' "$checks" |
+      grep . && tail -8 "$(dirname "$checks")/stderr.txt" | sed 's/^/    /'
+  done < <(find "$results" -name checks.json | sort)
+}
+
 status=0
+: >"$dir/why"
 for run in "${runs[@]}"; do
   say "conformance: $run"
   log="$dir/${run//[\/:]/_}.log"
@@ -81,16 +98,35 @@ for run in "${runs[@]}"; do
   esac
   (cd "$dir" && PATH="$node_bin:$PATH" node "${args[@]}" \
       --command "bash $here/client.sh" \
-      --timeout 60000 \
+      --timeout 60000 --output-dir "$dir/results/${run//[\/:]/_}" \
       --expected-failures "$here/expected-failures.yml") >"$log" 2>&1
   code=$?
   # The summary, without the per-check noise.
   grep -E "^(Running|✓|✗|⚠|Total|Passed|Failed|Warnings|.*scenarios?)|FAIL|WARN|passed|failed" "$log" | tail -60
   if [ "$code" -ne 0 ]; then
-    echo "conformance $run failed (exit $code); full output:"
-    tail -150 "$log"
+    echo "conformance $run failed (exit $code)" >>"$dir/why"
+    [ -d "$dir/results" ] || tail -40 "$log" >>"$dir/why"
     status=1
   fi
-  check_outcomes "$MCP_OAUTH_RUNNER_LOG" || status=1
+  check_outcomes "$MCP_OAUTH_RUNNER_LOG" >"$dir/outcomes" || { grep '^outcome:' "$dir/outcomes" >>"$dir/why"; status=1; }
+  tail -1 "$dir/outcomes"
+  explain "$run" >>"$dir/why"
 done
+
+# The suites run their scenarios in parallel, so under load every sign-in
+# and failure state must still reach a background worker (one waits for a
+# free slot) rather than fall back to the caller's transaction, which the
+# ERROR of a step-up rolls back.
+if grep -q "current transaction only" "$dir/server.log"; then
+  echo "some writes fell back to the caller's transaction (no worker slot came free):" >>"$dir/why"
+  grep "current transaction only" "$dir/server.log" | head -3 >>"$dir/why"
+  status=1
+fi
+
+# Why, last, where a CI log's tail shows it.
+if [ -s "$dir/why" ]; then
+  echo
+  echo "conformance failures:"
+  cat "$dir/why"
+fi
 exit "$status"
