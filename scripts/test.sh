@@ -12,16 +12,20 @@ passed=0
 failed=0
 failures=()
 suite() {
-  local name=$1
+  local name=$1 log
   shift
   say "$name"
-  if "$@"; then
+  log="$work/suite.$((passed + failed)).log"
+  "$@" 2>&1 | tee "$log"
+  if [ "${PIPESTATUS[0]}" -eq 0 ]; then
     passed=$((passed + 1))
   else
     failed=$((failed + 1))
     failures+=("$name")
+    failure_logs+=("$log")
   fi
 }
+failure_logs=()
 
 work=$(scratch_dir)
 
@@ -88,8 +92,21 @@ suite "the example application in a real browser (headless Chromium)" browser_te
 suite "the demo (scripts/demo.sh)" demo_run
 suite "MCP conformance suites (0.1.16 auth, backcompat, draft; 0.2.0-alpha.12 2026-07-28, 2025-11-25)" conformance_tests
 
+# What failed, again at the end, where the tail of a CI log shows it: each
+# failed suite's failing checks (or its last lines, when it names none).
+failure_summary() {
+  if grep -q '^conformance failures:' "$1"; then
+    sed -n '/^conformance failures:/,$p' "$1" | head -60
+  else
+    grep -E -A3 '^(FAIL|not ok|test .* FAILED|---- .* stdout ----|error(\[|:))' "$1" | head -60 | grep . || tail -20 "$1"
+  fi
+}
+for i in "${!failures[@]}"; do
+  echo
+  echo "FAILED: ${failures[$i]}"
+  failure_summary "${failure_logs[$i]}"
+done
 echo
-for f in "${failures[@]}"; do echo "FAILED: $f"; done
 echo "suites: $passed passed, $failed failed"
 # Keep the scratch directory (pg_regress results) only when something failed.
 if [ "$failed" -eq 0 ]; then rm -rf "$work"; exit 0; fi
