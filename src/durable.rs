@@ -392,7 +392,13 @@ pub fn reserve(row: &store::ServerRow, condition: Condition, abandon: Option<Row
     if row.held_by_caller {
         return Err(Error::RowHeldByCaller(row.id));
     }
-    let worker = Worker::start(&job(row, condition, None, abandon)?).ok_or(Error::NoWorkerSlot)?;
+    let worker = Worker::start(&job(row, condition, None, abandon)?).ok_or_else(|| {
+        if crate::runtime::cancel_requested() {
+            Error::Cancelled
+        } else {
+            Error::NoWorkerSlot
+        }
+    })?;
     let end = worker.wait(&[phase::HELD, phase::REFUSED], START_TIMEOUT, true);
     if !matches!(end, WaitEnd::Reached(_)) {
         let _ = worker.send(command::RELEASE, None);

@@ -100,6 +100,10 @@ refreshes=$(fixture_stat "$a" refreshes)
 out=$(psql_q -U alice -v VERBOSITY=verbose -c "BEGIN" -c "SELECT mcp_call_tool('$spare', 'echo', '{\"text\": \"x\"}')" -c "ROLLBACK" 2>&1)
 check "the call fails loudly" "ERROR:  53000: .*background worker" "$out"
 check "... before the refresh was sent" "^0$" "$(( $(fixture_stat "$a" refreshes) - refreshes ))"
+started=$(millis)
+out=$(psql_q -U alice -v VERBOSITY=verbose -c "SET statement_timeout = '1s'" -c "SELECT mcp_call_tool('$spare', 'echo', '{\"text\": \"x\"}')" 2>&1)
+check "a statement timeout ends the wait for a slot, worded as PostgreSQL words it" "ERROR:  57014: canceling statement due to statement timeout" "$out"
+check "... at once (within 3 s, not after the 5 s wait)" "^1$" "$(( $(millis) - started < 3000 ))"
 psql_q -c "ALTER SYSTEM RESET max_worker_processes" >/dev/null
 restart_cluster
 reuse=$(fixture_stat "$a" refresh_reuse)
