@@ -182,14 +182,14 @@ impl Worker {
             if detached {
                 pg_sys::dsm_pin_segment(segment);
             }
-            let handle = pg_sys::dsm_segment_handle(segment);
+            let segment_handle = pg_sys::dsm_segment_handle(segment);
             let asked = Instant::now();
             let loaded = loop {
                 let loaded = BackgroundWorkerBuilder::new("mcp_oauth durable write")
                     .set_type("mcp_oauth")
                     .set_library("mcp_oauth")
                     .set_function("mcp_oauth_durable_write_main")
-                    .set_argument(Some(pg_sys::Datum::from(handle)))
+                    .set_argument(Some(pg_sys::Datum::from(segment_handle)))
                     .enable_spi_access()
                     .set_restart_time(None)
                     .set_notify_pid(pg_sys::MyProcPid)
@@ -207,10 +207,15 @@ impl Worker {
                 pg_sys::ResetLatch(pg_sys::MyLatch);
             };
             match loaded {
-                Ok(handle) => Some(Worker { segment, header: base as *const Header, base, handle }),
+                Ok(handle) => {
+                    // The worker's start deadline counts from now, not from
+                    // before the wait for its slot.
+                    (*(base as *const Header)).deadline_ms.store(now_ms() + START_TIMEOUT.as_millis() as i64, Ordering::Release);
+                    Some(Worker { segment, header: base as *const Header, base, handle })
+                }
                 Err(_) => {
                     if detached {
-                        pg_sys::dsm_unpin_segment(handle);
+                        pg_sys::dsm_unpin_segment(segment_handle);
                     }
                     pg_sys::dsm_detach(segment);
                     None
