@@ -11,7 +11,7 @@ use crate::runtime;
 use crate::stats;
 use crate::store::{self, AuthType, Change, Condition, RowUpdate, ServerRow};
 use crate::tokens;
-use mcp_oauth_core::mcp::{Call, ClientCapabilities, InputRound, Listing, McpError, McpSession, Target};
+use mcp_oauth_core::mcp::{Call, ClientCapabilities, Era, InputRound, Listing, McpError, McpSession, Target};
 use mcp_oauth_core::net::HttpClient;
 use mcp_oauth_core::secret::Secret;
 use mcp_oauth_core::signin::MAX_STEP_UPS;
@@ -32,10 +32,23 @@ pub fn usable_row(server_id: uuid::Uuid) -> Result<ServerRow, Error> {
     Ok(row)
 }
 
+/// A backend's MCP session with a row's server.
+struct Kept {
+    /// The credentials it was made with (`fingerprint`).
+    fingerprint: u64,
+    /// The session id the row held when this one was taken from it (or last
+    /// matched it), whatever credentials it was made with: a different one
+    /// there means another backend replaced it, and what this backend
+    /// learned is written only if the row still holds it.
+    origin: Option<String>,
+    session: McpSession,
+}
+
 thread_local! {
     /// One MCP session per server row, kept for the backend's life and
-    /// replaced when the row's URL, headers or token change.
-    static SESSIONS: RefCell<HashMap<uuid::Uuid, (u64, McpSession)>> = RefCell::new(HashMap::new());
+    /// replaced when the row's URL, headers, token or generation change, or
+    /// another backend replaced the session the row shares.
+    static SESSIONS: RefCell<HashMap<uuid::Uuid, Kept>> = RefCell::new(HashMap::new());
 }
 
 thread_local! {
@@ -59,33 +72,86 @@ fn parsed_url(row: &ServerRow) -> Result<Url, Error> {
 }
 
 /// Identifies the credentials a session was made with (in memory only).
-fn fingerprint(url: &str, headers: &[(String, Secret)], token: Option<&Secret>) -> u64 {
+fn fingerprint(row: &ServerRow, headers: &[(String, Secret)], token: Option<&Secret>) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (url, headers, token).hash(&mut h);
+    (&row.url, headers, token, row.generation).hash(&mut h);
     h.finish()
 }
 
-/// This backend's session with the row's server, or a new one that starts
-/// from what any backend learned about the server.
-fn take_session(row: &ServerRow, fp: u64) -> McpSession {
-    SESSIONS.with(|s| match s.borrow_mut().remove(&row.id) {
-        Some((cached, session)) if cached == fp => session,
-        _ => McpSession::from_learned(row.protocol.clone()),
-    })
+/// The session the row shares, if it was made with the row's current
+/// credentials (a session is tagged with the row's generation, which every
+/// change of URL, headers or tokens bumps).
+fn shared_session(row: &ServerRow) -> Option<&str> {
+    match &row.protocol.era {
+        Some(Era::Legacy { session_id, credentials: Some(made_with), .. }) if *made_with == row.generation => session_id.as_deref(),
+        _ => None,
+    }
 }
 
-/// Shares what this call learned about the server with other backends.
-fn share_learned(row: &ServerRow, session: &McpSession) -> Result<(), Error> {
-    if *session.learned() == row.protocol {
+/// This backend's session with the row's server; or, when it was made with
+/// other credentials or another backend has since replaced the session the
+/// row shares, one that starts from what the row holds.
+fn take_session(row: &ServerRow, fp: u64) -> Kept {
+    let held = row.protocol.session_id();
+    let kept = SESSIONS.with(|s| s.borrow_mut().remove(&row.id));
+    match kept {
+        Some(mut kept)
+            if kept.fingerprint == fp && (held == kept.origin.as_deref() || shared_session(row) == kept.session.learned().session_id()) =>
+        {
+            kept.origin = held.map(str::to_owned);
+            kept
+        }
+        _ => Kept {
+            fingerprint: fp,
+            origin: held.map(str::to_owned),
+            session: McpSession::from_learned(row.protocol.clone(), row.generation),
+        },
+    }
+}
+
+/// Shares what this call learned about the server with other backends, if
+/// the row still shares the session this backend started from.
+fn share_learned(row: &ServerRow, kept: &Kept) -> Result<(), Error> {
+    if *kept.session.learned() == row.protocol {
         return Ok(());
     }
-    let learned = serde_json::to_value(session.learned()).expect("learned state serialises");
-    let update = RowUpdate { protocol: Change::Set(learned), ..Default::default() };
-    durable::remember(row, Condition::Generation(row.generation), update)
+    durable::remember(
+        row,
+        Condition::Session { generation: row.generation, session_id: kept.origin.clone() },
+        learned_update(&kept.session),
+    )
 }
 
-fn keep_session(id: uuid::Uuid, fp: u64, session: McpSession) {
-    SESSIONS.with(|s| s.borrow_mut().insert(id, (fp, session)));
+fn learned_update(session: &McpSession) -> RowUpdate {
+    let learned = serde_json::to_value(session.learned()).expect("learned state serialises");
+    RowUpdate { protocol: Change::Set(learned), ..Default::default() }
+}
+
+fn keep_session(id: uuid::Uuid, kept: Kept) {
+    SESSIONS.with(|s| s.borrow_mut().insert(id, kept));
+}
+
+/// The server ended the session `kept` was using: no backend may use it
+/// again. If another backend already put a new session on the row, this one
+/// takes it; otherwise the ended one is taken off the row (compare-and-swap
+/// on its id, durably, before anything else is sent) and the next request
+/// initializes a new one.
+fn session_ended(row: &mut ServerRow, kept: &mut Kept) -> Result<(), Error> {
+    let ended = kept.session.take_ended();
+    *row = store::load(row.id, &row.user_id)?;
+    let replaced = shared_session(row).is_some_and(|shared| !ended.iter().any(|e| e.as_deref() == Some(shared)));
+    if replaced {
+        kept.origin = row.protocol.session_id().map(str::to_owned);
+        kept.session = McpSession::from_learned(row.protocol.clone(), row.generation);
+        return Ok(());
+    }
+    for dead in ended {
+        let condition = Condition::Session { generation: row.generation, session_id: dead };
+        durable::write(row, condition, learned_update(&kept.session))?;
+    }
+    row.protocol = kept.session.learned().clone();
+    kept.origin = None;
+    Ok(())
 }
 
 /// Records a failure of a call on `row` (durably; skipped if the row changed
@@ -170,18 +236,19 @@ fn run_with_session(server_id: uuid::Uuid, mut op: Operation) -> Result<Outcome,
     let url = parsed_url(&row)?;
     let capabilities = client_capabilities()?;
     let mut refreshed = false;
+    let mut renewed = false;
     loop {
         let token = tokens::access_token(&http, &mut row)?;
         let headers = if row.auth_type == AuthType::Headers { row.headers.clone() } else { vec![] };
-        let fp = fingerprint(&row.url, &headers, token.as_ref());
-        let mut session = take_session(&row, fp);
+        let fp = fingerprint(&row, &headers, token.as_ref());
+        let mut kept = take_session(&row, fp);
         let target = Target { url: &url, headers: &headers, bearer: token.as_ref(), capabilities: &capabilities };
-        let outcome = runtime::block_on(perform(&mut session, &http, &target, &mut op))?.map_err(Error::from);
+        let outcome = runtime::block_on(perform(&mut kept.session, &http, &target, &mut op))?.map_err(Error::from);
         let oauth = row.auth_type == AuthType::OAuth;
         match outcome {
             Ok(value) => {
-                share_learned(&row, &session)?;
-                keep_session(server_id, fp, session);
+                share_learned(&row, &kept)?;
+                keep_session(server_id, kept);
                 if row.record.step_up_attempts > 0 {
                     let update = RowUpdate::default().remove_metadata(&["step_up_attempts", "step_up_scope"]);
                     durable::write(&row, Condition::Generation(row.generation), update)?;
@@ -204,11 +271,21 @@ fn run_with_session(server_id: uuid::Uuid, mut op: Operation) -> Result<Outcome,
                 let status = if matches!(e, McpError::Unauthorized { .. }) { 401 } else { 403 };
                 return Err(failed(&row, Error::HeadersRefused { status }, false));
             }
+            Err(Error::Mcp(e @ McpError::SessionEnded { mid_request, .. })) => {
+                session_ended(&mut row, &mut kept)?;
+                // Made again once, in a new session; but not a tool call
+                // the server may already have carried out.
+                if renewed || (mid_request && matches!(op, Operation::CallTool(_))) {
+                    return Err(failed(&row, Error::Mcp(e), false));
+                }
+                renewed = true;
+                keep_session(server_id, kept);
+            }
             Err(e) => {
                 // A tool-level JSON-RPC error keeps the session; anything else drops it.
                 if matches!(e, Error::Mcp(McpError::Rpc { .. })) {
-                    share_learned(&row, &session)?;
-                    keep_session(server_id, fp, session);
+                    share_learned(&row, &kept)?;
+                    keep_session(server_id, kept);
                 }
                 return Err(failed(&row, e, false));
             }

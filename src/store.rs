@@ -195,6 +195,10 @@ impl IntoDatumOwned for Vec<u8> {
 pub enum Condition {
     /// The row's endpoint and credentials are as read (its generation).
     Generation(i64),
+    /// As `Generation`, and the MCP session the row shares is still this
+    /// one (compare-and-swap on the session id): what one backend learned
+    /// never replaces a session another backend put there meanwhile.
+    Session { generation: i64, session_id: Option<String> },
     /// This sign-in (its hex flow id) is still the one in progress.
     Flow(String),
     /// Nothing: an explicit action of the user (start, set_client, reset).
@@ -202,22 +206,34 @@ pub enum Condition {
 }
 
 impl Condition {
-    fn args(&self) -> [spi::Arg; 2] {
+    /// The generation, the flow id, whether to compare the session, and the session.
+    fn args(&self) -> [spi::Arg; 4] {
         match self {
-            Condition::Generation(g) => [arg(*g), None],
-            Condition::Flow(id) => [None, arg(id.as_str())],
-            Condition::Always => [None, None],
+            Condition::Generation(g) => [arg(*g), None, arg(false), None],
+            Condition::Session { generation, session_id } => [arg(*generation), None, arg(true), arg(session_id.clone())],
+            Condition::Flow(id) => [None, arg(id.as_str()), arg(false), None],
+            Condition::Always => [None, None, arg(false), None],
         }
     }
 
-    /// Whether a row with this generation and flow id meets the condition.
-    pub fn holds(&self, generation: i64, flow: Option<&str>) -> bool {
+    /// Whether a row in this state meets the condition.
+    pub fn holds(&self, row: &Locked) -> bool {
         match self {
-            Condition::Generation(g) => *g == generation,
-            Condition::Flow(id) => flow == Some(id.as_str()),
+            Condition::Generation(g) => *g == row.generation,
+            Condition::Session { generation, session_id } => *generation == row.generation && *session_id == row.session_id,
+            Condition::Flow(id) => row.flow.as_deref() == Some(id.as_str()),
             Condition::Always => true,
         }
     }
+}
+
+/// What a write's condition is checked against, read under the row's lock.
+pub struct Locked {
+    pub generation: i64,
+    /// The sign-in in progress.
+    pub flow: Option<String>,
+    /// The MCP session the row shares.
+    pub session_id: Option<String>,
 }
 
 /// One write to a row. Secret values are sealed before they get here. No
@@ -289,6 +305,7 @@ const UPDATE: Statement = Statement {
            WHERE s.id = $1 AND s.user_id = $2
              AND ($16::bigint IS NULL OR s.generation = $16)
              AND ($17::text IS NULL OR s.oauth_metadata -> 'flow' ->> 'id' = $17)
+             AND (NOT $20 OR s.mcp_protocol #>> '{era,legacy,session_id}' IS NOT DISTINCT FROM $21)
           RETURNING s.generation",
     args: &[
         pg_sys::UUIDOID,
@@ -310,6 +327,8 @@ const UPDATE: Statement = Statement {
         pg_sys::TEXTOID,
         pg_sys::BOOLOID,
         pg_sys::JSONBOID,
+        pg_sys::BOOLOID,
+        pg_sys::TEXTOID,
     ],
 };
 
@@ -321,7 +340,7 @@ pub fn apply(id: uuid::Uuid, user_id: &str, condition: Condition, update: &RowUp
     let [tokens_set, tokens] = update.tokens.args();
     let [verifier_set, verifier] = update.verifier.args();
     let [secret_set, secret] = update.client_secret.args();
-    let [generation, flow] = condition.args();
+    let [generation, flow, session_set, session] = condition.args();
     let [protocol_set, protocol] = update.protocol.args();
     let metadata_set = (!update.metadata_set.is_empty()).then(|| JsonB(serde_json::Value::Object(update.metadata_set.clone())));
     let metadata_remove = (!update.metadata_remove.is_empty()).then(|| update.metadata_remove.clone());
@@ -348,6 +367,8 @@ pub fn apply(id: uuid::Uuid, user_id: &str, condition: Condition, update: &RowUp
             flow,
             protocol_set,
             protocol,
+            session_set,
+            session,
         ],
         |row| new_generation = row.get::<i64>(1),
     )?;
@@ -366,18 +387,18 @@ const NOTIFY_SIGNED_IN: Statement = Statement {
 
 const LOCK: Statement = Statement {
     name: "lock",
-    sql: "SELECT generation, oauth_metadata -> 'flow' ->> 'id' FROM {table}
+    sql: "SELECT generation, oauth_metadata -> 'flow' ->> 'id', mcp_protocol #>> '{era,legacy,session_id}' FROM {table}
            WHERE id = $1 AND user_id = $2 FOR NO KEY UPDATE",
     args: &[pg_sys::UUIDOID, pg_sys::TEXTOID],
 };
 
 /// Locks row (id, user_id) until the end of the transaction (waiting at
-/// most `lock_timeout`) and returns its generation and flow id; None when
+/// most `lock_timeout`) and returns what write conditions check; None when
 /// there is no such row.
-pub fn lock(id: uuid::Uuid, user_id: &str) -> Result<Option<(i64, Option<String>)>, Error> {
+pub fn lock(id: uuid::Uuid, user_id: &str) -> Result<Option<Locked>, Error> {
     let mut found = None;
     spi::run(&LOCK, &[uuid_arg(id), arg(user_id)], |row| {
-        found = Some((row.get::<i64>(1).unwrap_or(0), row.get::<String>(2)));
+        found = Some(Locked { generation: row.get::<i64>(1).unwrap_or(0), flow: row.get::<String>(2), session_id: row.get::<String>(3) });
     })?;
     Ok(found)
 }

@@ -153,6 +153,14 @@ impl Error {
             Error::Mcp(e @ (McpError::Unauthorized { .. } | McpError::Forbidden { .. })) => {
                 Report::new(REAUTH_REQUIRED, "sign-in required").detail(sentence(&e.to_string())).hint(SIGN_IN_HINT)
             }
+            Error::Mcp(e @ McpError::SessionEnded { mid_request, .. }) => {
+                let hint = if *mid_request {
+                    "The next call starts a new session. Check whether the tool's effect happened before calling it again."
+                } else {
+                    "The next call starts a new session; retry."
+                };
+                Report::new(MCP_ERROR, "the MCP server ended the session").detail(sentence(&escape(&e.to_string()))).hint(hint)
+            }
             Error::Mcp(e) => Report::new(MCP_ERROR, "MCP request failed")
                 .detail(sentence(&escape(&e.to_string())))
                 .hint("Check the tool or resource name and the arguments (mcp_list_tools() shows the schemas), then retry; the DETAIL has the server's own words."),
@@ -350,6 +358,7 @@ mod tests {
             Error::OAuth(OAuthError::Unsupported("u".into())),
             Error::SignIn(SignInError::ForeignClient { registered: "a".into(), discovered: "b".into() }),
             Error::Mcp(McpError::Http { host: host(), status: 500 }),
+            Error::Mcp(McpError::SessionEnded { host: host(), mid_request: true }),
             Error::Mcp(McpError::Unauthorized { host: host(), challenge: None }),
             Error::ServerNotFound(id),
             Error::NotOAuth(id),

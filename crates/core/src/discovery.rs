@@ -232,10 +232,24 @@ enum IssuerRule {
     SameOrigin,
 }
 
+/// RFC 8414 §3.3 wants the issuer identical to the one the metadata was
+/// fetched for; they are compared as URLs (RFC 3986 §6.2.3 scheme-based
+/// normalization: `https://as.example` and `https://as.example/` are one
+/// issuer). Protected-resource metadata written by the Python SDK names its
+/// authorization server with the slash that pydantic adds, while the
+/// server's own metadata has none.
+fn same_issuer(issuer: &str, expected: &str) -> bool {
+    issuer == expected
+        || match (Url::parse(issuer), Url::parse(expected)) {
+            (Ok(a), Ok(b)) => a == b && a.query().is_none() && a.fragment().is_none(),
+            _ => false,
+        }
+}
+
 fn validate_auth_server(doc: AuthServerDoc, expected_issuer: &str, rule: IssuerRule) -> Result<AuthServer, DiscoveryError> {
     let issuer = doc.issuer.ok_or_else(|| invalid("the authorization server metadata has no issuer"))?;
     let matches = match rule {
-        IssuerRule::Identical => issuer == expected_issuer,
+        IssuerRule::Identical => same_issuer(&issuer, expected_issuer),
         IssuerRule::SameOrigin => match (Url::parse(&issuer), Url::parse(expected_issuer)) {
             (Ok(a), Ok(b)) => a.origin() == b.origin() && a.query().is_none() && a.fragment().is_none(),
             _ => false,
@@ -416,6 +430,13 @@ mod tests {
         let mut bad = doc("https://as.example", Some(vec!["S256"]));
         bad.token_endpoint = Some("javascript:alert(1)".into());
         assert!(validate_auth_server(bad, "https://as.example", IssuerRule::Identical).is_err());
+        // Compared as URLs: the slash that the Python SDK's metadata adds to a
+        // bare origin names the same issuer; any other difference does not.
+        assert!(validate_auth_server(doc("https://as.example", Some(vec!["S256"])), "https://as.example/", IssuerRule::Identical).is_ok());
+        for other in ["https://as.example/tenant/", "http://as.example/", "https://as.example.evil/", "https://as.example/?x"] {
+            let wrong = validate_auth_server(doc("https://as.example/tenant", Some(vec!["S256"])), other, IssuerRule::Identical);
+            assert!(wrong.is_err(), "{other}");
+        }
         // The 2025-03-26 fallback takes a same-origin issuer, never another origin.
         let path = doc("https://as.example/oauth", Some(vec!["S256"]));
         assert!(validate_auth_server(path, "https://as.example", IssuerRule::SameOrigin).is_ok());

@@ -204,7 +204,7 @@ async fn modern_first_with_mirrored_headers_then_one_request_per_call() {
     // made once more.
     let outdated = mcp_oauth_core::mcp::Learned { header_params: Default::default(), ..session.learned().clone() };
     assert!(outdated.tools_listed);
-    let mut stale = McpSession::from_learned(outdated);
+    let mut stale = McpSession::from_learned(outdated, 0);
     let before = fixture.stats().mcp_requests;
     let result = stale
         .call_tool(&http, &target, &mut Call::call_tool("region_echo", args(serde_json::json!({"region": "ap"})), InputRound::default()))
@@ -230,8 +230,19 @@ async fn legacy_servers_get_a_session_and_a_new_one_when_it_expires() {
         .await
         .unwrap();
     assert_eq!(fixture.stats().mcp_requests - before, 1);
-    // The server forgets the session: 404, a new initialize, the call goes through.
+    // The server forgets the session: 404, reported and forgotten...
+    let dead = session.learned().session_id().map(str::to_owned);
     fixture.set(Behaviour { legacy_only: true, expire_sessions: true, ..Default::default() });
+    match session
+        .call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "x"})), InputRound::default()))
+        .await
+    {
+        Err(McpError::SessionEnded { mid_request: false, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(session.take_ended(), vec![dead]);
+    assert_eq!(session.learned().session_id(), None);
+    // ...and the call made again goes through, in a new session.
     let result: serde_json::Value = serde_json::from_str(
         session
             .call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "again"})), InputRound::default()))
@@ -387,7 +398,7 @@ async fn a_version_refused_with_32022_is_negotiated_once_and_remembered() {
     assert_eq!((stats.modern_requests, stats.initializes), (1, 1));
     assert_eq!(stats.last_initialize_version.as_deref(), Some("2025-06-18"));
     // Another client starting from what was learned asks no question again.
-    let mut other = McpSession::from_learned(session.learned().clone());
+    let mut other = McpSession::from_learned(session.learned().clone(), 0);
     other
         .call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "again"})), InputRound::default()))
         .await

@@ -64,6 +64,12 @@ pub enum McpError {
     Protocol { host: String, why: String },
     #[error("{host} returned JSON-RPC error {code}: {message}")]
     Rpc { host: String, code: i64, message: String },
+    /// The server ended the session the request was sent in (or needs one
+    /// for it). The session is forgotten: the next request starts a new one.
+    /// `mid_request`: it ended while the request's answer was streaming, so
+    /// the server may have carried the request out.
+    #[error("{host} ended the MCP session{}", if *.mid_request { " while the request was in progress, so whether it was carried out is unknown; it was not repeated" } else { "" })]
+    SessionEnded { host: String, mid_request: bool },
 }
 
 /// How to reach one server: its URL, what to send with every request, and
@@ -137,6 +143,7 @@ struct Retries {
 struct LegacySession<'a> {
     version: &'a str,
     session_id: Option<&'a str>,
+    /// None: no session yet at this version (initialize first).
     capabilities: Option<&'a Value>,
 }
 
@@ -146,14 +153,29 @@ struct LegacySession<'a> {
 pub enum Era {
     /// Per-request metadata at this version.
     Modern(String),
-    /// An initialized session-based connection, and the client capabilities
-    /// it was initialized with (a session keeps them for its life).
+    /// A session-based connection at this version: its session, the client
+    /// capabilities it was initialized with (a session keeps them for its
+    /// life; none when there is no session yet, and the next request
+    /// initializes one) and the credentials it was made with.
     Legacy {
         version: String,
         session_id: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         capabilities: Option<Value>,
+        /// The caller's tag for the credentials the session was initialized
+        /// with (see [`McpSession::from_learned`]): a server may bind a
+        /// session to them, so it is never used with others.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        credentials: Option<i64>,
     },
+}
+
+impl Era {
+    /// A session-based revision without a session: the next request
+    /// initializes one.
+    fn uninitialized(version: String) -> Era {
+        Era::Legacy { version, session_id: None, capabilities: None, credentials: None }
+    }
 }
 
 /// What a client learned about one server that any other client of it can
@@ -175,10 +197,24 @@ pub struct Learned {
     pub tools_listed: bool,
 }
 
+impl Learned {
+    /// The session of a session-based server, if one is kept.
+    pub fn session_id(&self) -> Option<&str> {
+        match &self.era {
+            Some(Era::Legacy { session_id, .. }) => session_id.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 /// One server's connection state; keep it and reuse it.
 #[derive(Debug, Clone, Default)]
 pub struct McpSession {
     learned: Learned,
+    /// The tag of the credentials requests are made with.
+    credentials: i64,
+    /// The sessions the server ended since the last [`McpSession::take_ended`].
+    ended: Vec<Option<String>>,
     next_id: i64,
     /// The serialised `_meta` of 2026-07-28 requests, for this version and
     /// these capabilities (built once, not per request).
@@ -245,16 +281,39 @@ fn capabilities_value(capabilities: &ClientCapabilities) -> Value {
 
 impl McpSession {
     pub fn new() -> Self {
-        Self::from_learned(Learned::default())
+        Self::from_learned(Learned::default(), 0)
     }
 
     /// A session that starts from what was learned before, possibly by
-    /// another process. Request ids start at a random offset, so that
-    /// processes sharing a server's session do not reuse each other's ids.
-    pub fn from_learned(learned: Learned) -> Self {
+    /// another process, for requests made with the credentials tagged
+    /// `credentials` (any value that changes whenever they do): a kept
+    /// session made with other credentials is not used, a new one is
+    /// initialized. Request ids start at a random offset, so that processes
+    /// sharing a server's session do not reuse each other's ids.
+    pub fn from_learned(mut learned: Learned, credentials: i64) -> Self {
+        if let Some(Era::Legacy { version, credentials: made_with, .. }) = &learned.era {
+            if *made_with != Some(credentials) {
+                learned.era = Some(Era::uninitialized(version.clone()));
+            }
+        }
         let mut offset = [0u8; 4];
         let _ = getrandom::fill(&mut offset);
-        Self { learned, next_id: i64::from(u32::from_le_bytes(offset) >> 1) << 16, meta: None }
+        Self { learned, credentials, ended: Vec::new(), next_id: i64::from(u32::from_le_bytes(offset) >> 1) << 16, meta: None }
+    }
+
+    /// The sessions the server ended since the last call (each id, or None
+    /// for a server that issued none): whoever shares them must stop.
+    pub fn take_ended(&mut self) -> Vec<Option<String>> {
+        std::mem::take(&mut self.ended)
+    }
+
+    /// Forgets the session the server ended; the next request initializes
+    /// a new one at the same version.
+    fn end_session(&mut self) {
+        if let Some(Era::Legacy { version, session_id, .. }) = self.learned.era.take() {
+            self.ended.push(session_id);
+            self.learned.era = Some(Era::uninitialized(version));
+        }
     }
 
     pub fn learned(&self) -> &Learned {
@@ -355,16 +414,22 @@ impl McpSession {
         if !(200..300).contains(&response.status) {
             return Err(status_error(&host, &response));
         }
-        self.learned.era =
-            Some(Era::Legacy { version: agreed.to_owned(), session_id, capabilities: Some(capabilities_value(target.capabilities)) });
+        self.learned.era = Some(Era::Legacy {
+            version: agreed.to_owned(),
+            session_id,
+            capabilities: Some(capabilities_value(target.capabilities)),
+            credentials: Some(self.credentials),
+        });
         Ok(())
     }
 
     /// One request, in whichever era the server speaks, its result as the
     /// server wrote it. The first request to a server tries 2026-07-28: a
     /// -32022 error picks the newest revision both speak and tries again
-    /// once; a 4xx without a 2026-07-28 error falls back to a session. An
-    /// expired session (404) is replaced once.
+    /// once; a 4xx without a 2026-07-28 error falls back to a session. A
+    /// session the server ended is forgotten and reported
+    /// ([`McpError::SessionEnded`]): the caller may make the request again,
+    /// in a new session.
     pub async fn request(&mut self, http: &HttpClient, target: &Target<'_>, call: &mut Call) -> Result<Box<RawValue>, McpError> {
         self.request_any_era(http, target, call).await.map_err(|e| e.redacted(target))
     }
@@ -374,7 +439,7 @@ impl McpSession {
         loop {
             let step = match self.learned.era.clone() {
                 None | Some(Era::Modern(_)) => self.modern_attempt(http, target, call, &mut retries).await?,
-                Some(Era::Legacy { version, session_id, capabilities }) => {
+                Some(Era::Legacy { version, session_id, capabilities, .. }) => {
                     let session =
                         LegacySession { version: &version, session_id: session_id.as_deref(), capabilities: capabilities.as_ref() };
                     self.legacy_attempt(http, target, call, session, &mut retries).await?
@@ -417,7 +482,7 @@ impl McpSession {
                 self.negotiate(http, target, &error, &host).await?;
                 Ok(Step::Again)
             }
-            Outcome::Error { status, error } if is_modern_error(status, &error) => {
+            Outcome::Error { status, error, .. } if is_modern_error(status, &error) => {
                 self.learned.era = Some(Era::Modern(version));
                 Err(rpc_error(&host, &error))
             }
@@ -469,10 +534,19 @@ impl McpSession {
         retries: &mut Retries,
     ) -> Result<Step, McpError> {
         let declared = capabilities_value(target.capabilities);
-        if session.capabilities.unwrap_or(&json!({})) != &declared && !retries.renewed {
+        let renew = match session.capabilities {
+            None => true,
             // Capabilities are fixed for a session's life.
+            Some(kept) => kept != &declared && !retries.renewed,
+        };
+        if renew {
             retries.renewed = true;
-            self.initialize(http, target, &ProtocolVersion::LATEST_WITH_INITIALIZE).await?;
+            // At the version agreed before (the server may speak no newer one).
+            let version = supported_protocols()
+                .into_iter()
+                .find(|v| v.as_str() == session.version && v.has_initialize())
+                .unwrap_or(ProtocolVersion::LATEST_WITH_INITIALIZE);
+            self.initialize(http, target, &version).await?;
             return Ok(Step::Again);
         }
         let id = self.id();
@@ -492,15 +566,21 @@ impl McpSession {
             keep_headers: false,
         };
         let host = display_host(target.url);
-        match self.exchange(exchange, request).await?.0 {
+        let outcome = match self.exchange(exchange, request).await {
+            Ok((outcome, _)) => outcome,
+            Err(e @ McpError::SessionEnded { .. }) => {
+                self.end_session();
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        if outcome.ends_session(session.session_id.is_some()) {
+            self.end_session();
+            return Err(McpError::SessionEnded { host, mid_request: false });
+        }
+        match outcome {
             Outcome::Result(raw) | Outcome::InputRequired(raw) => Ok(Step::Done(raw)),
             Outcome::Error { error, .. } => Err(rpc_error(&host, &error)),
-            Outcome::Refused(response) if response.status == 404 && session.session_id.is_some() && !retries.renewed => {
-                // The server ended the session: start a new one.
-                retries.renewed = true;
-                self.initialize(http, target, &ProtocolVersion::LATEST_WITH_INITIALIZE).await?;
-                Ok(Step::Again)
-            }
             Outcome::Refused(response) => Err(status_error(&host, &response)),
         }
     }

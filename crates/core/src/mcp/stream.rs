@@ -32,14 +32,40 @@ const STANDALONE_CONFLICT_PAUSE: Duration = Duration::from_millis(25);
 pub(super) enum Outcome {
     /// The request's result, as the server wrote it.
     Result(Box<RawValue>),
-    /// The request's JSON-RPC error, and the HTTP status it came with.
-    Error { status: u16, error: ErrorData },
+    /// A JSON-RPC error and the HTTP status it came with; `answer` when it
+    /// names our request's id (an answer to it, not a refusal of the HTTP
+    /// request as a whole, which names none).
+    Error { status: u16, error: ErrorData, answer: bool },
     /// A status other than 200 without a JSON-RPC error.
     Refused(HttpResponse),
     /// A session-based server asked, mid-request, a question only the
     /// application can answer: an input-required result for it to answer
     /// on a repeated request.
     InputRequired(Box<RawValue>),
+}
+
+impl Outcome {
+    /// Whether this says the request's session is over, or that the request
+    /// needs one (Streamable HTTP, "Session Management"): a 404 to a request
+    /// that carried a session id, whatever its body (the TypeScript SDK's
+    /// transport answers with JSON-RPC error -32001, the Python SDK's with
+    /// -32600, Go's and rmcp's with plain text); or a 400 that speaks of a
+    /// session (servers written as the TypeScript SDK's 1.x README shows
+    /// answer an unknown session so, and every SDK a request without one).
+    /// An error naming our request's id answers the request itself: the
+    /// session was found.
+    pub fn ends_session(&self, sent_session: bool) -> bool {
+        let (status, text) = match self {
+            Outcome::Error { answer: true, .. } | Outcome::Result(_) | Outcome::InputRequired(_) => return false,
+            Outcome::Error { status, error, .. } => (*status, error.message.to_string()),
+            Outcome::Refused(response) => (response.status, String::from_utf8_lossy(&response.body).into_owned()),
+        };
+        match status {
+            404 => sent_session,
+            400 => text.to_ascii_lowercase().contains("session"),
+            _ => false,
+        }
+    }
 }
 
 /// A JSON-RPC message, its result left as the server wrote it.
@@ -192,7 +218,7 @@ impl Exchange<'_> {
         for resumes in 0..=MAX_RESUMES {
             if open.status != 200 {
                 let response = open.collect().await?;
-                return Ok(self.refusal(response));
+                return Ok(refusal(self.id, response));
             }
             if open.content_type() != "text/event-stream" {
                 let response = open.collect().await?;
@@ -217,6 +243,10 @@ impl Exchange<'_> {
                 false,
             );
             open = self.http.open(resume).await?;
+            if open.status == 404 && self.session_id.is_some() {
+                // The server ended the session while our request was in it.
+                return Err(McpError::SessionEnded { host: self.host(), mid_request: true });
+            }
             if open.status != 200 || open.content_type() != "text/event-stream" {
                 let status = open.status;
                 return Err(self
@@ -279,7 +309,7 @@ impl Exchange<'_> {
 
     fn outcome(&self, status: u16, message: Message<'_>) -> Option<Outcome> {
         match (message.error, message.result) {
-            (Some(error), _) => Some(Outcome::Error { status, error }),
+            (Some(error), _) => Some(Outcome::Error { status, error, answer: true }),
             (None, Some(result)) => Some(Outcome::Result(result.to_owned())),
             (None, None) => None,
         }
@@ -295,26 +325,6 @@ impl Exchange<'_> {
                 .and_then(|batch| batch.into_iter().filter(ours).find_map(|m| self.outcome(200, m)))
         };
         found.ok_or_else(|| self.protocol("no JSON-RPC response to the request was received"))
-    }
-
-    /// A status other than 200: its JSON-RPC error when the body carries one
-    /// (for this request or for none in particular), else the response.
-    fn refusal(&self, response: HttpResponse) -> Outcome {
-        let messages: Vec<Message<'_>> = if response.content_type() == "text/event-stream" {
-            vec![]
-        } else if let Ok(message) = serde_json::from_slice::<Message<'_>>(&response.body) {
-            vec![message]
-        } else {
-            serde_json::from_slice(&response.body).unwrap_or_default()
-        };
-        let error = messages.into_iter().find_map(|m| {
-            let for_us = m.id.as_ref().is_none_or(|id| id.is_null() || id.as_i64() == Some(self.id));
-            m.error.filter(|_| for_us)
-        });
-        match error {
-            Some(error) => Outcome::Error { status: response.status, error },
-            None => Outcome::Refused(response),
-        }
     }
 
     /// Answers a request the server sent in the middle of ours (session-based
@@ -374,9 +384,92 @@ impl Exchange<'_> {
     }
 }
 
+/// A status other than 200: its JSON-RPC error when the body carries one
+/// (for this request or for none in particular), else the response.
+fn refusal(id: i64, response: HttpResponse) -> Outcome {
+    let messages: Vec<Message<'_>> = if response.content_type() == "text/event-stream" {
+        vec![]
+    } else if let Ok(message) = serde_json::from_slice::<Message<'_>>(&response.body) {
+        vec![message]
+    } else {
+        serde_json::from_slice(&response.body).unwrap_or_default()
+    };
+    let error = messages.into_iter().find_map(|m| {
+        let answer = m.id.as_ref().and_then(Value::as_i64) == Some(id);
+        let for_us = answer || m.id.as_ref().is_none_or(Value::is_null);
+        m.error.filter(|_| for_us).map(|error| (error, answer))
+    });
+    match error {
+        Some((error, answer)) => Outcome::Error { status: response.status, error, answer },
+        None => Outcome::Refused(response),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn response(status: u16, content_type: &str, body: &str) -> HttpResponse {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", content_type.parse().unwrap());
+        HttpResponse { status, headers, body: body.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn every_sdk_s_way_of_saying_a_session_is_over_is_understood() {
+        let json = "application/json";
+        let text = "text/plain; charset=utf-8";
+        // As the official SDKs' servers answer an unknown session id (read in
+        // their sources), and a request without one.
+        let ended = [
+            // TypeScript SDK transport, and its documented stateful pattern.
+            (404, json, r#"{"jsonrpc":"2.0","error":{"code":-32001,"message":"Session not found"},"id":null}"#, true),
+            // Python SDK session manager.
+            (404, json, r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}"#, true),
+            // Python SDK transport, Go SDK, rmcp.
+            (404, text, "Not Found: Invalid or expired session ID", true),
+            (404, text, "session not found\n", true),
+            (404, text, "Not Found: Session not found", true),
+            // A proxy's page, or nothing at all.
+            (404, "text/html", "<html><body>Not Found</body></html>", true),
+            (404, "", "", true),
+            // The TypeScript SDK 1.x README's unknown-session answer.
+            (
+                400,
+                json,
+                r#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: No valid session ID provided"},"id":null}"#,
+                true,
+            ),
+            // A request without a session, to each SDK.
+            (
+                400,
+                json,
+                r#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: Mcp-Session-Id header is required"},"id":null}"#,
+                false,
+            ),
+            (400, text, "Bad Request: Missing session ID", false),
+            (400, text, "Bad Request: Session ID is required", false),
+        ];
+        for (status, content_type, body, sent) in ended {
+            let outcome = refusal(7, response(status, content_type, body));
+            assert!(outcome.ends_session(sent), "{status} {body}");
+        }
+        let not_ended = [
+            // Our request's own answer, even with a 404: the session was found.
+            (404, json, r#"{"jsonrpc":"2.0","id":7,"error":{"code":-32601,"message":"Method not found"}}"#, true),
+            // A 404 without a session is no session's end.
+            (404, text, "Not Found", false),
+            // Other 400s.
+            (400, json, r#"{"jsonrpc":"2.0","error":{"code":-32602,"message":"Invalid params"},"id":null}"#, true),
+            (400, text, "Accept must contain both 'application/json' and 'text/event-stream'", true),
+            (401, json, r#"{"error":"invalid_token","error_description":"Session not found"}"#, true),
+            (500, text, "session store unavailable", true),
+        ];
+        for (status, content_type, body, sent) in not_ended {
+            let outcome = refusal(7, response(status, content_type, body));
+            assert!(!outcome.ends_session(sent), "{status} {body}");
+        }
+    }
 
     #[test]
     fn accepted_elicitations_get_the_schema_defaults() {

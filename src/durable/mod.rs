@@ -496,7 +496,7 @@ pub extern "C-unwind" fn mcp_oauth_durable_write_main(arg: pg_sys::Datum) {
     let outcome = BackgroundWorker::transaction(|| {
         header.phase.store(phase::LOCKING, Ordering::Release);
         let locked = store::lock(job.id, &job.user_id).ok().flatten();
-        let holds = locked.as_ref().is_some_and(|(generation, flow)| job.condition.holds(*generation, flow.as_deref()));
+        let holds = locked.as_ref().is_some_and(|locked| job.condition.holds(locked));
         if !holds {
             return phase::REFUSED;
         }
