@@ -29,6 +29,9 @@ pub static MAX_RESPONSE_BYTES: GucSetting<i32> = GucSetting::<i32>::new(10 * 102
 pub static CONNECT_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5_000);
 pub static REQUEST_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(60_000);
 pub static CLIENT_CAPABILITIES: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static DURABLE_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
+/// The most `durable_workers` there can be.
+pub const MAX_DURABLE_WORKERS: usize = 16;
 
 /// A string setting's value, `None` when unset or empty.
 pub fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
@@ -109,6 +112,21 @@ pub fn init() {
             None,
             None,
         );
+        // Defined only while preloading: a setting fixed at server start
+        // cannot be created later (PostgreSQL ends the session that tries).
+        if pg_sys::process_shared_preload_libraries_in_progress {
+            GucRegistry::define_int_guc(
+                c"mcp_oauth.durable_workers",
+                c"Background workers started with the server to store tokens and failure state durably.",
+                c"Only with mcp_oauth in shared_preload_libraries; each takes a max_worker_processes slot. \
+                  When all are busy, dynamic background workers are used.",
+                &DURABLE_WORKERS,
+                0,
+                MAX_DURABLE_WORKERS as i32,
+                GucContext::Postmaster,
+                plain,
+            );
+        }
         GucRegistry::define_int_guc(
             c"mcp_oauth.state_ttl",
             c"How long a sign-in may take, from mcp_oauth_start to the callback.",

@@ -37,6 +37,7 @@ pub extern "C-unwind" fn _PG_init() {
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         mcp_oauth_core::net::tls_config();
         stats::init_shared_memory();
+        durable::init_stations(gucs::DURABLE_WORKERS.get().max(0) as usize);
     }
 }
 

@@ -88,12 +88,14 @@ check "a slow call fails with insufficient_scope meanwhile" "sign-in required" "
 check "the sign-in started during that call can still be finished" "^$stepup$" \
   "$(as_alice -c "SELECT mcp_oauth_callback('$location')" 2>&1)"
 
-say "4. no background worker slot: the refresh is not sent, nothing is lost; a busy slot is waited for"
+say "4. no background worker: the refresh is not sent, nothing is lost; a busy one is waited for; the ones registered at start serve"
 spare=$(new_row "$a" spare)
 fixture_config "$a" '{"expires_in": 2}'
 sign_in "$spare"
 fixture_config "$a" '{}'
-psql_q -c "ALTER SYSTEM SET max_worker_processes = 1" >/dev/null
+# No durable writer registered at start, and the logical replication
+# launcher takes the only slot there is.
+psql_q -c "ALTER SYSTEM SET mcp_oauth.durable_workers = 0" -c "ALTER SYSTEM SET max_worker_processes = 1" >/dev/null
 restart_cluster
 sleep 2.2
 refreshes=$(fixture_stat "$a" refreshes)
@@ -110,10 +112,29 @@ reuse=$(fixture_stat "$a" refresh_reuse)
 check "with a slot free again the call refreshes and succeeds" '"text": "again"' "$(call "$spare" again)"
 check "... without reusing a refresh token" "^0$" "$(( $(fixture_stat "$a" refresh_reuse) - reuse ))"
 
-# One slot (the logical replication launcher has the other), held for 2 s
-# by a refresh at a slow authorization server: a step-up meanwhile waits
-# for the slot, and its scope outlives the caller's rollback.
-psql_q -c "ALTER SYSTEM SET max_worker_processes = 2" >/dev/null
+# A durable writer registered at start and the launcher take both slots:
+# no dynamic worker can start, yet a refresh in a transaction that rolls
+# back keeps its pair, stored by the writer.
+psql_q -c "ALTER SYSTEM SET mcp_oauth.durable_workers = 1" -c "ALTER SYSTEM SET max_worker_processes = 2" >/dev/null
+restart_cluster
+check "no dynamic worker can start (a parallel query gets none)" "Workers Planned: 1.*Workers Launched: 0" \
+  "$(psql_q -c "SET force_parallel_mode = on" -c "EXPLAIN (ANALYZE, COSTS OFF) SELECT 1" 2>&1 | tr -d '\n')"
+fixture_config "$a" '{"expires_in": 2}'
+sign_in "$spare"
+fixture_config "$a" '{}'
+sleep 2.2
+refreshes=$(fixture_stat "$a" refreshes) reuse=$(fixture_stat "$a" refresh_reuse)
+out=$(psql_q -U alice -v VERBOSITY=verbose -c "BEGIN" -c "SELECT mcp_call_tool('$spare', 'echo', '{\"text\": \"rolled back\"}')" -c "ROLLBACK" 2>&1)
+check "a refresh in a transaction that rolls back succeeds without a dynamic worker" '"text": "rolled back"' "$out"
+refute "... without falling back to the caller's transaction" "WARNING|53000" "$out"
+check "the rotated pair outlived the rollback: the next call refreshes no more" '"text": "kept"' "$(call "$spare" kept)"
+check "... one refresh in all, no refresh token reused" "^1 0$" \
+  "$(( $(fixture_stat "$a" refreshes) - refreshes )) $(( $(fixture_stat "$a" refresh_reuse) - reuse ))"
+
+# One dynamic slot (the logical replication launcher has the other), held
+# for 2 s by a refresh at a slow authorization server: a step-up meanwhile
+# waits for the slot, and its scope outlives the caller's rollback.
+psql_q -c "ALTER SYSTEM SET mcp_oauth.durable_workers = 0" -c "ALTER SYSTEM SET max_worker_processes = 2" >/dev/null
 restart_cluster
 busy=$(new_row "$c" busy) narrow=$(new_row "$a" narrow)
 fixture_config "$c" '{"expires_in": 2}'
@@ -132,7 +153,7 @@ fixture_config "$c" '{}'
 check "a step-up while the only slot is busy fails with MC001" "sign-in required" "$out"
 check "... without falling back to the caller's transaction" "^$" "$(grep -o 'current transaction only' <<<"$out")"
 check "... and the next sign-in asks for the scope" "scope=[^&]*tools%3Acall" "$(as_alice -c "SELECT mcp_oauth_start('$narrow')")"
-psql_q -c "ALTER SYSTEM RESET max_worker_processes" >/dev/null
+psql_q -c "ALTER SYSTEM RESET max_worker_processes" -c "ALTER SYSTEM RESET mcp_oauth.durable_workers" >/dev/null
 restart_cluster
 
 say "5. a failing call and an ALTER TABLE queued behind it do not hang"
