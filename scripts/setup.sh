@@ -17,7 +17,7 @@ as_root() {
 
 # 1. Debian packages.
 apt_packages=(postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} postgresql-contrib
-  clang libclang-dev pkg-config libssl-dev sudo curl ca-certificates iproute2 util-linux jq chromium)
+  clang libclang-dev pkg-config libssl-dev sudo curl ca-certificates iproute2 util-linux jq chromium pgbouncer)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -77,4 +77,21 @@ if ! cmp -s "${ROOT_DIR}/tests/browser/package.json" "${TOOLS_DIR}/browser/packa
   cp "${ROOT_DIR}/tests/browser/package.json" "${TOOLS_DIR}/browser/"
   (cd "${TOOLS_DIR}/browser" && npm install --silent --no-audit --no-fund >/dev/null)
 fi
+# 8. The peer suite's third-party servers: the MCP TypeScript SDK and an
+# OpenID provider from npm, the MCP Python SDK from PyPI (a virtualenv), all
+# pinned in tests/peers.
+if ! cmp -s "${ROOT_DIR}/tests/peers/package.json" "${TOOLS_DIR}/peers/package.json"; then
+  say "installing the MCP TypeScript SDK and oidc-provider into ${TOOLS_DIR}/peers"
+  mkdir -p "${TOOLS_DIR}/peers"
+  cp "${ROOT_DIR}/tests/peers/package.json" "${TOOLS_DIR}/peers/"
+  (cd "${TOOLS_DIR}/peers" && npm install --silent --no-audit --no-fund >/dev/null)
+fi
+if ! cmp -s "${ROOT_DIR}/tests/peers/requirements.txt" "${TOOLS_DIR}/peers/py/requirements.txt"; then
+  say "installing the MCP Python SDK into ${TOOLS_DIR}/peers/py"
+  python3 -m venv "${TOOLS_DIR}/peers/py"
+  "${TOOLS_DIR}/peers/py/bin/pip" install --quiet -r "${ROOT_DIR}/tests/peers/requirements.txt"
+  cp "${ROOT_DIR}/tests/peers/requirements.txt" "${TOOLS_DIR}/peers/py/"
+fi
+# Debian starts a PgBouncer of its own; the tests run theirs.
+if systemctl is-active --quiet pgbouncer 2>/dev/null; then as_root systemctl stop pgbouncer; fi
 say "set-up complete"

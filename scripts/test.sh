@@ -69,6 +69,11 @@ faults_tests() { bash tests/faults/run.sh; }
 
 security_tests() { bash tests/security/run.sh; }
 
+# Unmodified third-party servers: the MCP TypeScript and Python SDKs behind
+# an OpenID provider, directly, through PgBouncer, and without free
+# background-worker slots.
+peer_tests() { bash tests/peers/run.sh direct pgbouncer no-worker-slots; }
+
 browser_tests() { bash tests/browser/run.sh; }
 
 # The README's main command: it exits 0 only when every step behaved as
@@ -88,6 +93,7 @@ suite "pg_regress" regress_tests
 suite "integration tests (and the upgrade from 0.1.0)" integration_tests
 suite "token lifecycle under races, isolation levels and faults" faults_tests
 suite "hostile inputs, in an isolated network namespace" security_tests
+suite "third-party servers (MCP TypeScript and Python SDKs, oidc-provider; direct, PgBouncer, no worker slots)" peer_tests
 suite "the example application in a real browser (headless Chromium)" browser_tests
 suite "the demo (scripts/demo.sh)" demo_run
 suite "MCP conformance suites (0.1.16 auth, backcompat, draft; 0.2.0-alpha.12 2026-07-28, 2025-11-25)" conformance_tests

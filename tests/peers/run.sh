@@ -1,0 +1,272 @@
+#!/usr/bin/env bash
+# The extension against servers people really run, unmodified, from their
+# official packages: MCP servers built on the TypeScript SDK (npm
+# @modelcontextprotocol/sdk, stateful and stateless Streamable HTTP) and on
+# the Python SDK (PyPI mcp, FastMCP), behind an OpenID-certified
+# authorization server (npm oidc-provider: refresh-token rotation with reuse
+# detection, revocation, its own login and consent forms, submitted here as a
+# browser would). What each side counted is read from its own events.
+#
+#   bash tests/peers/run.sh [direct|pgbouncer|no-worker-slots]...
+#
+# direct: every scenario at every isolation level; pgbouncer: the same
+# through PgBouncer in transaction pooling; no-worker-slots: the same with
+# every dynamic background-worker slot taken. Default: all three.
+set -uo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$here/../lib.sh"
+source "$here/browser.sh"
+node="$NODE22_BIN/node"
+peers="$TOOLS_DIR/peers"
+python="$peers/py/bin/python"
+[ -x "$node" ] && [ -d "$peers/node_modules/oidc-provider" ] && [ -x "$python" ] && command -v pgbouncer >/dev/null ||
+  { echo "run scripts/setup.sh first (Node 22, the peers' npm and PyPI packages, pgbouncer)"; exit 2; }
+# The servers run next to their installed packages.
+cp "$here"/*.mjs "$here"/py_server.py "$peers"/
+modes=("$@")
+[ ${#modes[@]} -gt 0 ] || modes=(direct pgbouncer no-worker-slots)
+
+throwaway_cluster
+dev_settings
+psql_q -c "CREATE EXTENSION mcp_oauth" >/dev/null
+app_roles alice
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# start_peer NAME COMMAND...: runs a server in the background (stopped at
+# exit) and prints the first line it writes (its URL).
+start_peer() {
+  local name=$1
+  shift
+  (cd "$peers" && exec "$@") >"$dir/$name.out" 2>"$dir/$name.err" &
+  echo $! >"$dir/$name.pid"
+  for _ in $(seq 150); do [ -s "$dir/$name.out" ] && break; sleep 0.1; done
+  head -1 "$dir/$name.out"
+}
+stop_peer() {
+  local pid
+  pid=$(cat "$dir/$1.pid")
+  kill "$pid" 2>/dev/null
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$dir/$1.pid" "$dir/$1.out"
+}
+# counter URL FIELD: a number a peer counted. A peer that cannot be read, or
+# a field it does not have, gives "unreadable", which no numeric check accepts.
+counter() {
+  local out
+  out=$(curl -sf --max-time 5 "$1/_test/stats" | jq -e -r ".$2 | numbers" 2>/dev/null) && echo "$out" || echo unreadable
+}
+oidc_stat() { counter "$issuer" "$1"; }
+# delta BEFORE AFTER: AFTER - BEFORE, or "unreadable".
+delta() { [[ $1 =~ ^[0-9]+$ && $2 =~ ^[0-9]+$ ]] && echo $(($2 - $1)) || echo unreadable; }
+
+issuer=$(start_peer oidc "$node" oidc.mjs 0 300)
+[ -n "$issuer" ] || { echo "the authorization server did not start:"; cat "$dir/oidc.err"; exit 1; }
+
+# peer_sign_in ID [LOGIN]: alice signs in to row ID at the provider's forms.
+peer_sign_in() {
+  local url callback
+  url=$(as_alice -c "SELECT mcp_oauth_start('$1')" 2>&1) || { echo "$url"; return 1; }
+  callback=$(oidc_browser "$url" "${2:-alice}") || return 1
+  as_alice -c "SELECT mcp_oauth_callback('$callback')" 2>&1
+}
+call() { as_alice -c "SELECT mcp_call_tool('$1', '${2:-echo}', '${3:-{\"text\": \"hi\"\}}')" 2>&1; }
+ttl() { curl -sf -X POST "$issuer/_test/ttl?seconds=$1" >/dev/null; }
+# expired ID: the row's access token expires within 2 s (one refresh at a
+# short lifetime), and the next tokens live 5 minutes.
+expired() {
+  ttl 2
+  curl -sf -X POST "$issuer/_test/revoke-access" >/dev/null
+  call "$1" >/dev/null
+  ttl 300
+  sleep 2.5
+}
+
+# herd ID LEVEL: 16 callers at once, each in a transaction at LEVEL, on an
+# expired token: all succeed, with exactly one refresh and no reuse.
+herd() {
+  local id=$1 level=$2 refreshes errors revoked i ok
+  expired "$id"
+  refreshes=$(oidc_stat 'grants.refresh_token') errors=$(oidc_stat 'grant_errors.invalid_grant') revoked=$(oidc_stat revoked_grants)
+  local pids=()
+  for i in $(seq 16); do
+    as_alice -c "BEGIN ISOLATION LEVEL $level" -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"herd $i\"}')" -c "COMMIT" \
+      >"$dir/herd.$i" 2>&1 &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  ok=$(cat "$dir"/herd.* | grep -c '"text": "herd [0-9]*"')
+  check "$label, $level: 16 callers on an expired token all succeed" "^16$" "$ok"
+  [ "$ok" = 16 ] || grep -h ERROR "$dir"/herd.* | sort | uniq -c | head -5
+  check "$label, $level: ... with exactly one refresh" "^1$" "$(delta "$refreshes" "$(oidc_stat 'grants.refresh_token')")"
+  check "$label, $level: ... and no refresh token reused" "^0 0$" \
+    "$(delta "$errors" "$(oidc_stat 'grant_errors.invalid_grant')") $(delta "$revoked" "$(oidc_stat revoked_grants)")"
+  rm -f "$dir"/herd.*
+}
+
+# listen_for CHANNEL SECONDS FILE: a session that LISTENs meanwhile, in the
+# background (its pid in $listener).
+listen_for() {
+  ({ echo "LISTEN $1;"; sleep "$2"; echo "SELECT 1;"; } | "$PG_BIN/psql" -X -q -h "$direct_host" -p 5432 >"$3" 2>&1) &
+  listener=$!
+}
+
+# scenario LABEL MCP_URL FEATURES: the row's whole life against one server.
+# FEATURES: any of sessions (the server keeps sessions, and is restarted to
+# forget them: $restart), bound (it counts requests that carry a session
+# made with other credentials), stepup, isolation, lifecycle.
+scenario() {
+  label=$1
+  [[ $label =~ ${PEERS_ONLY:-.} ]] || return 0
+  local url=$2 features=$3 id out before
+  id=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('$label', '$url', 'oauth') RETURNING id")
+  out=$(peer_sign_in "$id")
+  check "$label: sign-in at the provider's own forms" "^$id$" "$out"
+  check "$label: ... stored" "^t$" "$(as_alice -c "SELECT oauth_authorized FROM mcp_servers WHERE id = '$id'")"
+  check "$label: every tool, from every page" "^$tool_names$" \
+    "$(as_alice -c "SELECT string_agg(name, ',' ORDER BY name) FROM mcp_list_tools('$id')" 2>&1)"
+  check "$label: a call" '"text": "hi"' "$(call "$id")"
+  check "$label: its structured result" '"structuredContent": \{"(sum|result)": 5\}' "$(call "$id" add '{"a": 2, "b": 3}')"
+
+  # Refresh after a 401 (the access token revoked at the AS, the refresh
+  # token still good), then after expiry.
+  before=$(oidc_stat 'grants.refresh_token')
+  ttl 2
+  curl -sf -X POST "$issuer/_test/revoke-access" >/dev/null
+  check "$label: a call refused with 401 refreshes and succeeds" '"text": "hi"' "$(call "$id")"
+  ttl 300
+  sleep 2.5
+  check "$label: a call on an expired token refreshes first" '"text": "hi"' "$(call "$id")"
+  check "$label: ... two refreshes in all" "^2$" "$(delta "$before" "$(oidc_stat 'grants.refresh_token')")"
+  if [[ $features == *bound* ]]; then
+    check "$label: new credentials, new session: no request carried a session made with other ones" "^0$" \
+      "$(counter "$server" session_credential_mismatches)"
+  fi
+
+  if [[ $features == *sessions* ]]; then
+    # The server restarts and forgets its sessions.
+    $restart
+    before=$(counter "$server" "$session_misses")
+    out=$(for i in 1 2 3; do call "$id" echo "{\"text\": \"after restart $i\"}"; done)
+    check "$label: after the server forgot its sessions, calls from new backends succeed" \
+      '"text": "after restart 1".*"text": "after restart 2".*"text": "after restart 3"' "$(tr -d '\n' <<<"$out")"
+    check "$label: ... the dead session was sent once, by one backend only" "^1$" \
+      "$(delta "$before" "$(counter "$server" "$session_misses")")"
+    check "$label: ... the row shares the new session" '"session_id": "[^"]+"' "$(learned "$id" '"session_id"')"
+    refute "$label: ... nothing recorded as an error" "." "$(as_alice -c "SELECT last_error FROM user_mcp_servers WHERE id = '$id'")"
+  fi
+
+  if [[ $features == *isolation* ]]; then
+    for level in "READ COMMITTED" "REPEATABLE READ" "SERIALIZABLE"; do herd "$id" "$level"; done
+  fi
+
+  if [[ $features == *stepup* ]]; then
+    out=$(as_alice -v VERBOSITY=verbose -c "SELECT mcp_call_tool('$id', 'admin_action')" 2>&1)
+    check "$label: a tool needing more scope asks for a new sign-in (403 insufficient_scope)" "ERROR:  MC001" "$out"
+    check "$label: ... the next sign-in asks for it" "scope=[^&]*mcp%3Aadmin" "$(as_alice -c "SELECT mcp_oauth_start('$id')")"
+    check "$label: ... and after it the tool works" '"text": "admin done"' "$(peer_sign_in "$id" >/dev/null; call "$id" admin_action '{}')"
+  fi
+
+  if [[ $features == *lifecycle* ]]; then
+    # The grant is revoked at the authorization server.
+    listen_for mcp_oauth_reauth 3 "$dir/reauth.out"
+    sleep 0.5
+    curl -sf -X POST "$issuer/_test/revoke-all" >/dev/null
+    out=$(as_alice -v VERBOSITY=verbose -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"x\"}')" 2>&1)
+    wait "$listener"
+    check "$label: a grant revoked at the AS needs a new sign-in" "ERROR:  MC001" "$out"
+    check "$label: ... the row says so" "^t$" "$(as_alice -c "SELECT reauth_required FROM user_mcp_servers WHERE id = '$id'")"
+    check "$label: ... and listeners are told" "\"server_id\" : \"$id\"" "$(cat "$dir/reauth.out")"
+    check "$label: a new sign-in" "^$id$" "$(peer_sign_in "$id")"
+    check "$label: ... and calls work again" '"text": "hi"' "$(call "$id")"
+    before=$(oidc_stat revocations)
+    as_alice -c "SELECT mcp_oauth_disconnect('$id')" >/dev/null
+    check "$label: disconnect revokes the grant at the AS" "^1$" "$(delta "$before" "$(oidc_stat revocations)")"
+    check "$label: ... and the row needs a sign-in" "ERROR:  MC001" \
+      "$(as_alice -v VERBOSITY=verbose -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"x\"}')" 2>&1)"
+  fi
+}
+
+# The servers, each on a port of its own (a restarted server comes back on it).
+ts_port=$(free_port) ts400_port=$(free_port) tsless_port=$(free_port) py_port=$(free_port)
+start_ts() { start_peer "ts$1" "$node" ts-server.mjs "$2" "$issuer" "$3" "$4"; }
+ts_url=$(start_ts "" "$ts_port" stateful 404)
+ts400_url=$(start_ts 400 "$ts400_port" stateful 400)
+tsless_url=$(start_ts less "$tsless_port" stateless 404)
+py_url=$(start_peer py "$python" py_server.py "$py_port" "$issuer")
+for u in "$ts_url" "$ts400_url" "$tsless_url" "$py_url"; do
+  [ -n "$u" ] || { echo "a server did not start:"; tail -5 "$dir"/*.err; exit 1; }
+done
+restart_ts() { stop_peer ts; start_ts "" "$ts_port" stateful 404 >/dev/null; }
+restart_ts400() { stop_peer ts400; start_ts 400 "$ts400_port" stateful 400 >/dev/null; }
+restart_py() { stop_peer py; start_peer py "$python" py_server.py "$py_port" "$issuer" >/dev/null; }
+
+direct_host=$PGHOST
+run_mode() {
+  case $1 in
+    direct) ;;
+    pgbouncer)
+      mkdir -p "$dir/bouncer"
+      chown postgres: "$dir/bouncer" 2>/dev/null || true
+      cat >"$dir/bouncer/pgbouncer.ini" <<INI
+[databases]
+postgres = host=$direct_host port=5432 dbname=postgres
+[pgbouncer]
+listen_addr =
+unix_socket_dir = $dir/bouncer
+listen_port = 6432
+auth_type = trust
+auth_file = $dir/bouncer/users.txt
+pool_mode = transaction
+default_pool_size = 4
+max_client_conn = 100
+logfile = $dir/bouncer/pgbouncer.log
+pidfile = $dir/bouncer/pgbouncer.pid
+INI
+      printf '"alice" ""\n"postgres" ""\n' >"$dir/bouncer/users.txt"
+      chown -R postgres: "$dir/bouncer" 2>/dev/null || true
+      as_pg pgbouncer -d "$dir/bouncer/pgbouncer.ini" || { echo "pgbouncer did not start"; return 1; }
+      for _ in $(seq 50); do [ -S "$dir/bouncer/.s.PGSQL.6432" ] && break; sleep 0.1; done
+      cp "$dir/bouncer/pgbouncer.pid" "$dir/pgbouncer.pid" # stopped at exit with the servers
+      export PGHOST=$dir/bouncer PGPORT=6432
+      ;;
+    no-worker-slots)
+      # The durable writers registered at start (mcp_oauth.durable_workers,
+      # 2) and the logical replication launcher take every slot there is:
+      # none is left for a dynamic worker.
+      psql_q -h "$direct_host" -p 5432 -c "ALTER SYSTEM SET max_worker_processes = 3" >/dev/null
+      restart_cluster
+      check "no dynamic worker can start (a parallel query gets none)" "Workers Planned: 1.*Workers Launched: 0" \
+        "$(psql_q -c "SET force_parallel_mode = on" -c "EXPLAIN (ANALYZE, COSTS OFF) SELECT 1" 2>&1 | tr -d '\n')"
+      check "... while the durable writers run" "^2$" "$(pgrep -fc "postgres: mcp_oauth durable writer [0-9]")"
+      ;;
+  esac
+  say "$1"
+  tool_names=add,admin_action,echo,slow,whoami
+  server=${ts_url%/mcp} session_misses=unknown_session_requests restart=restart_ts
+  scenario "TS SDK stateful ($1)" "$ts_url" "sessions bound stepup isolation lifecycle"
+  server=${ts400_url%/mcp} restart=restart_ts400
+  scenario "TS SDK stateful, 400 for an unknown session ($1)" "$ts400_url" "sessions bound"
+  scenario "TS SDK stateless ($1)" "$tsless_url" ""
+  tool_names=add,echo,whoami
+  server=${py_url%/mcp} session_misses='session_misses' restart=restart_py
+  scenario "Python SDK FastMCP ($1)" "$py_url" "sessions isolation lifecycle"
+  case $1 in
+    pgbouncer)
+      kill "$(cat "$dir/pgbouncer.pid")" && rm -f "$dir/pgbouncer.pid"
+      export PGHOST=$direct_host PGPORT=5432
+      ;;
+    no-worker-slots)
+      psql_q -c "ALTER SYSTEM RESET max_worker_processes" >/dev/null
+      restart_cluster
+      ;;
+  esac
+}
+
+for mode in "${modes[@]}"; do run_mode "$mode"; done
+if [ "$failed" -gt 0 ]; then
+  echo "what the authorization server counted:"
+  curl -s "$issuer/_test/stats" | jq -c .
+  echo "server logs:"
+  tail -n 5 "$dir"/*.err
+fi
+finish_checks peers
