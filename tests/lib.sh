@@ -77,7 +77,16 @@ fixture_cluster() {
 # fixture_config URL [JSON] / fixture_stat URL FIELD: how the fixture at URL
 # behaves from now on, and what it counted.
 fixture_config() { curl -s -X POST -H 'content-type: application/json' -d "${2:-{\}}" "$1/_fixture/config"; }
-fixture_stat() { curl -s "$1/_fixture/stats" | jq -r ".$2"; }
+# A counter that cannot be read (the fixture unreachable, a field it does not
+# have) is "unreadable", which no check of a number accepts; differences go
+# through delta, which stays "unreadable" too.
+fixture_stat() {
+  local out
+  out=$(curl -sf --max-time 5 "$1/_fixture/stats" | jq -r "(.$2) as \$v | if \$v == null then error(\"no such field\") else \$v end" 2>/dev/null) &&
+    [ -n "$out" ] && echo "$out" || echo unreadable
+}
+# delta BEFORE AFTER: AFTER - BEFORE, or "unreadable" unless both are numbers.
+delta() { [[ $1 =~ ^[0-9]+$ && $2 =~ ^[0-9]+$ ]] && echo $(($2 - $1)) || echo unreadable; }
 behave() { fixture_config "$base" "${1:-{\}}"; }
 stat() { fixture_stat "$base" "$1"; }
 

@@ -66,6 +66,34 @@ check_outcomes() {
   return "$ok"
 }
 
+# ran RUN: the scenarios of RUN that left results.
+ran() {
+  local results="$dir/results/${1//[\/:]/_}" checks scenario
+  [ -d "$results" ] || return 0
+  find "$results" -name checks.json | while IFS= read -r checks; do
+    scenario=${checks#"$results"/}
+    scenario=${scenario%/checks.json}
+    echo "${scenario%-20[0-9][0-9]-*}"
+  done | sort -u
+}
+
+# check_scenarios RUN: every scenario expected-scenarios lists for RUN ran,
+# and its client was started; a check that counts failures cannot pass for
+# a scenario that never ran.
+check_scenarios() {
+  local run=$1 ok=0 scenario found clients
+  found=$(ran "$run")
+  clients=$(cut -d' ' -f1 "$MCP_OAUTH_RUNNER_LOG" | sort -u)
+  while read -r r scenario; do
+    [ "$r" = "$run" ] || continue
+    grep -qxF "$scenario" <<<"$found" || { echo "scenario: $scenario of $run left no results"; ok=1; }
+    grep -qxF "$scenario" <<<"$clients" || { echo "scenario: $scenario of $run never started the client"; ok=1; }
+  done < <(grep -v '^#' "$here/expected-scenarios")
+  grep -q "^$run " "$here/expected-scenarios" || { echo "scenario: expected-scenarios lists nothing for $run"; ok=1; }
+  echo "scenarios: $(grep -c "^$run " "$here/expected-scenarios") expected, $(grep -c . <<<"$found") ran"
+  return "$ok"
+}
+
 # explain RUN: every FAILURE and WARNING of a scenario the baseline does
 # not expect to fail, and the end of the client's log for each.
 explain() {
@@ -109,6 +137,8 @@ for run in "${runs[@]}"; do
   fi
   check_outcomes "$MCP_OAUTH_RUNNER_LOG" >"$dir/outcomes" || { grep '^outcome:' "$dir/outcomes" >>"$dir/why"; status=1; }
   tail -1 "$dir/outcomes"
+  check_scenarios "$run" >"$dir/scenarios" || { grep '^scenario:' "$dir/scenarios" >>"$dir/why"; status=1; }
+  tail -1 "$dir/scenarios"
   explain "$run" >>"$dir/why"
 done
 

@@ -32,15 +32,26 @@ say "1. one refresh for 32 concurrent callers, in every isolation level"
 herd=$(new_row "$a" herd)
 for level in 'read committed' 'repeatable read' 'serializable'; do
   expired "$herd"
+  # The authorization server answers the refresh after 1.5 s: the callers
+  # pile up behind the one that sends it.
+  fixture_config "$a" '{"token_reply_delay_ms": 1500}'
   refreshes=$(fixture_stat "$a" refreshes) reuse=$(fixture_stat "$a" refresh_reuse)
   pids=()
   for i in $(seq 32); do
     PGOPTIONS="-c default_transaction_isolation=${level// /\\ }" call "$herd" "h$i" >"$dir/herd.$i" &
     pids+=($!)
   done
+  most=0
+  for _ in $(seq 30); do
+    waiting=$(psql_q -At -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' AND wait_event_type = 'Lock'")
+    [ "$waiting" -gt "$most" ] && most=$waiting
+    sleep 0.05
+  done
   for p in "${pids[@]}"; do wait "$p"; done
-  check "$level: exactly one refresh request" "^1$" "$(( $(fixture_stat "$a" refreshes) - refreshes ))"
-  check "$level: no refresh token presented twice" "^0$" "$(( $(fixture_stat "$a" refresh_reuse) - reuse ))"
+  fixture_config "$a" '{}'
+  check "$level: the callers overlapped (at least 16 waited for the refresh in flight)" "^(1[6-9]|2[0-9]|3[01])$" "$most"
+  check "$level: exactly one refresh request" "^1$" "$(delta "$refreshes" "$(fixture_stat "$a" refreshes)")"
+  check "$level: no refresh token presented twice" "^0$" "$(delta "$reuse" "$(fixture_stat "$a" refresh_reuse)")"
   check "$level: 32 of 32 calls succeed" "^32$" "$(cat "$dir"/herd.* | grep -c '"text": "h[0-9]*"')"
   check "$level: the callers ran at that isolation level" "^$level$" \
     "$(PGOPTIONS="-c default_transaction_isolation=${level// /\\ }" as_alice -c "SHOW transaction_isolation")"
@@ -54,8 +65,10 @@ fixture_config "$a" "{\"resource_metadata_override\": {\"authorization_servers\"
 check "a new sign-in discovers the second authorization server" "^1$" \
   "$(as_alice -c "SELECT mcp_oauth_start('$moved')" >/dev/null; fixture_stat "$b" registrations)"
 fixture_config "$a" "{\"resource_metadata_override\": {\"authorization_servers\": [\"$b\"]}, \"reject_tokens\": true}"
+refreshes=$(fixture_stat "$a" refreshes)
 out=$(call "$moved")
 check "the abandoned sign-in leaves the call to fail with MC001" "sign-in required" "$out"
+check "... after a refresh, sent to the first authorization server" "^1$" "$(delta "$refreshes" "$(fixture_stat "$a" refreshes)")"
 check "the second authorization server's token endpoint receives nothing" "^0$" "$(fixture_stat "$b" token_requests)"
 fixture_config "$a" '{}'
 
@@ -66,14 +79,34 @@ location=$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$late')")")
 as_alice -c "SELECT mcp_oauth_callback('$location')" >"$dir/late.out" 2>&1 &
 finisher=$!
 sleep 0.5
+started=$(millis)
 as_alice -c "UPDATE user_mcp_servers SET url = '$c/mcp' WHERE id = '$late'" >/dev/null
+waited=$(( $(millis) - started ))
 wait "$finisher"
 fixture_config "$a" '{}'
-check "a code exchange in flight during a URL change leaves the row signed out" "^f\|t$" \
+check "a code exchange in flight during a URL change completes" "^$late$" "$(cat "$dir/late.out")"
+check "... the URL change waits for it (the row is held through the exchange)" "^1$" "$(( waited >= 1000 ))"
+check "... and leaves the row signed out" "^f\|t$" \
   "$(as_alice -c "SELECT oauth_authorized, reauth_required FROM mcp_servers WHERE id = '$late'")"
 out=$(call "$late")
 check "... the next call asks for a sign-in" "sign-in required" "$out"
 check "... and the new URL never receives a credential" "^0$" "$(fixture_stat "$c" credentialed_requests)"
+# The URL changes in a transaction that holds the row from before the
+# callback reads it until after: the callback finds its flow and asks for
+# the row, which it gets only once the change has committed. The write's
+# condition (this flow still in progress) must refuse it then.
+stale=$(new_row "$a" stale)
+location=$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$stale')")")
+psql_q -U alice -c "BEGIN" -c "UPDATE user_mcp_servers SET url = '$c/mcp' WHERE id = '$stale'" -c "SELECT pg_sleep(1.5)" -c "COMMIT" >/dev/null &
+changer=$!
+sleep 0.3
+exchanges=$(fixture_stat "$a" code_exchanges)
+out=$(psql_q -U alice -v VERBOSITY=verbose -c "SELECT mcp_oauth_callback('$location')" 2>&1)
+wait "$changer"
+check "a callback that got the row only after a URL change committed is refused" "ERROR:  MC002:" "$out"
+check "... as a sign-in that is over" "already completed" "$out"
+check "... without redeeming the code" "^0$" "$(delta "$exchanges" "$(fixture_stat "$a" code_exchanges)")"
+check "... and the row stays signed out" "^f$" "$(as_alice -c "SELECT oauth_authorized FROM mcp_servers WHERE id = '$stale'")"
 
 stepup=$(new_row "$a" stepup)
 sign_in "$stepup"
@@ -85,6 +118,8 @@ location=$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$stepup')")")
 wait "$caller"
 fixture_config "$a" '{}'
 check "a slow call fails with insufficient_scope meanwhile" "sign-in required" "$(cat "$dir/stepup.out")"
+check "... its scope and the new sign-in are both on the row (metadata written by key)" "^[^|]*tools:call[^|]*\|t$" \
+  "$(psql_q -At -c "SELECT oauth_metadata ->> 'step_up_scope', oauth_metadata ? 'flow' FROM user_mcp_servers WHERE id = '$stepup'")"
 check "the sign-in started during that call can still be finished" "^$stepup$" \
   "$(as_alice -c "SELECT mcp_oauth_callback('$location')" 2>&1)"
 
@@ -101,7 +136,7 @@ sleep 2.2
 refreshes=$(fixture_stat "$a" refreshes)
 out=$(psql_q -U alice -v VERBOSITY=verbose -c "BEGIN" -c "SELECT mcp_call_tool('$spare', 'echo', '{\"text\": \"x\"}')" -c "ROLLBACK" 2>&1)
 check "the call fails loudly" "ERROR:  53000: .*background worker" "$out"
-check "... before the refresh was sent" "^0$" "$(( $(fixture_stat "$a" refreshes) - refreshes ))"
+check "... before the refresh was sent" "^0$" "$(delta "$refreshes" "$(fixture_stat "$a" refreshes)")"
 started=$(millis)
 out=$(psql_q -U alice -v VERBOSITY=verbose -c "SET statement_timeout = '1s'" -c "SELECT mcp_call_tool('$spare', 'echo', '{\"text\": \"x\"}')" 2>&1)
 check "a statement timeout ends the wait for a slot, worded as PostgreSQL words it" "ERROR:  57014: canceling statement due to statement timeout" "$out"
@@ -110,7 +145,7 @@ psql_q -c "ALTER SYSTEM RESET max_worker_processes" >/dev/null
 restart_cluster
 reuse=$(fixture_stat "$a" refresh_reuse)
 check "with a slot free again the call refreshes and succeeds" '"text": "again"' "$(call "$spare" again)"
-check "... without reusing a refresh token" "^0$" "$(( $(fixture_stat "$a" refresh_reuse) - reuse ))"
+check "... without reusing a refresh token" "^0$" "$(delta "$reuse" "$(fixture_stat "$a" refresh_reuse)")"
 
 # A durable writer registered at start and the launcher take both slots:
 # no dynamic worker can start, yet a refresh in a transaction that rolls
@@ -129,7 +164,7 @@ check "a refresh in a transaction that rolls back succeeds without a dynamic wor
 refute "... without falling back to the caller's transaction" "WARNING|53000" "$out"
 check "the rotated pair outlived the rollback: the next call refreshes no more" '"text": "kept"' "$(call "$spare" kept)"
 check "... one refresh in all, no refresh token reused" "^1 0$" \
-  "$(( $(fixture_stat "$a" refreshes) - refreshes )) $(( $(fixture_stat "$a" refresh_reuse) - reuse ))"
+  "$(delta "$refreshes" "$(fixture_stat "$a" refreshes)") $(delta "$reuse" "$(fixture_stat "$a" refresh_reuse)")"
 
 # One dynamic slot (the logical replication launcher has the other), held
 # for 2 s by a refresh at a slow authorization server: a step-up meanwhile
@@ -146,11 +181,14 @@ sleep 2.2
 call "$busy" >/dev/null &
 holder=$!
 sleep 0.5
+started=$(millis)
 out=$(call "$narrow")
+waited=$(( $(millis) - started ))
 wait "$holder"
 fixture_config "$a" '{}'
 fixture_config "$c" '{}'
 check "a step-up while the only slot is busy fails with MC001" "sign-in required" "$out"
+check "... after waiting for the slot (the refresh held it)" "^1$" "$(( waited >= 1000 ))"
 check "... without falling back to the caller's transaction" "^$" "$(grep -o 'current transaction only' <<<"$out")"
 check "... and the next sign-in asks for the scope" "scope=[^&]*tools%3Acall" "$(as_alice -c "SELECT mcp_oauth_start('$narrow')")"
 psql_q -c "ALTER SYSTEM RESET max_worker_processes" -c "ALTER SYSTEM RESET mcp_oauth.durable_workers" >/dev/null
@@ -185,8 +223,8 @@ fixture_config "$a" '{}'
 check "the call is cancelled" "canceling statement due to statement timeout" "$out"
 refute "... reading like PostgreSQL's own (no DETAIL, no backtrace)" "DETAIL|backtrace|panicked|\.rs:" "$out"
 check "the next call succeeds without a new sign-in" '"text": "kept"' "$(call "$cancelled" kept)"
-check "... after exactly one refresh" "^1$" "$(( $(fixture_stat "$a" refreshes) - refreshes ))"
-check "... and no reuse" "^0$" "$(( $(fixture_stat "$a" refresh_reuse) - reuse ))"
+check "... after exactly one refresh" "^1$" "$(delta "$refreshes" "$(fixture_stat "$a" refreshes)")"
+check "... and no reuse" "^0$" "$(delta "$reuse" "$(fixture_stat "$a" refresh_reuse)")"
 
 say "7. key rotation loses no token and no flow"
 psql_q -c "INSERT INTO user_mcp_servers (user_id, name, url, headers)
@@ -198,27 +236,39 @@ old_key=$(cat "$dir/encryption.key")
 new_key=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 printf '%s,%s' "$new_key" "$old_key" >"$dir/encryption.key"
 psql_q -c "SELECT pg_reload_conf()" >/dev/null
-reuse=$(fixture_stat "$a" refresh_reuse)
+reuse=$(fixture_stat "$a" refresh_reuse) refreshes=$(fixture_stat "$a" refreshes)
 psql_q -At -c "SELECT mcp_oauth_rotate_key()" >"$dir/rotate.out" 2>&1 &
 rotator=$!
-failures=0 rounds=0
+failures=0 rounds=0 during=0
 while kill -0 "$rotator" 2>/dev/null && [ "$rounds" -lt 300 ]; do
   rounds=$((rounds + 1))
   fixture_config "$a" '{"revoke_access": true}'
   out=$(call "$rotating" "r$rounds")
   grep -q "\"text\": \"r$rounds\"" <<<"$out" || failures=$((failures + 1))
   browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$flowing')")" >"$dir/flow.location"
+  # A refresh that completed while the rotation was still running.
+  kill -0 "$rotator" 2>/dev/null && during=$(delta "$refreshes" "$(fixture_stat "$a" refreshes)")
 done
 wait "$rotator"
 check "the rotation re-sealed every row" "^100[0-9][0-9]$" "$(cat "$dir/rotate.out")"
-check "refreshes ran during the rotation" "^[1-9]" "$rounds"
+check "refreshes completed while the rotation ran (at least 2)" "^([2-9]|[1-9][0-9]+)$" "$during"
 check "... every call during the rotation succeeded" "^0$" "$failures"
-check "... no refresh token was reused" "^0$" "$(( $(fixture_stat "$a" refresh_reuse) - reuse ))"
+check "... no refresh token was reused" "^0$" "$(delta "$reuse" "$(fixture_stat "$a" refresh_reuse)")"
 check "the row still works after the rotation" '"text": "rotated"' "$(call "$rotating" rotated)"
 check "the last flow started during the rotation can be finished" "^$flowing$" \
   "$(as_alice -c "SELECT mcp_oauth_callback('$(cat "$dir/flow.location")')" 2>&1)"
-check "every secret is under the new key" "^0$" \
-  "$(psql_q -At -c "SELECT count(*) FROM user_mcp_servers WHERE NOT (headers ->> 'X-Api-Key' LIKE 'enc1:' || '%') AND headers <> '{}'")"
+# Sealed bytes: a version byte, then the key id (the first 4 bytes of the
+# key's SHA-256).
+new_id=$(printf '%s' "$new_key" | xxd -r -p | sha256sum | head -c 8)
+old_id=$(printf '%s' "$old_key" | xxd -r -p | sha256sum | head -c 8)
+key_ids=$(psql_q -At -c "SELECT encode(substring(decode(substr(headers ->> 'X-Api-Key', 6), 'base64') FROM 2 FOR 4), 'hex') AS id, count(*)
+                          FROM user_mcp_servers WHERE headers <> '{}' GROUP BY 1
+                         UNION ALL
+                         SELECT encode(substring(oauth_tokens FROM 2 FOR 4), 'hex'), count(*)
+                          FROM user_mcp_servers WHERE oauth_tokens IS NOT NULL GROUP BY 1")
+check "every secret is under the new key" "^$new_id\|[0-9]+$" "$key_ids"
+refute "... none under the old one" "^$old_id\|" "$key_ids"
+check "... the 10 000 header values among them" "^$new_id\|1000[0-9]$" "$key_ids"
 psql_q -c "DELETE FROM user_mcp_servers WHERE user_id = 'bulk'" >/dev/null
 
 say "8. tokens are checked when they arrive"
@@ -265,7 +315,8 @@ refute "... without the refresh token or the secret" "rt-[0-9]+-|fixture-preregi
 refute "... also in last_error" "rt-[0-9]+-|fixture-preregistered-secret" \
   "$(as_alice -c "SELECT last_error FROM mcp_servers WHERE id = '$confidential'")"
 fixture_config "$a" '{}'
-fixture_secrets=$(curl -s "$a/_fixture/stats" | jq -r '.secrets[]' | sort -u)
+fixture_secrets=$(curl -sf "$a/_fixture/stats" | jq -r '.secrets[]' | sort -u)
+check "the fixture lists the secrets it issued or received (tokens, verifiers)" "^([2-9][0-9]|[1-9][0-9]{2,})$" "$(grep -c . <<<"$fixture_secrets")"
 leaked=$(grep -cFf <(grep -v '^$' <<<"$fixture_secrets"; echo header-secret-9f8e7d6c5b4a) "$dir/server.log")
 check "no token, secret or key in the server log" "^0$" "$leaked"
 
@@ -327,12 +378,13 @@ check "an MCP call after 2 s idle succeeds" '"text": "second"' "$out"
 fixture_config "$k" '{"expires_in": 2}'
 sign_in "$idle"
 fixture_config "$k" '{}'
-refreshes=$(fixture_stat "$k" refreshes)
+refreshes=$(fixture_stat "$k" refreshes) connections=$(fixture_stat "$k" connections)
 out=$(psql_q -U alice -At -c "SELECT mcp_call_tool('$idle', 'echo', '{\"text\": \"warm\"}')" -c "SELECT pg_sleep(2.2)" \
   -c "SELECT mcp_call_tool('$idle', 'echo', '{\"text\": \"refreshed\"}')" 2>&1)
 check "a refresh after 2 s idle succeeds" '"text": "refreshed"' "$out"
-check "... with one refresh" "^1$" "$(( $(fixture_stat "$k" refreshes) - refreshes ))"
-check "the server closed idle connections meanwhile (new connections were made)" "^([3-9]|[1-9][0-9]+)$" "$(fixture_stat "$k" connections)"
+check "... with one refresh" "^1$" "$(delta "$refreshes" "$(fixture_stat "$k" refreshes)")"
+check "the server closed idle connections meanwhile: the refresh and the call after the idle wait each took a new one" "^([2-9]|[1-9][0-9]+)$" \
+  "$(delta "$connections" "$(fixture_stat "$k" connections)")"
 
 say "15. a refresh margin that fits the token"
 short=$(new_row "$a" short)
@@ -342,7 +394,7 @@ fixture_config "$a" '{}'
 refreshes=$(fixture_stat "$a" refreshes)
 call "$short" >/dev/null
 call "$short" >/dev/null
-check "30-second tokens are not refreshed on every call" "^0$" "$(( $(fixture_stat "$a" refreshes) - refreshes ))"
+check "30-second tokens are not refreshed on every call" "^0$" "$(delta "$refreshes" "$(fixture_stat "$a" refreshes)")"
 
 say "16. a disconnect during a refresh revokes the pair that refresh stores"
 # The refresh is at the authorization server (which has rotated the pair and
@@ -352,16 +404,18 @@ for level in "read committed" "repeatable read"; do
   racing=$(new_row "$a" racing)
   expired "$racing"
   fixture_config "$a" '{"token_reply_delay_ms": 2000}'
-  revoked=$(fixture_stat "$a" 'revoked | length')
+  revoked=$(fixture_stat "$a" 'revoked | length') refreshes=$(fixture_stat "$a" refreshes)
   ( call "$racing" racing >"$dir/racing.out" ) &
   caller=$!
   sleep 0.5
+  check "$level: the refresh is at the authorization server when the disconnect starts" "^1$" \
+    "$(delta "$refreshes" "$(fixture_stat "$a" refreshes)")"
   out=$(psql_q -U alice -At -c "BEGIN ISOLATION LEVEL $level" -c "SELECT mcp_oauth_disconnect('$racing')" -c "COMMIT" 2>&1)
   wait "$caller"
   fixture_config "$a" '{}'
   check "$level: the disconnect revokes" '"revocation": "revoked"' "$out"
   check "$level: ... a live refresh token: the new one" "^1 refresh_token$" \
-    "$(( $(fixture_stat "$a" 'revoked | length') - revoked )) $(fixture_stat "$a" 'revoked | last')"
+    "$(delta "$revoked" "$(fixture_stat "$a" 'revoked | length')") $(fixture_stat "$a" 'revoked | last')"
   check "$level: no token is left on the row" "^f$" "$(as_alice -c "SELECT oauth_authorized FROM mcp_servers WHERE id = '$racing'")"
 done
 

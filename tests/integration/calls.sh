@@ -38,12 +38,12 @@ four_calls() {
 out=$(four_calls)
 check "Mcp-Param headers are mirrored (x-mcp-header)" '"text": "us"' "$out"
 check "four calls in a new backend, nothing learned yet: five requests (one tools/list to learn x-mcp-header first; no handshake)" \
-  "^5$" "$(( $(stat mcp_requests) - before ))"
+  "^5$" "$(delta "$before" "$(stat mcp_requests)")"
 check "what was learned is kept on the row for every backend" '"modern": "2026-07-28".*"region_echo": \[\[\["region"\], "Region"\]\]' \
   "$(learned "$id" region_echo)"
 before=$(stat mcp_requests)
 out=$(four_calls)
-check "four calls in another new backend: four requests (one per call)" "^4$" "$(( $(stat mcp_requests) - before ))"
+check "four calls in another new backend: four requests (one per call)" "^4$" "$(delta "$before" "$(stat mcp_requests)")"
 check "... mirroring the header from the first call" '"text": "eu"' "$out"
 check "no initialize was ever sent" "^0$" "$(stat initializes)"
 behave '{"page_size": 3, "sse": true}'
@@ -59,12 +59,12 @@ check "... and its session is kept on the row" '"legacy": \{"version": "2025-11-
 before=$(stat initializes) requests=$(stat mcp_requests)
 out=$(psql_q -U alice -At -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"a\"}')" \
   -c "SELECT pg_catalog.pg_sleep(0)" -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"b\"}')")
-check "another backend uses that session: no initialize" "^0$" "$(( $(stat initializes) - before ))"
-check "... one request per call" "^2$" "$(( $(stat mcp_requests) - requests ))"
+check "another backend uses that session: no initialize" "^0$" "$(delta "$before" "$(stat initializes)")"
+check "... one request per call" "^2$" "$(delta "$requests" "$(stat mcp_requests)")"
 behave '{"legacy_only": true, "expire_sessions": true}'
 check "an expired session (404) is replaced" '"text": "again"' \
   "$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"again\"}')")"
-check "... and the new one kept" "^1$" "$(( $(stat initializes) - before ))"
+check "... and the new one kept" "^1$" "$(delta "$before" "$(stat initializes)")"
 behave '{}'
 as_alice -c "UPDATE user_mcp_servers SET headers = '{\"X-Trace\": \"x\"}' WHERE id = '$id'" >/dev/null
 check "changing the headers forgets what was learned" "^t$" "$(as_alice -c "SELECT mcp_protocol IS NULL FROM user_mcp_servers WHERE id = '$id'" 2>&1)"
@@ -82,7 +82,7 @@ behave '{"expires_in": 30}'
 sign_in "$id"
 before=$(stat refreshes)
 as_alice -c "SELECT mcp_call_tool('$id', 'echo')" >/dev/null
-check "a 30-second token is not refreshed with 29 seconds left" "^0$" "$(( $(stat refreshes) - before ))"
+check "a 30-second token is not refreshed with 29 seconds left" "^0$" "$(delta "$before" "$(stat refreshes)")"
 behave '{"expires_in": 3}'
 sign_in "$id"
 sleep 3.2
@@ -90,11 +90,20 @@ behave '{"expires_in": 30}'
 before=$(stat refreshes)
 check "an expired token is refreshed first" '"text": "fresh"' \
   "$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"fresh\"}')")"
-check "... once" "^1$" "$(( $(stat refreshes) - before ))"
+check "... once" "^1$" "$(delta "$before" "$(stat refreshes)")"
 check "the refresh names the resource (RFC 8707)" "^$base/mcp$" "$(stat last_resource)"
-psql_q -U alice -c "BEGIN" -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"x\"}')" -c "ROLLBACK" >/dev/null
-check "a rotated pair survives the caller's ROLLBACK" '"text": "after rollback"' \
+# The pair survives ROLLBACK: a refresh inside a transaction that rolls back.
+behave '{"expires_in": 3}'
+sign_in "$id"
+sleep 3.2
+behave '{"expires_in": 30}'
+before=$(stat refreshes) reuse=$(stat refresh_reuse)
+check "a call that refreshes inside a transaction that then rolls back" '"text": "in transaction"' \
+  "$(psql_q -U alice -c "BEGIN" -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"in transaction\"}')" -c "ROLLBACK" 2>&1)"
+check "the rotated pair survives the caller's ROLLBACK" '"text": "after rollback"' \
   "$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"after rollback\"}')")"
+check "... one refresh in all, and no refresh token presented twice" "^1 0$" \
+  "$(delta "$before" "$(stat refreshes)") $(delta "$reuse" "$(stat refresh_reuse)")"
 check "no sign-in was needed" "^t\|f$" "$(as_alice -c "SELECT oauth_authorized, reauth_required FROM mcp_servers WHERE id = '$id'")"
 
 # Refresh once after a 401.
@@ -102,7 +111,7 @@ behave '{"revoke_access": true}'
 before=$(stat refreshes)
 check "a 401 refreshes and retries" '"text": "revoked"' \
   "$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"revoked\"}')")"
-check "... with one refresh" "^1$" "$(( $(stat refreshes) - before ))"
+check "... with one refresh" "^1$" "$(delta "$before" "$(stat refreshes)")"
 
 # invalid_grant: reauth_required and last_error, durable although the call raises.
 behave '{"expires_in": 2, "revoke_access": true}'
@@ -128,7 +137,7 @@ for i in 1 2 3 4 5 6; do
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
-check "six concurrent callers with an expiring token: one refresh" "^1$" "$(( $(stat refreshes) - before ))"
+check "six concurrent callers with an expiring token: one refresh" "^1$" "$(delta "$before" "$(stat refreshes)")"
 check "all six succeed" "^6$" "$(cat "$dir"/concurrent.* | grep -c '"text": "c[1-6]"')"
 
 # Cancellation and timeouts: the backend stays usable.

@@ -50,7 +50,7 @@ check "the row is signed in, without showing a token" "^t\|f\|$" \
 check "the code was exchanged with the same resource" "^$base/mcp$" "$(stat last_resource)"
 exchanges=$(stat code_exchanges)
 expect_error "a replayed callback" MC002 "already completed" -- -U alice -c "SELECT mcp_oauth_callback('$location')"
-check "... redeems nothing" "^0$" "$(( $(stat code_exchanges) - exchanges ))"
+check "... redeems nothing" "^0$" "$(delta "$exchanges" "$(stat code_exchanges)")"
 
 # Stricter: with mcp_oauth.finish_requires_identity, a caller without an
 # identity may not finish (and consumes nothing); the state's user may.
@@ -192,7 +192,7 @@ sign_in "$id"
 requests=$(stat revocation_requests)
 check "disconnect revokes" '"revocation": "revoked"' "$(as_alice -c "SELECT mcp_oauth_disconnect('$id')")"
 check "... the refresh token (the grant, access token included), then the access token" "^2 refresh_token$" \
-  "$(( $(stat revocation_requests) - requests )) $(stat 'revoked | last')"
+  "$(delta "$requests" "$(stat revocation_requests)") $(stat 'revoked | last')"
 check "... and forgets them" "^f$" "$(as_alice -c "SELECT oauth_authorized FROM mcp_servers WHERE id = '$id'")"
 check "nothing left to revoke" '"revocation": "no_tokens"' "$(as_alice -c "SELECT mcp_oauth_disconnect('$id')")"
 sign_in "$id"

@@ -61,10 +61,12 @@ check "LOG: a sign-in completed" "LOG:  mcp_oauth: user alice signed in to serve
 check "LOG: a server needs a new sign-in" "LOG:  mcp_oauth: server $oauth of user alice needs a new sign-in" "$log"
 check "DEBUG1: a refresh" "DEBUG:  mcp_oauth: refreshed the tokens of server $oauth at $base" "$log"
 check "LOG: a policy refusal" "LOG:  mcp_oauth: blocked by the network policy: 10\\.1\\.2\\.3" "$log"
-leaked=0
-for secret in $(curl -s "$base/_fixture/stats" | jq -r '.secrets[]') k-1; do
+leaked=0 secrets=0
+for secret in $(curl -sf "$base/_fixture/stats" | jq -r '.secrets[]') k-1; do
+  secrets=$((secrets + 1))
   grep -qF -- "$secret" <<<"$log" && leaked=$((leaked + 1))
 done
+check "the fixture lists what it issued and received (tokens, verifiers) and the key" "^([5-9]|[1-9][0-9]+)$" "$secrets"
 check "no token, verifier or key in the log" "^0$" "$leaked"
 
 # Not preloaded: each backend counts its own calls.

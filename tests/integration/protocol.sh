@@ -97,7 +97,7 @@ check "... recorded on the row" "32002" "$(as_alice -c "SELECT last_error FROM m
 refreshes=$(stat refreshes)
 behave '{"page_size": 1, "revoke_access": true}'
 check "a 401 on a prompt list refreshes and retries" '^2$' "$(as_alice -c "SELECT count(*) FROM mcp_list_prompts('$id')" 2>&1)"
-check "... with one refresh" "^1$" "$(( $(stat refreshes) - refreshes ))"
+check "... with one refresh" "^1$" "$(delta "$refreshes" "$(stat refreshes)")"
 
 # Headers mode.
 behave '{"api_key": "k-123", "page_size": 2}'
@@ -123,7 +123,7 @@ check "... remembered on the row" '"version": "2025-06-18"' "$(learned "$id" '20
 before=$(stat modern_requests)
 check "a new backend speaks 2025-06-18 from its first call" '"text": "again"' \
   "$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"again\"}')")"
-check "... without trying 2026-07-28 again" "^0$" "$(( $(stat modern_requests) - before ))"
+check "... without trying 2026-07-28 again" "^0$" "$(delta "$before" "$(stat modern_requests)")"
 behave '{"versions": ["2024-11-05"], "api_key": "k-123"}'
 kid=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('Old', '$base/mcp', '{\"X-Api-Key\": \"k-123\"}') RETURNING id")
 expect_error "no revision in common is MC005 naming what the server speaks" MC005 'no protocol version in common.*2024-11-05' \

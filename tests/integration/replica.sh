@@ -37,11 +37,11 @@ check "a valid token works on the standby" '"text": "r2"' \
 refreshes=$(stat refreshes) requests=$(stat requests) exchanges=$(stat code_exchanges)
 expect_error "a token due for a refresh: 25006" 25006 "cannot store this on a standby" \
   -- -p 5433 -U alice -c "SELECT mcp_call_tool('$due', 'echo')"
-check "... before the refresh was sent" "^0$" "$(( $(stat refreshes) - refreshes ))"
+check "... before the refresh was sent" "^0$" "$(delta "$refreshes" "$(stat refreshes)")"
 expect_error "mcp_oauth_start: 25006" 25006 "cannot store this on a standby" -- -p 5433 -U alice -c "SELECT mcp_oauth_start('$pending')"
 expect_error "mcp_oauth_callback: 25006" 25006 "cannot store this on a standby" -- -p 5433 -U alice -c "SELECT mcp_oauth_callback('$location')"
-check "... nothing was sent for them" "^0$" "$(( $(stat requests) - requests ))"
-check "... and the code was not redeemed" "^0$" "$(( $(stat code_exchanges) - exchanges ))"
+check "... nothing was sent for them" "^0$" "$(delta "$requests" "$(stat requests)")"
+check "... and the code was not redeemed" "^0$" "$(delta "$exchanges" "$(stat code_exchanges)")"
 expect_error "mcp_oauth_reset: 25006 (PostgreSQL's own)" 25006 "read-only transaction" -- -p 5433 -U alice -c "SELECT mcp_oauth_reset('$fresh')"
 expect_error "a failing call raises its own error" MC005 "unknown tool" -- -p 5433 -U alice -c "SELECT mcp_call_tool('$keyed', 'nope')"
 check "the sign-in the standby refused completes on the primary" "^$pending$" "$(as_alice -c "SELECT mcp_oauth_callback('$location')" 2>&1)"

@@ -114,8 +114,9 @@ for bad in 'javascript:alert(1)' 'file:///etc/passwd' 'data:text/plain,x' 'JAVAS
   hostile "registration_endpoint = $bad" MC003 "registration_endpoint" "SELECT 1" "$(start_of "$base/mcp")"
 done
 expect_error "redirect_uri = javascript: is refused by SET" 22023 "redirect_uri" -- -c "SET mcp_oauth.redirect_uri = 'javascript:alert(1)'"
-behave '{"auth_server_override": {"registration_endpoint": "http://169.254.169.254/register"}}'
-hostile "registration endpoint on a metadata address" MC006 "blocked by the network policy" "SELECT 1" "$(start_of "$base/mcp")"
+# https, so that the address rule (not the https rule) is what refuses it.
+behave '{"auth_server_override": {"registration_endpoint": "https://169.254.169.254/register"}}'
+hostile "registration endpoint on a metadata address" MC006 "169.254.169.254: the address is a cloud metadata endpoint" "SELECT 1" "$(start_of "$base/mcp")"
 behave '{}'
 rm -f /tmp/mcp_oauth_pwned
 # No whitespace, so that the table accepts it and the URL is really used.
@@ -165,7 +166,7 @@ callback=$(sign_in_callback "$ok_row")
 behave "{\"token_redirect\": \"$other/token\"}"
 before=$(fixture_stat "$other" token_requests)
 hostile "a redirect from the token endpoint is not followed" MC004 "invalid response" "SELECT 1" "SELECT mcp_oauth_callback('$callback')"
-check "... the redirect's target received nothing" "^0$" "$(( $(fixture_stat "$other" token_requests) - before ))"
+check "... the redirect's target received nothing" "^0$" "$(delta "$before" "$(fixture_stat "$other" token_requests)")"
 behave '{}'
 
 say "states that lie"
@@ -177,17 +178,27 @@ expect_error "another user's state" MC002 "another user" -- -U mallory -c "SELEC
 hostile "iss mismatch, with a script in it" MC003 "another issuer" "SELECT 1" "SELECT mcp_oauth_finish('$state', '$code', '<script>alert(1)</script>')"
 out=$(psql_q -U alice -c "SELECT mcp_oauth_finish('$state', '$code', '<script>alert(1)</script>')" 2>&1)
 refute "... the script is not reflected raw" "<script>" "$out"
-# Concurrent replay: two callbacks at once, exactly one wins.
+# Concurrent replay: two callbacks at once, exactly one wins. The token
+# endpoint answers after 1.5 s, so the second arrives while the first is
+# still exchanging the code, and must wait for it to learn the outcome.
+behave '{"token_delay_ms": 1500}'
 exchanges=$(fixture_stat "$base" code_exchanges)
-psql_q -U alice -At -c "SELECT mcp_oauth_callback('$callback')" >"$dir/replay.1" 2>&1 & r1=$!
-psql_q -U alice -At -c "SELECT mcp_oauth_callback('$callback')" >"$dir/replay.2" 2>&1 & r2=$!
-wait $r1 $r2
-check "a concurrent replay: exactly one callback succeeds" "^1$" "$(cat "$dir"/replay.* | grep -c "^$ok_row$")"
-check "... the other is MC002" "already completed" "$(cat "$dir"/replay.*)"
-check "... and the code was redeemed exactly once" "^1$" "$(( $(fixture_stat "$base" code_exchanges) - exchanges ))"
+replays=()
+for r in 1 2; do
+  (started=$(date +%s%3N); psql_q -U alice -At -c "SELECT mcp_oauth_callback('$callback')" >"$dir/replay.$r" 2>&1
+   echo $(( $(date +%s%3N) - started )) >"$dir/replay.$r.ms") &
+  replays+=($!)
+done
+wait "${replays[@]}"
+behave '{}'
+check "a concurrent replay: both callbacks were in flight together (each took over a second)" "^1 1$" \
+  "$(( $(cat "$dir/replay.1.ms") >= 1000 )) $(( $(cat "$dir/replay.2.ms") >= 1000 ))"
+check "a concurrent replay: exactly one callback succeeds" "^1$" "$(cat "$dir"/replay.[12] | grep -c "^$ok_row$")"
+check "... the other is MC002" "already completed" "$(cat "$dir"/replay.[12])"
+check "... and the code was redeemed exactly once" "^1$" "$(delta "$exchanges" "$(fixture_stat "$base" code_exchanges)")"
 exchanges=$(fixture_stat "$base" code_exchanges)
 expect_error "a replay after it" MC002 "already completed" -- -U alice -c "SELECT mcp_oauth_callback('$callback')"
-check "... redeems nothing" "^0$" "$(( $(fixture_stat "$base" code_exchanges) - exchanges ))"
+check "... redeems nothing" "^0$" "$(delta "$exchanges" "$(fixture_stat "$base" code_exchanges)")"
 
 say "redirects on MCP requests"
 behave "{\"mcp_redirect\": \"http://10.0.0.1/mcp\"}"
@@ -195,7 +206,7 @@ hostile "an MCP redirect to an internal host" MC006 "another origin" "SELECT 1" 
 behave "{\"mcp_redirect\": \"$other/mcp\"}"
 before=$(fixture_stat "$other" requests)
 hostile "an MCP redirect to another origin" MC006 "another origin" "SELECT 1" "SELECT mcp_call_tool('$ok_row', 'echo')"
-check "... the other origin received no request (no header left the origin)" "^0$" "$(( $(fixture_stat "$other" requests) - before ))"
+check "... the other origin received no request (no header left the origin)" "^0$" "$(delta "$before" "$(fixture_stat "$other" requests)")"
 behave '{}'
 
 say "arguments"

@@ -41,7 +41,7 @@ sleep 2
 refreshes=$(stat refreshes)
 behave '{"api_key": "k-1"}'
 check "the old OAuth row calls a tool after the upgrade" '"text": "after"' "$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"after\"}')")"
-check "... refreshing its expired token once" "^1$" "$(( $(stat refreshes) - refreshes ))"
+check "... refreshing its expired token once" "^1$" "$(delta "$refreshes" "$(stat refreshes)")"
 check "the old headers row calls a tool after the upgrade" '"text": "keyed"' "$(as_alice -c "SELECT mcp_call_tool('$hid', 'echo', '{\"text\": \"keyed\"}')")"
 as_alice -c "SELECT mcp_oauth_reset('$id')" >/dev/null
 sign_in "$id"
