@@ -282,7 +282,9 @@ psql_q -c "INSERT INTO user_mcp_servers (user_id, name, url, headers)
            SELECT 'bulk', 'bulk ' || i, '$a/mcp', '{\"X-Api-Key\": \"bulk-key\"}' FROM generate_series(1, 10000) i" >/dev/null
 rotating=$(new_row "$a" rotating)
 flowing=$(new_row "$a" flowing)
+resting=$(new_row "$a" resting) # signed in, not used during the rotation
 sign_in "$rotating"
+sign_in "$resting"
 old_key=$(cat "$dir/encryption.key")
 new_key=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 printf '%s,%s' "$new_key" "$old_key" >"$dir/encryption.key"
@@ -320,6 +322,8 @@ key_ids=$(psql_q -At -c "SELECT encode(substring(decode(substr(headers ->> 'X-Ap
 check "every secret is under the new key" "^$new_id\|[0-9]+$" "$key_ids"
 refute "... none under the old one" "^$old_id\|" "$key_ids"
 check "... the 10 000 header values among them" "^$new_id\|1000[0-9]$" "$key_ids"
+check "... and the tokens of a row nothing refreshed meanwhile" "^$new_id$" \
+  "$(psql_q -At -c "SELECT encode(substring(oauth_tokens FROM 2 FOR 4), 'hex') FROM user_mcp_servers WHERE id = '$resting'")"
 psql_q -c "DELETE FROM user_mcp_servers WHERE user_id = 'bulk'" >/dev/null
 
 fi
