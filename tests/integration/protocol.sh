@@ -129,4 +129,44 @@ kid=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('Ol
 expect_error "no revision in common is MC005 naming what the server speaks" MC005 'no protocol version in common.*2024-11-05' \
   -- -U alice -c "SELECT mcp_call_tool('$kid', 'echo', '{\"text\": \"x\"}')"
 
+# Sessions that end in the other shapes. A server that drops the session
+# while the call's answer streams: the resumption is refused with 404. A
+# tool call is then not repeated (it may have run); a read is, in a new
+# session, and the dead session leaves the row at once.
+behave '{}'
+ended=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('Ending', '$base/mcp', 'oauth') RETURNING id")
+sign_in "$ended"
+behave '{"legacy_only": true}'
+as_alice -c "SELECT mcp_call_tool('$ended', 'echo', '{\"text\": \"first\"}')" >/dev/null
+dead=$(learned "$ended" session_id | jq -r '.era.legacy.session_id')
+behave '{"legacy_only": true, "sse_resume": true, "sse_retry_ms": 50, "drop_session_mid_stream": true}'
+calls=$(stat tool_calls)
+out=$(psql_q -U alice -v VERBOSITY=verbose -c "SELECT mcp_call_tool('$ended', 'echo', '{\"text\": \"dropped\"}')" 2>&1)
+check "a session dropped while a tool call's answer streamed: MC005" "ERROR:  MC005:" "$out"
+check "... saying the call may have run" "whether it was carried out is unknown" "$out"
+check "... and it was not repeated" "^1$" "$(delta "$calls" "$(stat tool_calls)")"
+refute "... the dead session is off the row" "$dead" "$(as_alice -c "SELECT mcp_protocol::text FROM user_mcp_servers WHERE id = '$ended'")"
+check "the next call works, in a new session" '"text": "next"' \
+  "$(as_alice -c "SELECT mcp_call_tool('$ended', 'echo', '{\"text\": \"next\"}')" 2>&1)"
+behave '{"legacy_only": true, "sse_resume": true, "sse_retry_ms": 50, "drop_session_mid_stream": true}'
+initializes=$(stat initializes)
+check "a list whose session is dropped while it streams is made again in a new session" '^echo,add' \
+  "$(as_alice -c "SELECT string_agg(name, ',') FROM mcp_list_tools('$ended')" 2>&1)"
+check "... one new session" "^1$" "$(delta "$initializes" "$(stat initializes)")"
+# A session-based server that issued no session id, then wants one: its
+# 400 (as the TypeScript SDK words it) starts a session and the call is made
+# again.
+behave '{"legacy_only": true, "sessionless": true}'
+loose=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('Loose', '$base/mcp', 'oauth') RETURNING id")
+sign_in "$loose"
+check "a session-based server without sessions" '"text": "loose"' \
+  "$(as_alice -c "SELECT mcp_call_tool('$loose', 'echo', '{\"text\": \"loose\"}')" 2>&1)"
+check "... remembered without a session" '"legacy": \{"version": "2025-11-25", "session_id": null' "$(learned "$loose" legacy)"
+behave '{"legacy_only": true}'
+initializes=$(stat initializes)
+check "when it starts to want one (400 Mcp-Session-Id required), a session is started and the call made again" '"text": "tight"' \
+  "$(as_alice -c "SELECT mcp_call_tool('$loose', 'echo', '{\"text\": \"tight\"}')" 2>&1)"
+check "... one initialize" "^1$" "$(delta "$initializes" "$(stat initializes)")"
+check "... and the row shares the session" '"session_id": "session-' "$(learned "$loose" '"session_id": "session-')"
+
 finish_checks protocol

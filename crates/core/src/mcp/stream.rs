@@ -51,18 +51,23 @@ impl Outcome {
     /// transport answers with JSON-RPC error -32001, the Python SDK's with
     /// -32600, Go's and rmcp's with plain text); or a 400 that speaks of a
     /// session (servers written as the TypeScript SDK's 1.x README shows
-    /// answer an unknown session so, and every SDK a request without one).
-    /// An error naming our request's id answers the request itself: the
-    /// session was found.
+    /// answer an unknown session so, and every SDK a request without one)
+    /// or of a server not initialized (the TypeScript SDK's transport, when
+    /// it was started anew: it says so before looking at the session id).
+    /// A 404 error naming our request's id answers the request itself (a
+    /// method not found): the session was found.
     pub fn ends_session(&self, sent_session: bool) -> bool {
-        let (status, text) = match self {
-            Outcome::Error { answer: true, .. } | Outcome::Result(_) | Outcome::InputRequired(_) => return false,
-            Outcome::Error { status, error, .. } => (*status, error.message.to_string()),
-            Outcome::Refused(response) => (response.status, String::from_utf8_lossy(&response.body).into_owned()),
+        let (status, text, answer) = match self {
+            Outcome::Result(_) | Outcome::InputRequired(_) => return false,
+            Outcome::Error { status, error, answer } => (*status, error.message.to_string(), *answer),
+            Outcome::Refused(response) => (response.status, String::from_utf8_lossy(&response.body).into_owned(), false),
         };
         match status {
-            404 => sent_session,
-            400 => text.to_ascii_lowercase().contains("session"),
+            404 => sent_session && !answer,
+            400 => {
+                let text = text.to_ascii_lowercase();
+                text.contains("session") || text.contains("not initialized")
+            }
             _ => false,
         }
     }
@@ -449,6 +454,15 @@ mod tests {
             ),
             (400, text, "Bad Request: Missing session ID", false),
             (400, text, "Bad Request: Session ID is required", false),
+            // The same, naming the request (as some servers do).
+            (
+                400,
+                json,
+                r#"{"jsonrpc":"2.0","id":7,"error":{"code":-32000,"message":"Bad Request: Mcp-Session-Id header is required"}}"#,
+                false,
+            ),
+            // The TypeScript SDK's transport, started anew after a restart.
+            (400, json, r#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: Server not initialized"},"id":null}"#, true),
         ];
         for (status, content_type, body, sent) in ended {
             let outcome = refusal(7, response(status, content_type, body));
