@@ -412,21 +412,26 @@ pub fn seal(row_id: uuid::Uuid, credentials: &Credentials) -> Result<Vec<u8>, Er
 /// advisory lock, released when dropped (as soon as the refresh is stored,
 /// not at the end of the caller's transaction). A heavyweight lock, so the
 /// wait can be cancelled and the deadlock detector sees it.
+///
+/// No role can take it from SQL, so none can stall or deny another user's
+/// refresh (row ids travel in NOTIFY payloads): SQL's advisory locks use
+/// the fourth field of the tag for their key space (1 for one bigint, 2 for
+/// two integers), and this one uses a value of its own, with 64 bits of the
+/// row id in the other two fields.
 pub struct RefreshLock(pg_sys::LOCKTAG);
+
+/// The key space of refresh locks ("mc"); SQL's advisory locks use 1 and 2.
+const REFRESH_LOCK_SPACE: u16 = 0x6d63;
 
 impl RefreshLock {
     pub fn acquire(id: uuid::Uuid) -> RefreshLock {
-        // Key: a fixed class for this extension, and 32 bits of the row id,
-        // in the same space as pg_advisory_lock(int4, int4).
-        const CLASS: u32 = 0x6d63_6f61; // "mcoa"
         let bytes = id.as_bytes();
-        let object = u32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
         // SAFETY: a plain struct filled as SET_LOCKTAG_ADVISORY does.
         let mut tag: pg_sys::LOCKTAG = unsafe { std::mem::zeroed() };
         tag.locktag_field1 = unsafe { pg_sys::MyDatabaseId }.to_u32();
-        tag.locktag_field2 = CLASS;
-        tag.locktag_field3 = object;
-        tag.locktag_field4 = 2;
+        tag.locktag_field2 = u32::from_be_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        tag.locktag_field3 = u32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+        tag.locktag_field4 = REFRESH_LOCK_SPACE;
         tag.locktag_type = pg_sys::LockTagType::LOCKTAG_ADVISORY as u8;
         tag.locktag_lockmethodid = pg_sys::USER_LOCKMETHOD as u8;
         // SAFETY: a session lock on a valid tag; an ERROR (cancel, deadlock)

@@ -496,4 +496,33 @@ for level in "read committed" "repeatable read"; do
 done
 
 fi
+if wants 17; then
+say "17. no role can block or hold another user's refresh"
+# mallory knows the row's id (NOTIFY payloads carry it) and takes every
+# advisory lock SQL can name for it: the 32 low bits of the id under any
+# class, in both of SQL's key spaces.
+app_roles mallory
+blocked=$(new_row "$a" blocked)
+expired "$blocked"
+low=$(python3 -c "import uuid; print(int.from_bytes(uuid.UUID('$blocked').bytes[12:16], 'big', signed=True))")
+big=$(python3 -c "import uuid; print(int.from_bytes(uuid.UUID('$blocked').bytes[8:16], 'big', signed=True))")
+psql_q -U mallory -c "SELECT pg_advisory_lock(x'6d636f61'::int, $low), pg_advisory_lock($big), pg_advisory_lock($low)" \
+  -c "SELECT pg_sleep(4)" >/dev/null 2>&1 &
+holder=$!
+sleep 0.5
+started=$(millis)
+out=$(psql_q -U alice -c "SET statement_timeout = '3s'" -c "SELECT mcp_call_tool('$blocked', 'echo', '{\"text\": \"unblocked\"}')" 2>&1)
+check "another role's advisory locks do not hold a refresh up" '"text": "unblocked"' "$out"
+check "... (at once, not after they are released)" "^1$" "$(( $(millis) - started < 2000 ))"
+wait "$holder"
+# A refresh cancelled while it holds its lock leaves it held by nobody.
+expired "$blocked"
+fixture_config "$a" '{"token_reply_delay_ms": 1500}'
+# (Plain psql: the session goes on after the cancelled statement.)
+"$PG_BIN/psql" -X -q -U alice -c "SET statement_timeout = '500ms'" -c "SELECT mcp_call_tool('$blocked', 'echo')" -c "SELECT pg_sleep(2)" \
+  -c "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'" >"$dir/cancelled.out" 2>&1
+fixture_config "$a" '{}'
+check "a refresh cancelled while it held its lock releases it (the session holds no lock after)" "^ +0$" "$(grep -E '^ +[0-9]+$' "$dir/cancelled.out")"
+fi
+
 finish_checks faults
