@@ -395,7 +395,17 @@ const LOCK: Statement = Statement {
 /// Locks row (id, user_id) until the end of the transaction (waiting at
 /// most `lock_timeout`) and returns what write conditions check; None when
 /// there is no such row.
+///
+/// The table is first locked as the write will need it (ROW EXCLUSIVE, as
+/// an UPDATE takes it), so that a write prepared now never waits later: a
+/// DBA's `LOCK TABLE … IN SHARE MODE` or `CREATE INDEX` taken while a token
+/// request is at the authorization server then waits for the write, instead
+/// of the write timing out after the server rotated the tokens.
 pub fn lock(id: uuid::Uuid, user_id: &str) -> Result<Option<Locked>, Error> {
+    let catalog = spi::catalog()?;
+    // SAFETY: a heavyweight lock on the table, held to the end of the
+    // transaction; a wait past lock_timeout is an ERROR.
+    unsafe { pg_sys::LockRelationOid(catalog.table_oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE) };
     let mut found = None;
     spi::run(&LOCK, &[uuid_arg(id), arg(user_id)], |row| {
         found = Some(Locked { generation: row.get::<i64>(1).unwrap_or(0), flow: row.get::<String>(2), session_id: row.get::<String>(3) });
