@@ -207,4 +207,34 @@ mod tests {
         assert!(!err.contains("secret-but-wrong"));
         assert!(!format!("{ring:?}").contains(K1));
     }
+
+    #[test]
+    fn key_ids_name_keys_without_showing_them() {
+        // The first four bytes of the key's SHA-256, computed independently.
+        let ring = Keyring::parse(&format!("{K1},{K2}")).unwrap();
+        assert_eq!(ring.current_key_id(), "4773d12e");
+        let shown = format!("{ring:?}");
+        assert!(shown.starts_with("Keyring(<2 keys redacted>, ids [\"4773d12e\", "), "{shown}");
+        assert!(!shown.contains(K1) && !shown.contains(K2));
+    }
+
+    #[test]
+    fn what_counts_as_sealed() {
+        let ring = Keyring::parse(K1).unwrap();
+        let sealed = ring.seal(b"", &ctx("r", "c"));
+        assert_eq!(sealed.len(), HEADER + 16);
+        assert!(is_sealed(&sealed));
+        assert!(!is_sealed(&sealed[..HEADER + 15]), "too short for a tag");
+        let mut other_version = sealed.clone();
+        other_version[0] = 2;
+        assert!(!is_sealed(&other_version));
+        assert!(!is_sealed(&[VERSION]));
+        let text = ring.seal_text("v", &ctx("r", "c"));
+        assert!(is_sealed_text(&text) && !is_sealed_text("v") && !is_sealed_text("enc2:x"));
+        assert!(ring.is_current_text(&text));
+        let rotated = Keyring::parse(&format!("{K2},{K1}")).unwrap();
+        assert!(!rotated.is_current_text(&text));
+        assert!(rotated.is_current_text(&rotated.seal_text("v", &ctx("r", "c"))));
+        assert!(!ring.is_current_text("plain") && !ring.is_current_text("enc1:not base64!"));
+    }
 }

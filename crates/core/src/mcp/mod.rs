@@ -672,6 +672,36 @@ mod tests {
     }
 
     #[test]
+    fn a_token_echoed_many_times_is_redacted_in_every_copy() {
+        // The copies before the last shown ones shrink to "[redacted]",
+        // bringing later ones into the shown part: each must be redacted,
+        // a copy cut short by a length limit too.
+        let url = Url::parse("https://mcp.example/mcp").unwrap();
+        let capabilities = ClientCapabilities::default();
+        let token = Secret::new(format!("at-{}", "t".repeat(97)));
+        let target = Target { url: &url, headers: &[], bearer: Some(&token), capabilities: &capabilities };
+        let echoed = vec![token.expose(); 30].join(" ");
+        let error: ErrorData = serde_json::from_value(json!({"code": -32603, "message": echoed})).unwrap();
+        match rpc_error("mcp.example", &error).redacted(&target) {
+            McpError::Rpc { message, .. } => assert!(!message.contains("tttttttttt"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn which_errors_identify_a_2026_07_28_server() {
+        let error = |code: i32| -> ErrorData { serde_json::from_value(json!({"code": code, "message": "m"})).unwrap() };
+        for (status, code) in [(400, -32022), (400, -32020), (400, -32021), (404, -32601), (200, -32600), (200, -32000)] {
+            assert!(is_modern_error(status, &error(code)), "{status} {code}");
+        }
+        // A session-based server's refusals of a request it cannot place:
+        // the client falls back to initialize.
+        for (status, code) in [(400, -32000), (400, -32600), (400, -32601), (404, -32001), (405, -32000)] {
+            assert!(!is_modern_error(status, &error(code)), "{status} {code}");
+        }
+    }
+
+    #[test]
     fn the_newest_common_version_is_chosen() {
         let error = |supported: Value| -> ErrorData {
             serde_json::from_value(json!({"code": -32022, "message": "Unsupported protocol version", "data": {"supported": supported}}))
