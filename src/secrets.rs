@@ -128,14 +128,31 @@ pub fn seal_credentials(row_id: &str, credentials: &Credentials) -> Result<Vec<u
     })
 }
 
-/// None when the stored tokens cannot be opened (a new sign-in fixes it).
-pub fn open_credentials(row_id: &str, stored: &[u8]) -> Option<Credentials> {
+/// None when the stored tokens cannot be opened under a usable key (a new
+/// sign-in fixes it); an error when no key is usable now (an administrator
+/// fixes it: a new sign-in would not).
+pub fn open_credentials(row_id: &str, stored: &[u8]) -> Result<Option<Credentials>, Error> {
     let plain = if crypto::is_sealed(stored) {
-        keyring().ok()??.open(stored, &Context { row_id, column: "oauth_tokens" }).ok()?
+        let ring = keyring()?.ok_or(Error::SettingMissing { setting: "mcp_oauth.encryption_key", hint: KEY_HINT })?;
+        match ring.open(stored, &Context { row_id, column: "oauth_tokens" }) {
+            Ok(plain) => plain,
+            Err(_) => return Ok(None),
+        }
     } else {
         stored.to_vec()
     };
-    serde_json::from_slice(&plain).ok()
+    Ok(serde_json::from_slice(&plain).ok())
+}
+
+/// Checks, now, that what a token request brings back can be sealed: the
+/// request is sent only then (the server may rotate the tokens it answers
+/// with, which must not be lost for want of a key).
+pub fn check_sealable() -> Result<(), Error> {
+    match keyring_checked(true)? {
+        Some(_) => Ok(()),
+        None if gucs::ALLOW_PLAINTEXT_SECRETS.get() => Ok(()),
+        None => Err(Error::SettingMissing { setting: "mcp_oauth.encryption_key", hint: KEY_HINT }),
+    }
 }
 
 pub fn seal_text(row_id: &str, column: &str, plain: &str) -> Result<String, Error> {

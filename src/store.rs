@@ -130,7 +130,7 @@ fn decode(id: uuid::Uuid, user_id: String, tuple: &spi::Tuple, cols: &spi::Colum
             .collect::<Result<Vec<_>, Error>>()?,
         _ => vec![],
     };
-    let credentials = tuple.get::<Vec<u8>>(cols.oauth_tokens).map(|bytes| secrets::open_credentials(&row_id, &bytes));
+    let credentials = tuple.get::<Vec<u8>>(cols.oauth_tokens).map(|bytes| secrets::open_credentials(&row_id, &bytes)).transpose()?;
     let open = |attnum: i16, column: &str| -> Result<Option<Secret>, Error> {
         tuple.get::<String>(attnum).map(|v| secrets::open_text(&row_id, column, &v).map(Secret::new)).transpose()
     };

@@ -93,6 +93,7 @@ pub fn refresh(http: &HttpClient, row: &mut ServerRow, stale_access_token: &Secr
                 "the stored tokens were issued by another authorization server than the one they would be refreshed at",
             ));
         }
+        crate::secrets::check_sealable()?;
         let reservation = match durable::reserve(row, Condition::Generation(row.generation), None)? {
             Reserved::Held(reservation) => reservation,
             // Changed since it was read (a refresh, a reset...): read again.

@@ -231,6 +231,7 @@ fn check_callback(state_token: &str, code: &str, iss: Option<&str>) -> Result<Pe
 fn redeem(p: PendingSignIn, code: &str) -> Result<uuid::Uuid, Error> {
     let end_flow = RowUpdate { verifier: Change::Clear, ..Default::default() }.remove_metadata(&["flow"]);
     let http = runtime::http_client()?;
+    crate::secrets::check_sealable()?;
     let reservation = hold_flow(&p, &end_flow, &http)?;
     let credentials = ClientCredentials { client_id: &p.client.client_id, secret: p.client_secret.as_ref(), method: p.client.auth_method };
     let exchanged = runtime::block_on_to_completion(oauth::exchange_code(

@@ -549,4 +549,46 @@ check "... one refresh in all, no refresh token reused" "^1 0$" \
   "$(delta "$refreshes" "$(fixture_stat "$a" refreshes)") $(delta "$reuse" "$(fixture_stat "$a" refresh_reuse)")"
 fi
 
+if wants 19; then
+say "19. a key that cannot seal is found before a token request, not after"
+# In one backend, which keeps the row decoded: a call, then the key file
+# becomes unusable (readable by others), then the server refuses the access
+# token. The refresh would rotate the pair at the server and then fail to
+# seal it.
+sealed=$(new_row "$a" sealed)
+sign_in "$sealed"
+call "$sealed" learn >/dev/null
+learned "$sealed" modern >/dev/null # (what the call learned is on the row: no write during the case)
+requests=$(fixture_stat "$a" token_requests) reuse=$(fixture_stat "$a" refresh_reuse)
+out=$("$PG_BIN/psql" -X -q -U alice -At -v VERBOSITY=verbose <<SQL 2>&1
+SELECT mcp_call_tool('$sealed', 'echo', '{"text": "warm"}');
+\! chmod 644 $dir/encryption.key
+\! curl -s -X POST -H 'content-type: application/json' -d '{"revoke_access": true}' $a/_fixture/config
+SELECT pg_sleep(1.1);
+SELECT mcp_call_tool('$sealed', 'echo', '{"text": "unsealable"}');
+SQL
+)
+chmod 600 "$dir/encryption.key"
+fixture_config "$a" '{}'
+check "an unusable key is MC008 before the refresh" "ERROR:  MC008:.*can be read by other users" "$(tr -d '\n' <<<"$out")"
+check "... nothing was sent to the token endpoint" "^0$" "$(delta "$requests" "$(fixture_stat "$a" token_requests)")"
+sleep 1.1
+check "with the key usable again the call refreshes and succeeds" '"text": "usable"' "$(call "$sealed" usable)"
+check "... without reusing a refresh token" "^0$" "$(delta "$reuse" "$(fixture_stat "$a" refresh_reuse)")"
+# A new sign-in whose backend keeps the row decoded: the same, before the
+# code is redeemed.
+location=$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$sealed')")")
+exchanges=$(fixture_stat "$a" code_exchanges)
+out=$("$PG_BIN/psql" -X -q -U alice -At -v VERBOSITY=verbose <<SQL 2>&1
+SELECT oauth_authorized FROM mcp_servers WHERE id = '$sealed';
+\! chmod 644 $dir/encryption.key
+SELECT pg_sleep(1.1);
+SELECT mcp_oauth_callback('$location');
+SQL
+)
+chmod 600 "$dir/encryption.key"
+check "a callback with an unusable key is MC008" "ERROR:  MC008:.*can be read by other users" "$(tr -d '\n' <<<"$out")"
+check "... before the code is redeemed" "^0$" "$(delta "$exchanges" "$(fixture_stat "$a" code_exchanges)")"
+fi
+
 finish_checks faults
