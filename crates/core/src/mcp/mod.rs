@@ -689,6 +689,35 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_session_is_used_only_with_the_credentials_it_was_made_with() {
+        let learned = |credentials| Learned {
+            era: Some(Era::Legacy {
+                version: "2025-11-25".into(),
+                session_id: Some("s-1".into()),
+                capabilities: Some(json!({})),
+                credentials,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(McpSession::from_learned(learned(Some(5)), 5).learned().session_id(), Some("s-1"));
+        for (made_with, now) in [(Some(5), 6), (None, 5)] {
+            let session = McpSession::from_learned(learned(made_with), now);
+            assert_eq!(session.era(), Some(&Era::uninitialized("2025-11-25".into())), "{made_with:?} {now}");
+        }
+        let modern = Learned { era: Some(Era::Modern(MODERN_PROTOCOL.into())), ..Default::default() };
+        assert_eq!(McpSession::from_learned(modern.clone(), 9).learned(), &modern);
+    }
+
+    #[test]
+    fn request_ids_of_two_processes_start_far_apart() {
+        // Processes sharing a session must not reuse each other's ids.
+        let (mut a, mut b) = (McpSession::new(), McpSession::new());
+        let (a, b) = (a.id(), b.id());
+        assert!(a > 0 && b > 0 && a < 1 << 53 && b < 1 << 53, "{a} {b}");
+        assert!((a - b).abs() >= 1 << 16, "{a} {b}");
+    }
+
+    #[test]
     fn which_errors_identify_a_2026_07_28_server() {
         let error = |code: i32| -> ErrorData { serde_json::from_value(json!({"code": code, "message": "m"})).unwrap() };
         for (status, code) in [(400, -32022), (400, -32020), (400, -32021), (404, -32601), (200, -32600), (200, -32000)] {
