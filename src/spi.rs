@@ -215,8 +215,14 @@ impl Tuple {
             let xmin = header.t_choice.t_heap.t_xmin;
             let xmax = header.t_choice.t_heap.t_xmax;
             let mask = u32::from(header.t_infomask);
+            // A FOR KEY SHARE lock (a foreign key of the application's, checked
+            // when it inserted a row referencing this one) does not conflict
+            // with the worker's lock (FOR NO KEY UPDATE) nor its update, which
+            // changes no key.
+            let key_share_only = mask & pg_sys::HEAP_XMAX_LOCK_ONLY != 0 && mask & pg_sys::HEAP_LOCK_MASK == pg_sys::HEAP_XMAX_KEYSHR_LOCK;
             pg_sys::TransactionIdIsCurrentTransactionId(xmin)
                 || (mask & (pg_sys::HEAP_XMAX_INVALID | pg_sys::HEAP_XMAX_IS_MULTI) == 0
+                    && !key_share_only
                     && pg_sys::TransactionIdIsCurrentTransactionId(xmax))
         }
     }

@@ -591,4 +591,25 @@ check "a callback with an unusable key is MC008" "ERROR:  MC008:.*can be read by
 check "... before the code is redeemed" "^0$" "$(delta "$exchanges" "$(fixture_stat "$a" code_exchanges)")"
 fi
 
+if wants 20; then
+say "20. an application's own foreign key does not stop a refresh"
+# Inserting a chat message that references the server (its foreign key
+# takes FOR KEY SHARE on the server's row), then calling a tool, in one
+# transaction: the usual shape of an application's request.
+psql_q -c "CREATE TABLE chat_messages (id serial PRIMARY KEY, server_id uuid NOT NULL REFERENCES user_mcp_servers (id), body text)" \
+  -c "GRANT INSERT, SELECT ON chat_messages TO alice" -c "GRANT USAGE ON SEQUENCE chat_messages_id_seq TO alice" >/dev/null
+chatty=$(new_row "$a" chatty)
+expired "$chatty"
+refreshes=$(fixture_stat "$a" refreshes)
+out=$(psql_q -U alice -At -c "BEGIN" -c "INSERT INTO chat_messages (server_id, body) VALUES ('$chatty', 'hello')" \
+  -c "SELECT mcp_call_tool('$chatty', 'echo', '{\"text\": \"referenced\"}')" -c "COMMIT" 2>&1)
+check "a call that refreshes after the transaction inserted a row referencing the server" '"text": "referenced"' "$out"
+check "... one refresh" "^1$" "$(delta "$refreshes" "$(fixture_stat "$a" refreshes)")"
+check "... and the message was kept" "^1$" "$(psql_q -At -c "SELECT count(*) FROM chat_messages WHERE server_id = '$chatty'")"
+# A lock that does conflict with the worker's still says so.
+expired "$chatty"
+expect_error "a row the caller locked FOR SHARE is still refused, with a hint to commit first" 55000 "Commit the change to the row first" \
+  -- -U alice -c "BEGIN" -c "SELECT 1 FROM user_mcp_servers WHERE id = '$chatty' FOR SHARE" -c "SELECT mcp_call_tool('$chatty', 'echo')"
+fi
+
 finish_checks faults
