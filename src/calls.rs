@@ -233,12 +233,15 @@ pub fn with_session(server_id: uuid::Uuid, op: Operation) -> Result<Outcome, Err
 fn run_with_session(server_id: uuid::Uuid, mut op: Operation) -> Result<Outcome, Error> {
     let mut row = usable_row(server_id)?;
     let http = runtime::http_client()?;
-    let url = parsed_url(&row)?;
     let capabilities = client_capabilities()?;
     let mut refreshed = false;
     let mut renewed = false;
     loop {
         let token = tokens::access_token(&http, &mut row)?;
+        // The URL from the same read as the token: a refresh reads the row
+        // again, and its URL may have changed meanwhile (with a sign-in at
+        // the new server, whose token must never go to the old one).
+        let url = parsed_url(&row)?;
         let headers = if row.auth_type == AuthType::Headers { row.headers.clone() } else { vec![] };
         let fp = fingerprint(&row, &headers, token.as_ref());
         let mut kept = take_session(&row, fp);

@@ -612,4 +612,26 @@ expect_error "a row the caller locked FOR SHARE is still refused, with a hint to
   -- -U alice -c "BEGIN" -c "SELECT 1 FROM user_mcp_servers WHERE id = '$chatty' FOR SHARE" -c "SELECT mcp_call_tool('$chatty', 'echo')"
 fi
 
+if wants 21; then
+say "21. a token is sent only to the URL of the row read it came with"
+# A's MCP server refuses the call's token with 401, but only after 4 s;
+# meanwhile the row's URL moves to C and the user signs in there. The call's
+# retry after the 401 must not carry C's new token to A.
+moving=$(new_row "$a" moving)
+sign_in "$moving"
+fixture_config "$a" '{"reject_tokens": true, "mcp_delay_ms": 4000}'
+call "$moving" moved >"$dir/moving.out" &
+caller=$!
+sleep 1
+as_alice -c "UPDATE user_mcp_servers SET url = '$c/mcp' WHERE id = '$moving'" >/dev/null
+sign_in "$moving"
+wait "$caller"
+fixture_config "$a" '{}'
+issued_at_c=$(curl -sf "$c/_fixture/stats" | jq -r '.secrets[] | select(startswith("at-"))')
+check "C issued an access token meanwhile" "^at-" "$issued_at_c"
+seen_at_a=$(curl -sf "$a/_fixture/stats" | jq -r '.bearer_tokens[]')
+check "A received bearer tokens" "^at-" "$seen_at_a"
+refute "A never received C's token" "$(paste -sd'|' <<<"$issued_at_c")" "$seen_at_a"
+fi
+
 finish_checks faults
