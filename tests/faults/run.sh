@@ -634,4 +634,21 @@ check "A received bearer tokens" "^at-" "$seen_at_a"
 refute "A never received C's token" "$(paste -sd'|' <<<"$issued_at_c")" "$seen_at_a"
 fi
 
+if wants 22; then
+say "22. a token issued with expires_in 0 is not refreshed on every call"
+zero=$(new_row "$a" zero)
+fixture_config "$a" '{"expires_in": 0}' # (refreshed tokens too)
+sign_in "$zero"
+refreshes=$(fixture_stat "$a" refreshes)
+pids=()
+for i in $(seq 32); do
+  call "$zero" "z$i" >"$dir/zero.$i" &
+  pids+=($!)
+done
+wait "${pids[@]}"
+fixture_config "$a" '{}'
+check "32 calls on a token issued with expires_in 0 succeed" "^32$" "$(cat "$dir"/zero.* | grep -c '"text": "z[0-9]*"')"
+check "... without a refresh (a lifetime of 0 is no lifetime, as an absent one)" "^0$" "$(delta "$refreshes" "$(fixture_stat "$a" refreshes)")"
+fi
+
 finish_checks faults

@@ -136,14 +136,16 @@ impl oauth2::TokenResponse for TokenResponse {
 }
 
 /// `expires_in` in seconds: an integer, or a string holding one; `None` when
-/// absent.
+/// absent, and when 0: a token that would be expired as it arrives says no
+/// more about its lifetime than an absent one (it is used until refused),
+/// where taken at face value it would be refreshed on every call.
 fn expires_in(value: Option<&Value>) -> Result<Option<i64>, &'static str> {
     let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(None) };
     let secs = value.as_i64().or_else(|| value.as_str().and_then(|s| s.parse::<i64>().ok())).ok_or("expires_in is not an integer")?;
     if !(0..=MAX_EXPIRES_IN).contains(&secs) {
         return Err("expires_in is negative or implausibly large");
     }
-    Ok(Some(secs))
+    Ok((secs > 0).then_some(secs))
 }
 
 impl TokenResponse {
@@ -209,6 +211,11 @@ mod tests {
         assert!(!format!("{ok:?}").contains("\"at\"") && !format!("{ok:?}").contains("rt\""));
         let no_expiry = parse_token_response("h", br#"{"access_token":"at","token_type":"Bearer"}"#, "iss", 0).unwrap();
         assert_eq!(no_expiry.expires_at, None);
+        for zero in [&br#"{"access_token":"at","token_type":"Bearer","expires_in":0}"#[..], br#"{"access_token":"at","token_type":"Bearer","expires_in":"0"}"#] {
+            let zero = parse_token_response("h", zero, "iss", 100).unwrap();
+            assert_eq!(zero.expires_at, None);
+            assert!(!zero.refresh_due(100));
+        }
         let string_expiry = parse_token_response("h", br#"{"access_token":"at","token_type":"Bearer","expires_in":"60"}"#, "iss", 0);
         assert_eq!(string_expiry.unwrap().expires_at, Some(60));
         for bad in [
