@@ -68,7 +68,8 @@ allowed() {
 say "addresses, in every encoding"
 # https targets, so that the address rule (not the https rule) is what
 # refuses them, each with its own reason in DETAIL.
-for target in 10.0.0.1 172.16.0.1 192.168.1.1 '[fd00::1]' '[fe80::1]' 0.0.0.0 100.64.0.1 '[::ffff:10.0.0.1]' '[64:ff9b::a00:1]'; do
+for target in 10.0.0.1 172.16.0.1 192.168.1.1 '[fd00::1]' '[fe80::1]' 0.0.0.0 100.64.0.1 '[::ffff:10.0.0.1]' '[64:ff9b::a00:1]' \
+              '[::ffff:0:a00:1]' '[100::1]' '[2001:2::1]'; do
   behave "{\"challenge_resource_metadata\": \"https://$target/.well-known/oauth-protected-resource\"}"
   hostile "resource_metadata at $target" MC006 ": the address is not public" "SELECT 1" "$(start_of "$base/mcp")"
   allowed "resource_metadata at $target with allow_private_networks" "SET mcp_oauth.allow_private_networks = on" "$(start_of "$base/mcp")"
@@ -89,6 +90,7 @@ hostile "rebinding: one name, a public and a private address" MC006 "rebind.test
 hostile "metadata even with allow_private_networks" MC006 ": the address is a cloud metadata endpoint" "SET mcp_oauth.allow_private_networks = on" "$(start_of "https://[::ffff:169.254.169.254]/mcp")"
 hostile "metadata in NAT64 form even with allow_private_networks" MC006 ": the address is a cloud metadata endpoint" "SET mcp_oauth.allow_private_networks = on" "$(start_of "https://[64:ff9b::a9fe:a9fe]/mcp")"
 hostile "metadata in 6to4 form even with allow_private_networks" MC006 ": the address is a cloud metadata endpoint" "SET mcp_oauth.allow_private_networks = on" "$(start_of "https://[2002:a9fe:a9fe::]/mcp")"
+hostile "metadata in SIIT (IPv4-translated) form even with allow_private_networks" MC006 ": the address is a cloud metadata endpoint" "SET mcp_oauth.allow_private_networks = on" "$(start_of "https://[::ffff:0:a9fe:a9fe]/mcp")"
 hostile "metadata in IPv4-compatible form even with allow_private_networks" MC006 ": the address is a cloud metadata endpoint" "SET mcp_oauth.allow_private_networks = on" "$(start_of "https://[::a9fe:a9fe]/mcp")"
 hostile "a .localhost name allowed plain http must resolve to loopback" MC006 "evil.localhost: a localhost name must resolve to loopback addresses only" "SELECT 1" "$(start_of "http://evil.localhost:$port/mcp")"
 allowed "... as localhost does" "SELECT 1" "$(start_of "http://localhost:$port/mcp")"

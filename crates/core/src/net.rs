@@ -99,8 +99,9 @@ fn is_loopback(ip: IpAddr) -> bool {
 }
 
 /// The IPv4 address an IPv6 address carries: IPv4-mapped (::ffff:a.b.c.d),
-/// IPv4-compatible (::a.b.c.d, deprecated), NAT64 (64:ff9b::/96, RFC 6052)
-/// or 6to4 (2002:AABB:CCDD::/48, RFC 3056).
+/// IPv4-translated (::ffff:0:a.b.c.d, SIIT, RFC 6145), IPv4-compatible
+/// (::a.b.c.d, deprecated), NAT64 (64:ff9b::/96, RFC 6052) or 6to4
+/// (2002:AABB:CCDD::/48, RFC 3056).
 fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let seg = v6.segments();
     let v4 = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
@@ -108,6 +109,9 @@ fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
         return Some(mapped);
     }
     if seg[..6] == [0; 6] && !(v6.is_loopback() || v6.is_unspecified()) {
+        return Some(v4(seg[6], seg[7]));
+    }
+    if seg[..6] == [0, 0, 0, 0, 0xffff, 0] {
         return Some(v4(seg[6], seg[7]));
     }
     if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0; 4] {
@@ -154,6 +158,8 @@ pub fn is_non_public(ip: IpAddr) -> bool {
                 || (seg[0] & 0xffc0) == 0xfec0 // site local fec0::/10 (deprecated)
                 || (seg[0] == 0x2001 && seg[1] == 0x0000) // Teredo 2001::/32
                 || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
+                || (seg[0] == 0x2001 && seg[1] == 0x0002 && seg[2] == 0) // benchmarking 2001:2::/48
+                || seg[..4] == [0x0100, 0, 0, 0] // discard-only 100::/64
                 || (seg[0] == 0x0064 && seg[1] == 0xff9b && seg[2] == 0x0001) // local NAT64 64:ff9b:1::/48
         }
     }
@@ -727,11 +733,18 @@ mod tests {
             "https://0/",
             "https://[fec0::1]/",
             "https://198.18.0.1/",
+            "https://[::ffff:0:a00:1]/",   // SIIT, IPv4-translated (RFC 6145) 10.0.0.1
+            "https://[::ffff:0:7f00:1]/",  // ... 127.0.0.1
+            "https://[100::1]/",           // discard-only (RFC 6666)
+            "https://[100::ffff:1:2:3]/",
+            "https://[2001:2::1]/",        // benchmarking (RFC 5180)
         ] {
             assert!(check(&p, url).is_err(), "{url}");
         }
         assert!(check(&p, "https://[2606:4700::1111]/").is_ok());
         assert!(check(&p, "https://[2002:5db8:d822::1]/").is_ok(), "6to4 of a public address");
+        assert!(check(&p, "https://[::ffff:0:5db8:d822]/").is_ok(), "SIIT of a public address");
+        assert!(check(&p, "https://[100:0:0:1::1]/").is_ok(), "outside the discard /64");
     }
 
     #[test]
@@ -756,6 +769,7 @@ mod tests {
             "https://[64:ff9b::a9fe:aa02]/", // 169.254.170.2 (ECS)
             "https://[2002:6464:64c8::]/",   // 100.100.100.200 (Alibaba)
             "https://[::a83f:8110]/",        // 168.63.129.16 (Azure)
+            "https://[::ffff:0:a9fe:a9fe]/", // SIIT
         ] {
             let err = check(&open, url).unwrap_err();
             assert!(err.to_string().contains("metadata"), "{url}: {err}");
