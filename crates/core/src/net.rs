@@ -733,11 +733,11 @@ mod tests {
             "https://0/",
             "https://[fec0::1]/",
             "https://198.18.0.1/",
-            "https://[::ffff:0:a00:1]/",   // SIIT, IPv4-translated (RFC 6145) 10.0.0.1
-            "https://[::ffff:0:7f00:1]/",  // ... 127.0.0.1
-            "https://[100::1]/",           // discard-only (RFC 6666)
+            "https://[::ffff:0:a00:1]/",  // SIIT, IPv4-translated (RFC 6145) 10.0.0.1
+            "https://[::ffff:0:7f00:1]/", // ... 127.0.0.1
+            "https://[100::1]/",          // discard-only (RFC 6666)
             "https://[100::ffff:1:2:3]/",
-            "https://[2001:2::1]/",        // benchmarking (RFC 5180)
+            "https://[2001:2::1]/", // benchmarking (RFC 5180)
         ] {
             assert!(check(&p, url).is_err(), "{url}");
         }

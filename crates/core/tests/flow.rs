@@ -215,6 +215,27 @@ async fn modern_first_with_mirrored_headers_then_one_request_per_call() {
 }
 
 #[tokio::test]
+async fn capabilities_declared_anew_reach_the_server_with_the_next_request() {
+    let (fixture, http, token, server) = signed_in_fixture().await;
+    let mut session = McpSession::new();
+    session.list_tools(&http, &bearer_target(&server, &token, &NO_CAPABILITIES)).await.unwrap();
+    assert_eq!(fixture.stats().last_capabilities, Some(serde_json::json!({})));
+    let asking: ClientCapabilities = serde_json::from_value(serde_json::json!({"elicitation": {"form": {}}})).unwrap();
+    session.list_tools(&http, &bearer_target(&server, &token, &asking)).await.unwrap();
+    assert_eq!(fixture.stats().last_capabilities, Some(serde_json::json!({"elicitation": {"form": {}}})));
+}
+
+#[tokio::test]
+async fn a_server_that_agrees_to_a_revision_this_client_does_not_speak_is_refused() {
+    let (fixture, http, token, server) = signed_in_fixture().await;
+    fixture.set(Behaviour { legacy_only: true, versions: Some(vec!["2024-11-05".into()]), ..Default::default() });
+    match McpSession::new().list_tools(&http, &bearer_target(&server, &token, &NO_CAPABILITIES)).await {
+        Err(McpError::Protocol { why, .. }) => assert!(why.contains("\"2024-11-05\", which this client does not"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn legacy_servers_get_a_session_and_a_new_one_when_it_expires() {
     let (fixture, http, token, server) = signed_in_fixture().await;
     fixture.set(Behaviour { legacy_only: true, sse: true, ..Default::default() });

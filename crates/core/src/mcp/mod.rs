@@ -711,10 +711,12 @@ mod tests {
     #[test]
     fn request_ids_of_two_processes_start_far_apart() {
         // Processes sharing a session must not reuse each other's ids.
-        let (mut a, mut b) = (McpSession::new(), McpSession::new());
-        let (a, b) = (a.id(), b.id());
+        let (mut first, mut second) = (McpSession::new(), McpSession::new());
+        let (a, b) = (first.id(), second.id());
         assert!(a > 0 && b > 0 && a < 1 << 53 && b < 1 << 53, "{a} {b}");
         assert!((a - b).abs() >= 1 << 16, "{a} {b}");
+        // And within one process, each request has an id of its own.
+        assert_eq!((first.id(), first.id()), (a + 1, a + 2));
     }
 
     #[test]

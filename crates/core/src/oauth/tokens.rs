@@ -211,7 +211,10 @@ mod tests {
         assert!(!format!("{ok:?}").contains("\"at\"") && !format!("{ok:?}").contains("rt\""));
         let no_expiry = parse_token_response("h", br#"{"access_token":"at","token_type":"Bearer"}"#, "iss", 0).unwrap();
         assert_eq!(no_expiry.expires_at, None);
-        for zero in [&br#"{"access_token":"at","token_type":"Bearer","expires_in":0}"#[..], br#"{"access_token":"at","token_type":"Bearer","expires_in":"0"}"#] {
+        for zero in [
+            &br#"{"access_token":"at","token_type":"Bearer","expires_in":0}"#[..],
+            br#"{"access_token":"at","token_type":"Bearer","expires_in":"0"}"#,
+        ] {
             let zero = parse_token_response("h", zero, "iss", 100).unwrap();
             assert_eq!(zero.expires_at, None);
             assert!(!zero.refresh_due(100));
