@@ -164,6 +164,23 @@ pub fn failed(row: &ServerRow, error: Error, reauth: bool) -> Error {
     }
 }
 
+/// Every secret the row holds that a request to its MCP server does not
+/// carry: removed from what the server says all the same.
+fn withheld_secrets(row: &ServerRow) -> Vec<&Secret> {
+    let credentials = row.credentials.as_ref();
+    let tokens = credentials.map(|c| &c.tokens);
+    [
+        tokens.and_then(|t| t.refresh_token.as_ref()),
+        credentials.and_then(|c| c.grant.as_ref()).and_then(|g| g.client_secret.as_ref()),
+        row.client_secret.as_ref(),
+        row.verifier.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(if row.auth_type == AuthType::OAuth { row.headers.iter().map(|(_, v)| v).collect::<Vec<_>>() } else { vec![] })
+    .collect()
+}
+
 /// What a call does once it has a session.
 pub enum Operation {
     /// Every item of a list.
@@ -245,7 +262,8 @@ fn run_with_session(server_id: uuid::Uuid, mut op: Operation) -> Result<Outcome,
         let headers = if row.auth_type == AuthType::Headers { row.headers.clone() } else { vec![] };
         let fp = fingerprint(&row, &headers, token.as_ref());
         let mut kept = take_session(&row, fp);
-        let target = Target { url: &url, headers: &headers, bearer: token.as_ref(), capabilities: &capabilities };
+        let withheld = withheld_secrets(&row);
+        let target = Target { url: &url, headers: &headers, bearer: token.as_ref(), capabilities: &capabilities, withheld: &withheld };
         let outcome = runtime::block_on(perform(&mut kept.session, &http, &target, &mut op))?.map_err(Error::from);
         let oauth = row.auth_type == AuthType::OAuth;
         match outcome {

@@ -439,8 +439,11 @@ fn set_client(server_id: uuid::Uuid, client_id: &str, client_secret: Option<&str
     if client_id.trim().is_empty() || client_id.len() > 1024 || client_id.chars().any(char::is_control) {
         return Err(Error::InvalidArgument("client_id must be 1 to 1024 printable characters".into()));
     }
-    if client_secret.is_some_and(|s| s.is_empty() || s.len() > 4096 || s.chars().any(char::is_control)) {
-        return Err(Error::InvalidArgument("client_secret must be 1 to 4096 printable characters, or NULL".into()));
+    let min = mcp_oauth_core::text::MIN_SECRET_LEN;
+    if client_secret.is_some_and(|s| s.chars().count() < min || s.len() > 4096 || s.chars().any(char::is_control)) {
+        return Err(Error::InvalidArgument(format!(
+            "client_secret must be {min} to 4096 printable characters, or NULL (a shorter one cannot be kept out of what servers say back)"
+        )));
     }
     let row = oauth_row(server_id, &user_id)?;
     let client = ClientRegistration {

@@ -190,10 +190,20 @@ impl Reservation {
         self.worker.header().deadline_ms.store(now_ms() + duration.as_millis() as i64, Ordering::Release);
     }
 
-    /// Applies `update` and commits; the row's new generation.
+    /// Applies `update` and commits; the row's new generation. An update
+    /// too large to hand over is not applied: the row is marked for a new
+    /// sign-in instead (what was not stored may have replaced what is, at
+    /// the authorization server), and the worker lets the row go at once.
     pub fn apply(mut self, update: &RowUpdate) -> Result<i64, Error> {
+        if let Err(e) = self.worker.send(command::APPLY, Some(update)) {
+            let failure = RowUpdate::failure("reauth_required: the authorization server's answer was too large to store", true);
+            if self.worker.send(command::APPLY, Some(&failure)).is_ok() {
+                self.done = true;
+                let _ = self.worker.wait(&[phase::COMMITTED], COMMIT_TIMEOUT, false);
+            }
+            return Err(e);
+        }
         self.done = true;
-        self.worker.send(command::APPLY, Some(update))?;
         match self.worker.wait(&[phase::COMMITTED], COMMIT_TIMEOUT, false) {
             WaitEnd::Reached(_) => Ok(self.worker.header().generation.load(Ordering::Acquire)),
             _ => Err(Error::DurableWriteFailed),

@@ -87,6 +87,23 @@ psql_q -c "UPDATE user_mcp_servers SET oauth_tokens = convert_to(json_build_obje
              'grant', json_build_object('issuer', '$b', 'token_endpoint', '$b/token', 'client_id', 'c',
                                         'auth_method', 'none', 'resource', '$a/mcp'))::text, 'UTF8')
            WHERE id = '$forged'" >/dev/null
+# Tokens as 0.1.0 sealed them (no grant), whose client is then set by
+# hand: the new client names no authorization server, and the tokens came
+# with another one. They are not refreshed with it (its secret would go to
+# the tokens' server as a guess): a new sign-in.
+reclient=$(new_row "$a" reclient)
+sign_in "$reclient"
+# (0.1.0 kept its discovery at the top level of oauth_metadata.)
+psql_q -c "UPDATE user_mcp_servers SET oauth_tokens = convert_to(json_build_object(
+             'access_token', 'at-legacy-0001', 'refresh_token', 'rt-legacy-0001', 'expires_at', 1, 'issuer', '$a')::text, 'UTF8'),
+             oauth_metadata = oauth_metadata || jsonb_build_object('authorization_server', jsonb_build_object(
+               'issuer', '$a', 'authorization_endpoint', '$a/authorize', 'token_endpoint', '$a/token'))
+           WHERE id = '$reclient'" >/dev/null
+as_alice -c "SELECT mcp_oauth_set_client('$reclient', 'hand-set-client', 'hand-set-secret')" >/dev/null
+requests=$(fixture_stat "$a" token_requests)
+expect_error "tokens of 0.1.0 and a client set by hand afterwards: a new sign-in" MC001 "no longer known" \
+  -- -U alice -c "SELECT mcp_call_tool('$reclient', 'echo', '{\"text\": \"x\"}')"
+check "... nothing was sent to the token endpoint" "^0$" "$(delta "$requests" "$(fixture_stat "$a" token_requests)")"
 requests=$(fixture_stat "$b" token_requests)
 out=$(call "$forged")
 check "a grant naming another issuer than its tokens: MC001, no refresh" "sign-in required" "$out"
@@ -176,8 +193,8 @@ check "without any worker a sign-in still completes" "^$unworked$" "$out"
 check "... in the caller's transaction, saying so" "WARNING:  mcp_oauth: the sign-in to server $unworked is stored in the current transaction only" "$out"
 check "... stored" "^t$" "$(as_alice -c "SELECT oauth_authorized FROM mcp_servers WHERE id = '$unworked'")"
 # ...and failure state that no ERROR rolls back (mcp_test_server reports it).
-refused=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('refused', '$a/mcp', '{\"X-Api-Key\": \"wrong\"}') RETURNING id")
-fixture_config "$a" '{"api_key": "k-right"}'
+refused=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('refused', '$a/mcp', '{\"X-Api-Key\": \"wrong-key\"}') RETURNING id")
+fixture_config "$a" '{"api_key": "key-right"}'
 out=$(psql_q -U alice -At -c "SELECT mcp_test_server('$refused')" 2>&1)
 fixture_config "$a" '{}'
 check "without any worker a failure is still recorded" "refused the configured headers" \
@@ -240,8 +257,8 @@ fi
 
 if wants 5; then
 say "5. a failing call and an ALTER TABLE queued behind it do not hang"
-fixture_config "$a" '{"api_key": "k-1", "mcp_delay_ms": 3000, "call_error": true}'
-keyed=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('keyed', '$a/mcp', '{\"X-Api-Key\": \"k-1\"}') RETURNING id")
+fixture_config "$a" '{"api_key": "key-0001", "mcp_delay_ms": 3000, "call_error": true}'
+keyed=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('keyed', '$a/mcp', '{\"X-Api-Key\": \"key-0001\"}') RETURNING id")
 started=$(millis)
 ( call "$keyed" >"$dir/slow.out"; echo $(( $(millis) - started )) >"$dir/slow.ms" ) &
 caller=$!
@@ -253,7 +270,7 @@ check "the ALTER TABLE is queued behind the call" "^1$" \
   "$(psql_q -At -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE user_mcp_servers%' AND wait_event_type = 'Lock'")"
 wait "$caller"
 wait "$alter"; alter_status=$?
-fixture_config "$a" '{"api_key": "k-1"}'
+fixture_config "$a" '{"api_key": "key-0001"}'
 check "the call returns within seconds (the server's 3 s, then the workers' bounded lock waits)" "^1$" "$(( $(cat "$dir/slow.ms") < 10000 ))"
 check "... with its error" "the tool failed" "$(cat "$dir/slow.out")"
 check "the ALTER TABLE completes" "^0$" "$alter_status"
@@ -382,9 +399,31 @@ refute "... without the refresh token or the secret" "rt-[0-9]+-|fixture-preregi
 refute "... also in last_error" "rt-[0-9]+-|fixture-preregistered-secret" \
   "$(as_alice -c "SELECT last_error FROM mcp_servers WHERE id = '$confidential'")"
 fixture_config "$a" '{}'
+# The same credentials echoed in other shapes: without the scheme,
+# form-urlencoded, JSON-escaped; with characters those encodings change.
+shaped_key='Bearer sk-echo/4f+2a=9b'
+fixture_config "$a" '{"api_key": "key-echo-0001"}'
+shaped=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('shaped', '$a/mcp', '{\"X-Api-Key\": \"key-echo-0001\", \"Authorization\": \"$shaped_key\"}') RETURNING id")
+for encoding in bare form json; do
+  fixture_config "$a" "{\"api_key\": \"key-echo-0001\", \"echo_credentials\": true, \"echo_encoding\": \"$encoding\"}"
+  out=$(psql_q -U alice -v VERBOSITY=verbose -c "SELECT mcp_call_tool('$shaped', 'echo')" 2>&1)
+  check "a header echoed $encoding is still reported" "MC005" "$out"
+  refute "... without any form of it" "sk-echo|4f\+2a|4f%2B|key-echo|4f\\\\/" "$out"
+  refute "... also in last_error" "sk-echo|4f\+2a|4f%2B|key-echo" "$(as_alice -c "SELECT last_error FROM mcp_servers WHERE id = '$shaped'")"
+done
+odd=$(new_row "$a" odd_tokens)
+fixture_config "$a" '{"token_suffix": "/r+s=t"}'
+sign_in "$odd"
+for encoding in form json; do
+  fixture_config "$a" "{\"token_suffix\": \"/r+s=t\", \"revoke_access\": true, \"echo_credentials\": true, \"echo_error\": \"invalid_scope\", \"echo_encoding\": \"$encoding\"}"
+  out=$(psql_q -U alice -v VERBOSITY=verbose -c "SELECT mcp_call_tool('$odd', 'echo')" 2>&1)
+  check "a refresh token echoed $encoding by the token endpoint is still reported" "invalid_scope" "$out"
+  refute "... without any part of it" "rt-[0-9]+-|%2Fr%2Bs|r\+s=t" "$out"
+done
+fixture_config "$a" '{}'
 fixture_secrets=$(curl -sf "$a/_fixture/stats" | jq -r '.secrets[]' | sort -u)
 check "the fixture lists the secrets it issued or received (tokens, verifiers)" "^([5-9]|[1-9][0-9]+)$" "$(grep -c . <<<"$fixture_secrets")"
-leaked=$(grep -cFf <(grep -v '^$' <<<"$fixture_secrets"; echo header-secret-9f8e7d6c5b4a) "$dir/server.log")
+leaked=$(grep -cFf <(grep -v '^$' <<<"$fixture_secrets"; echo header-secret-9f8e7d6c5b4a; echo sk-echo; echo key-echo-0001) "$dir/server.log")
 check "no token, secret or key in the server log" "^0$" "$leaked"
 
 fi
@@ -392,8 +431,8 @@ fi
 if wants 11; then
 say "11. signals stay on the backend's thread"
 # A host name (not an address) makes the backend resolve it on its own thread.
-fixture_config "$a" '{"api_key": "k-named"}'
-named=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('named', 'http://localhost:${a##*:}/mcp', '{\"X-Api-Key\": \"k-named\"}') RETURNING id")
+fixture_config "$a" '{"api_key": "key-named"}'
+named=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('named', 'http://localhost:${a##*:}/mcp', '{\"X-Api-Key\": \"key-named\"}') RETURNING id")
 # (Plain psql: the session goes on after each cancelled statement, and
 # outlives the flood of cancels below.)
 statements=(-c "SELECT mcp_call_tool('$named', 'echo')" -c "SELECT pg_sleep(0.5)")
@@ -649,6 +688,25 @@ wait "${pids[@]}"
 fixture_config "$a" '{}'
 check "32 calls on a token issued with expires_in 0 succeed" "^32$" "$(cat "$dir"/zero.* | grep -c '"text": "z[0-9]*"')"
 check "... without a refresh (a lifetime of 0 is no lifetime, as an absent one)" "^0$" "$(delta "$refreshes" "$(fixture_stat "$a" refreshes)")"
+fi
+
+if wants 23; then
+say "23. a token answer too large to store holds nothing up"
+# A refresh answered with a 300 KB scope (more than the worker can be handed):
+# refused as an invalid response at once, and the row is not held by a
+# worker waiting for what never comes.
+huge=$(new_row "$a" huge)
+expired "$huge"
+# (From a file: one argument may not be that long.)
+python3 -c 'import json; print(json.dumps({"token_body": {"access_token": "at-huge-00001", "token_type": "Bearer", "refresh_token": "rt-huge-00001", "scope": "s" * 300000}}))' >"$dir/huge.json"
+curl -sf -X POST -H 'content-type: application/json' -d @"$dir/huge.json" "$a/_fixture/config" >/dev/null
+started=$(millis)
+out=$(psql_q -U alice -v VERBOSITY=verbose -c "SELECT mcp_call_tool('$huge', 'echo')" 2>&1)
+fixture_config "$a" '{}'
+check "a 300 KB scope is an invalid response (MC004)" "ERROR:  MC004:.*|scope is longer than" "$(tr -d '\n' <<<"$out")"
+check "... at once" "^1$" "$(( $(millis) - started < 3000 ))"
+check "... and the row is free for others at once" "^updated$" \
+  "$(psql_q -c "SET lock_timeout = '2s'" -c "UPDATE user_mcp_servers SET name = 'huge2' WHERE id = '$huge'" 2>&1 && echo updated)"
 fi
 
 finish_checks faults

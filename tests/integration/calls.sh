@@ -14,15 +14,15 @@ signin_ready
 psql_all() { "$PG_BIN/psql" -X -q "$@"; }
 
 # Headers mode.
-behave '{"api_key": "k-123"}'
-hid=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('Keyed', '$base/mcp', '{\"X-Api-Key\": \"k-123\"}') RETURNING id")
+behave '{"api_key": "key-0123"}'
+hid=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('Keyed', '$base/mcp', '{\"X-Api-Key\": \"key-0123\"}') RETURNING id")
 check "headers mode lists tools" "^9$" "$(as_alice -c "SELECT count(*) FROM mcp_list_tools('$hid')")"
 check "headers mode calls a tool" '"text": "hello"' "$(as_alice -c "SELECT mcp_call_tool('$hid', 'echo', '{\"text\": \"hello\"}')")"
-as_alice -c "UPDATE user_mcp_servers SET headers = '{\"X-Api-Key\": \"wrong\"}' WHERE id = '$hid'" >/dev/null
+as_alice -c "UPDATE user_mcp_servers SET headers = '{\"X-Api-Key\": \"wrong-key\"}' WHERE id = '$hid'" >/dev/null
 expect_error "wrong headers are MC005, not a sign-in" MC005 "refused the configured headers" -- -U alice -c "SELECT mcp_call_tool('$hid', 'echo')"
 check "... and recorded" "refused the configured headers" "$(as_alice -c "SELECT last_error FROM mcp_servers WHERE id = '$hid'")"
 check "mcp_test_server reports the failure as a value" '"ok": false' "$(as_alice -c "SELECT mcp_test_server('$hid')")"
-as_alice -c "UPDATE user_mcp_servers SET headers = '{\"X-Api-Key\": \"k-123\"}' WHERE id = '$hid'" >/dev/null
+as_alice -c "UPDATE user_mcp_servers SET headers = '{\"X-Api-Key\": \"key-0123\"}' WHERE id = '$hid'" >/dev/null
 check "mcp_test_server succeeds again" '"ok": true.*"tool_count": 9' "$(as_alice -c "SELECT mcp_test_server('$hid')")"
 check "... and clears last_error" '^t$' "$(as_alice -c "SELECT last_error IS NULL FROM mcp_servers WHERE id = '$hid'" 2>&1)"
 
@@ -66,7 +66,7 @@ check "an expired session (404) is replaced" '"text": "again"' \
   "$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"again\"}')")"
 check "... and the new one kept" "^1$" "$(delta "$before" "$(stat initializes)")"
 behave '{}'
-as_alice -c "UPDATE user_mcp_servers SET headers = '{\"X-Trace\": \"x\"}' WHERE id = '$id'" >/dev/null
+as_alice -c "UPDATE user_mcp_servers SET headers = '{\"X-Trace\": \"trace-0001\"}' WHERE id = '$id'" >/dev/null
 check "changing the headers forgets what was learned" "^t$" "$(as_alice -c "SELECT mcp_protocol IS NULL FROM user_mcp_servers WHERE id = '$id'" 2>&1)"
 check "... and the next call learns again (2026-07-28)" '"text": "new"' \
   "$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"new\"}')")"

@@ -11,12 +11,12 @@ fixture_cluster
 signin_ready
 app_roles bob
 slow=$(start_fixture "$dir" slow)
-behave '{"api_key": "k-1"}'
-keyed=$(as_alice -c "INSERT INTO user_mcp_servers (name, slug, url, headers) VALUES ('Keyed', 'keyed', '$base/mcp', '{\"X-Api-Key\": \"k-1\"}') RETURNING id")
+behave '{"api_key": "key-0001"}'
+keyed=$(as_alice -c "INSERT INTO user_mcp_servers (name, slug, url, headers) VALUES ('Keyed', 'keyed', '$base/mcp', '{\"X-Api-Key\": \"key-0001\"}') RETURNING id")
 oauth=$(as_alice -c "INSERT INTO user_mcp_servers (name, slug, url, auth_type) VALUES ('Fixture', 'fixture', '$base/mcp', 'oauth') RETURNING id")
 sign_in "$oauth"
 pending=$(as_alice -c "INSERT INTO user_mcp_servers (name, slug, url, auth_type) VALUES ('Pending', 'pending', '$base/mcp', 'oauth') RETURNING id")
-as_alice -c "INSERT INTO user_mcp_servers (name, slug, url, headers, enabled) VALUES ('Off', 'off', '$base/mcp', '{\"X-Api-Key\": \"k-1\"}', false)" >/dev/null
+as_alice -c "INSERT INTO user_mcp_servers (name, slug, url, headers, enabled) VALUES ('Off', 'off', '$base/mcp', '{\"X-Api-Key\": \"key-0001\"}', false)" >/dev/null
 
 tools() { as_alice -c "SELECT $1 FROM mcp_user_tools()"; }
 per_server=$(as_alice -c "SELECT slug, count(*) FROM mcp_user_tools() WHERE status = 'ok' GROUP BY slug ORDER BY slug")
@@ -32,8 +32,8 @@ refute "a disabled server is left out" "^off$" "$(tools "DISTINCT slug")"
 check "another user sees none of them" "^0$" "$(psql_q -U bob -At -c "SELECT count(*) FROM mcp_user_tools()")"
 
 # One slow server: bounded by the request timeout, the others still listed.
-fixture_config "$slow" '{"api_key": "k-2", "hang": true}' >/dev/null
-as_alice -c "INSERT INTO user_mcp_servers (name, slug, url, headers) VALUES ('Slow', 'slow', '$slow/mcp', '{\"X-Api-Key\": \"k-2\"}')" >/dev/null
+fixture_config "$slow" '{"api_key": "key-0002", "hang": true}' >/dev/null
+as_alice -c "INSERT INTO user_mcp_servers (name, slug, url, headers) VALUES ('Slow', 'slow', '$slow/mcp', '{\"X-Api-Key\": \"key-0002\"}')" >/dev/null
 started=$(date +%s%3N)
 out=$(as_alice -c "SET mcp_oauth.request_timeout = '1s'" -c "SELECT slug, status, error FROM mcp_user_tools() WHERE status <> 'ok' OR name = 'echo' ORDER BY slug")
 elapsed=$(( $(date +%s%3N) - started ))

@@ -11,18 +11,18 @@ fixture_cluster
 echo "log_min_messages = debug1" | cluster_conf
 signin_ready
 psql_q -c "CREATE ROLE monitor LOGIN IN ROLE pg_monitor" >/dev/null
-behave '{"api_key": "k-1"}'
-keyed=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('Keyed', '$base/mcp', '{\"X-Api-Key\": \"k-1\"}') RETURNING id")
+behave '{"api_key": "key-0001"}'
+keyed=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('Keyed', '$base/mcp', '{\"X-Api-Key\": \"key-0001\"}') RETURNING id")
 oauth=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('Fixture', '$base/mcp', 'oauth') RETURNING id")
-behave '{"api_key": "k-1", "expires_in": 2}'
+behave '{"api_key": "key-0001", "expires_in": 2}'
 sign_in "$oauth"
-behave '{"api_key": "k-1"}'
+behave '{"api_key": "key-0001"}'
 call() { as_alice -c "SELECT mcp_call_tool('$1', 'echo', '{\"text\": \"x\"}')" >/dev/null 2>&1; }
 call "$keyed"; call "$keyed"
 as_alice -c "SELECT mcp_call_tool('$keyed', 'echo', '{}')" >/dev/null   # another backend
-behave '{"api_key": "k-1", "call_error": true}'
+behave '{"api_key": "key-0001", "call_error": true}'
 call "$keyed"
-behave '{"api_key": "k-1"}'
+behave '{"api_key": "key-0001"}'
 sleep 2.2
 call "$oauth"   # the token expired: one refresh
 
@@ -35,7 +35,7 @@ expect_error "application roles cannot read every user's counters" 42501 "permis
 expect_error "... nor call the function behind it" 42501 "permission denied" -- -U alice -c "SELECT * FROM mcp_oauth_server_stats()"
 
 # The Extension wait event while a request is in flight.
-behave '{"api_key": "k-1", "mcp_delay_ms": 3000}'
+behave '{"api_key": "key-0001", "mcp_delay_ms": 3000}'
 (as_alice -c "SELECT mcp_call_tool('$keyed', 'echo', '{\"text\": \"slow\"}')" >/dev/null 2>&1 &)
 waiting=""
 for _ in $(seq 40); do
@@ -46,23 +46,23 @@ done
 check "a request in flight shows as the Extension wait event" "^Extension/Extension$" "$waiting"
 sleep 3.2
 check "... and the wait ends with it" "^$" "$(psql_q -At -c "SELECT wait_event FROM pg_stat_activity WHERE query LIKE '%slow%' AND pid <> pg_backend_pid() AND state = 'active'")"
-behave '{"api_key": "k-1"}'
+behave '{"api_key": "key-0001"}'
 
 # LOG lines for the administrator.
-blocked=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('Internal', 'https://10.1.2.3/mcp', '{\"X-Api-Key\": \"k-1\"}') RETURNING id")
+blocked=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('Internal', 'https://10.1.2.3/mcp', '{\"X-Api-Key\": \"key-0001\"}') RETURNING id")
 as_alice -c "SELECT mcp_call_tool('$blocked', 'echo')" >/dev/null 2>&1
 as_alice -c "SELECT mcp_oauth_reset('$oauth')" >/dev/null
-behave '{"api_key": "k-1", "reject_tokens": true}'
+behave '{"api_key": "key-0001", "reject_tokens": true}'
 sign_in "$oauth"
 call "$oauth"
-behave '{"api_key": "k-1"}'
+behave '{"api_key": "key-0001"}'
 log=$(cat "$dir/server.log")
 check "LOG: a sign-in completed" "LOG:  mcp_oauth: user alice signed in to server $oauth \\(issuer $base\\)" "$log"
 check "LOG: a server needs a new sign-in" "LOG:  mcp_oauth: server $oauth of user alice needs a new sign-in" "$log"
 check "DEBUG1: a refresh" "DEBUG:  mcp_oauth: refreshed the tokens of server $oauth at $base" "$log"
 check "LOG: a policy refusal" "LOG:  mcp_oauth: blocked by the network policy: 10\\.1\\.2\\.3" "$log"
 leaked=0 secrets=0
-for secret in $(curl -sf "$base/_fixture/stats" | jq -r '.secrets[]') k-1; do
+for secret in $(curl -sf "$base/_fixture/stats" | jq -r '.secrets[]') key-0001; do
   secrets=$((secrets + 1))
   grep -qF -- "$secret" <<<"$log" && leaked=$((leaked + 1))
 done

@@ -100,12 +100,12 @@ check "a 401 on a prompt list refreshes and retries" '^2$' "$(as_alice -c "SELEC
 check "... with one refresh" "^1$" "$(delta "$refreshes" "$(stat refreshes)")"
 
 # Headers mode.
-behave '{"api_key": "k-123", "page_size": 2}'
-hid=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('Keyed', '$base/mcp', '{\"X-Api-Key\": \"k-123\"}') RETURNING id")
+behave '{"api_key": "key-0123", "page_size": 2}'
+hid=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('Keyed', '$base/mcp', '{\"X-Api-Key\": \"key-0123\"}') RETURNING id")
 check "headers mode: resources" '^3$' "$(as_alice -c "SELECT count(*) FROM mcp_list_resources('$hid')")"
 check "headers mode: a resource" '"text": "Hello from the fixture."' "$(as_alice -c "SELECT mcp_read_resource('$hid', 'fixture://greeting')")"
 check "headers mode: a prompt" '"text": "Tell me something."' "$(as_alice -c "SELECT mcp_get_prompt('$hid', 'plain')")"
-as_alice -c "UPDATE user_mcp_servers SET headers = '{\"X-Api-Key\": \"wrong\"}' WHERE id = '$hid'" >/dev/null
+as_alice -c "UPDATE user_mcp_servers SET headers = '{\"X-Api-Key\": \"wrong-key\"}' WHERE id = '$hid'" >/dev/null
 expect_error "headers mode: refused headers are MC005" MC005 "refused the configured headers" \
   -- -U alice -c "SELECT * FROM mcp_list_prompts('$hid')"
 
@@ -124,8 +124,8 @@ before=$(stat modern_requests)
 check "a new backend speaks 2025-06-18 from its first call" '"text": "again"' \
   "$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"again\"}')")"
 check "... without trying 2026-07-28 again" "^0$" "$(delta "$before" "$(stat modern_requests)")"
-behave '{"versions": ["2024-11-05"], "api_key": "k-123"}'
-kid=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('Old', '$base/mcp', '{\"X-Api-Key\": \"k-123\"}') RETURNING id")
+behave '{"versions": ["2024-11-05"], "api_key": "key-0123"}'
+kid=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('Old', '$base/mcp', '{\"X-Api-Key\": \"key-0123\"}') RETURNING id")
 expect_error "no revision in common is MC005 naming what the server speaks" MC005 'no protocol version in common.*2024-11-05' \
   -- -U alice -c "SELECT mcp_call_tool('$kid', 'echo', '{\"text\": \"x\"}')"
 

@@ -9,15 +9,15 @@ source "$here/../lib.sh"
 stop_standby() { [ -d "$dir/standby" ] && as_pg "$PG_BIN/pg_ctl" -D "$dir/standby" -m fast -w stop >/dev/null 2>&1; }
 fixture_cluster stop_standby
 signin_ready
-behave '{"api_key": "k-1"}'
-keyed=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('keyed', '$base/mcp', '{\"X-Api-Key\": \"k-1\"}') RETURNING id")
+behave '{"api_key": "key-0001"}'
+keyed=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('keyed', '$base/mcp', '{\"X-Api-Key\": \"key-0001\"}') RETURNING id")
 fresh=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('fresh', '$base/mcp', 'oauth') RETURNING id")
 due=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('due', '$base/mcp', 'oauth') RETURNING id")
 pending=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('pending', '$base/mcp', 'oauth') RETURNING id")
 sign_in "$fresh"
-behave '{"api_key": "k-1", "expires_in": 2}'
+behave '{"api_key": "key-0001", "expires_in": 2}'
 sign_in "$due"
-behave '{"api_key": "k-1"}'
+behave '{"api_key": "key-0001"}'
 location=$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$pending')")")
 
 # A streaming standby of that cluster.

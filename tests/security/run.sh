@@ -219,7 +219,7 @@ expect_error "args of the wrong type" 22023 "JSON object" -- -U alice -c "SELECT
 
 say "the key file"
 chmod 644 "$dir/encryption.key"
-expect_error "a key file others can read is refused" MC008 "can be read by other users" -- -U alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('k', 'https://k.example/mcp', '{\"X-K\": \"v\"}')"
+expect_error "a key file others can read is refused" MC008 "can be read by other users" -- -U alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('k', 'https://k.example/mcp', '{\"X-K\": \"value-0001\"}')"
 chmod 600 "$dir/encryption.key"
 
 say "nothing secret in the server log"

@@ -20,7 +20,7 @@ id=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('F
 behave '{"expires_in": 2}'
 sign_in "$id"
 behave '{}'
-hid=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('Keyed', '$base/mcp', '{\"X-Api-Key\": \"k-1\"}') RETURNING id")
+hid=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('Keyed', '$base/mcp', '{\"X-Api-Key\": \"key-0001\"}') RETURNING id")
 check "a tool call under 0.1.0" '"text": "before"' "$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"before\"}')")"
 
 out=$(psql_q -c "ALTER EXTENSION mcp_oauth UPDATE" 2>&1 && echo updated)
@@ -39,7 +39,7 @@ check "the upgraded schema equals a fresh install" "^$" "$differences"
 # The old rows keep working: the token expired meanwhile and is refreshed.
 sleep 2
 refreshes=$(stat refreshes)
-behave '{"api_key": "k-1"}'
+behave '{"api_key": "key-0001"}'
 check "the old OAuth row calls a tool after the upgrade" '"text": "after"' "$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"after\"}')")"
 check "... refreshing its expired token once" "^1$" "$(delta "$refreshes" "$(stat refreshes)")"
 check "the old headers row calls a tool after the upgrade" '"text": "keyed"' "$(as_alice -c "SELECT mcp_call_tool('$hid', 'echo', '{\"text\": \"keyed\"}')")"

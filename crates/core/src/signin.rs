@@ -123,9 +123,15 @@ impl Grant {
     pub fn legacy(record: &OAuthRecord, client_secret: Option<&Secret>, tokens: &TokenSet) -> Option<Self> {
         let server = record.authorization_server.as_ref()?;
         let client = record.client.as_ref()?;
-        let same_issuer = server.issuer == tokens.issuer
-            && record.issuer.as_deref() == Some(tokens.issuer.as_str())
-            && client.issuer.as_deref().is_none_or(|i| i == tokens.issuer);
+        // A client without an issuer: 0.1.0's dynamic registrations kept
+        // none (the row's discovery, checked here too, says where they were
+        // made); one set with mcp_oauth_set_client belongs to no known
+        // authorization server, and tokens are never refreshed with a guess.
+        let client_of_issuer = match client.issuer.as_deref() {
+            Some(issuer) => issuer == tokens.issuer,
+            None => client.source == ClientSource::Dynamic,
+        };
+        let same_issuer = server.issuer == tokens.issuer && record.issuer.as_deref() == Some(tokens.issuer.as_str()) && client_of_issuer;
         let resource = record.resource.as_deref()?;
         same_issuer.then(|| Self::new(server, client, client_secret, resource))
     }
@@ -305,6 +311,17 @@ mod tests {
         };
         let grant = Grant::legacy(&record, None, &tokens("https://as1")).unwrap();
         assert_eq!(grant.token_endpoint, "https://as1/token");
+        // 0.1.0 kept no issuer with its dynamic registrations: the row's
+        // discovery (checked above) says where it was made.
+        record.client = Some(ClientRegistration { issuer: None, ..client.clone() });
+        assert!(Grant::legacy(&record, None, &tokens("https://as1")).is_some());
+        // A client set with mcp_oauth_set_client names no issuer: whether it
+        // belongs to the tokens' authorization server is unknown, so the
+        // tokens are not refreshed with it (a new sign-in), never a guess.
+        let set = ClientRegistration { client_id: "c2".into(), source: ClientSource::Preregistered, issuer: None, ..client.clone() };
+        record.client = Some(set);
+        assert!(Grant::legacy(&record, Some(&Secret::new("new-client-secret")), &tokens("https://as1")).is_none());
+        record.client = Some(client);
         // A 0.1.0 start that moved the row to another server: no refresh there.
         record.authorization_server = Some(AuthServer::at("https://as2"));
         assert!(Grant::legacy(&record, None, &tokens("https://as1")).is_none());

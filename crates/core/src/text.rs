@@ -58,46 +58,96 @@ pub fn sanitise(text: &str) -> String {
     out
 }
 
-/// Secrets shorter than this are not searched for: they would match
-/// ordinary words, and no credential worth the name is that short.
-const MIN_SECRET_LEN: usize = 6;
+/// The fewest characters a secret may have: a shorter one could not be
+/// removed from what servers say back without removing ordinary words too,
+/// so it is refused where it comes in (header values, client secrets,
+/// tokens), and every secret that gets further is redacted whatever its
+/// length.
+pub const MIN_SECRET_LEN: usize = 8;
 /// A secret echoed back is recognised by this many leading bytes (or all of
 /// it, when shorter), so a copy the server cut short is removed as well.
 const PROBE_LEN: usize = 12;
 
 /// Removes every secret a request carried from text the server sent back:
-/// each copy of a secret, and each copy of a leading part of one at least
+/// each copy of a secret in each form a server may echo it in
+/// ([`echoed_forms`]), and each copy of a leading part of one at least
 /// [`PROBE_LEN`] bytes long (a server that truncates what it repeats), is
 /// replaced by [`REDACTED`]. Run it before the text is cut or escaped, so a
 /// truncation cannot hide a copy from it.
 pub fn redact<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> String {
-    let mut out = text.to_owned();
-    for secret in secrets {
-        if secret.len() < MIN_SECRET_LEN {
-            continue;
+    let mut forms: Vec<String> = secrets.into_iter().filter(|s| !s.is_empty()).flat_map(echoed_forms).collect();
+    forms.sort();
+    forms.dedup();
+    redact_all(text, &forms)
+}
+
+/// The forms in which a server may say a secret back: as sent; without its
+/// authentication scheme (`Bearer sk-…` echoed as `sk-…`), and for `Basic`
+/// the `user:password` it encodes and the password; percent-encoded as a
+/// form body (space as `+`) or a URL (`%20`) would carry it, with upper- or
+/// lower-case hex; and escaped as a JSON string (also with `/` as `\/`).
+pub fn echoed_forms(secret: &str) -> Vec<String> {
+    let mut plain = vec![secret.to_owned()];
+    if let Some((scheme, credential)) = secret.split_once(' ') {
+        let credential = credential.trim();
+        if !credential.is_empty() {
+            plain.push(credential.to_owned());
         }
-        out = redact_one(&out, secret);
+        if scheme.eq_ignore_ascii_case("basic") {
+            use base64::Engine as _;
+            if let Some(decoded) = base64::engine::general_purpose::STANDARD.decode(credential).ok().and_then(|b| String::from_utf8(b).ok())
+            {
+                if let Some((_, password)) = decoded.split_once(':') {
+                    plain.push(password.to_owned());
+                }
+                plain.push(decoded);
+            }
+        }
+    }
+    let mut forms = Vec::new();
+    for p in plain.into_iter().filter(|p| !p.is_empty()) {
+        let form: String = url::form_urlencoded::byte_serialize(p.as_bytes()).collect();
+        let url_style = form.replace('+', "%20");
+        let json = serde_json::to_string(&p).expect("a string serialises");
+        let json = json[1..json.len() - 1].to_owned();
+        forms.extend([json.replace('/', "\\/"), json, lower_hex(&form), lower_hex(&url_style), form, url_style, p]);
+    }
+    forms
+}
+
+/// `%2F` as `%2f`.
+fn lower_hex(encoded: &str) -> String {
+    let mut out = String::with_capacity(encoded.len());
+    let mut hex_left = 0;
+    for c in encoded.chars() {
+        if hex_left > 0 {
+            out.push(c.to_ascii_lowercase());
+            hex_left -= 1;
+        } else {
+            hex_left = if c == '%' { 2 } else { 0 };
+            out.push(c);
+        }
     }
     out
 }
 
-fn redact_one(text: &str, secret: &str) -> String {
-    let probe = &secret.as_bytes()[..secret.len().min(PROBE_LEN)];
+/// Replaces, at each position, the longest match of any form there: a copy
+/// of it, or of a leading part of at least [`PROBE_LEN`] bytes.
+fn redact_all(text: &str, forms: &[String]) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
     let mut i = 0;
-    while i + probe.len() <= bytes.len() {
-        if &bytes[i..i + probe.len()] != probe || !text.is_char_boundary(i) {
+    while i < bytes.len() {
+        if !text.is_char_boundary(i) {
             i += 1;
             continue;
         }
-        let mut end = i + probe.len();
-        let mut k = probe.len();
-        while end < bytes.len() && k < secret.len() && bytes[end] == secret.as_bytes()[k] {
-            end += 1;
-            k += 1;
-        }
+        let longest = forms.iter().filter_map(|form| match_at(bytes, i, form.as_bytes())).max();
+        let Some(mut end) = longest else {
+            i += 1;
+            continue;
+        };
         while !text.is_char_boundary(end) {
             end -= 1;
         }
@@ -108,6 +158,17 @@ fn redact_one(text: &str, secret: &str) -> String {
     }
     out.push_str(&text[copied..]);
     out
+}
+
+/// Where a copy of `form` (or of a leading part of it, at least its probe)
+/// that starts at `i` ends.
+fn match_at(bytes: &[u8], i: usize, form: &[u8]) -> Option<usize> {
+    let probe = form.len().min(PROBE_LEN);
+    if i + probe > bytes.len() || bytes[i..i + probe] != form[..probe] {
+        return None;
+    }
+    let matched = bytes[i..].iter().zip(form).take_while(|(a, b)| a == b).count();
+    Some(i + matched)
 }
 
 #[cfg(test)]
@@ -145,9 +206,38 @@ mod tests {
     }
 
     #[test]
-    fn redaction_leaves_other_text_and_short_values() {
+    fn redaction_leaves_other_text() {
         assert_eq!(redact("nothing secret here", ["abcdefghijkl"]), "nothing secret here");
-        assert_eq!(redact("key abc", ["abc"]), "key abc");
         assert_eq!(redact("ünïcødé sécret-välüe-42 ok", ["sécret-välüe-42"]), "ünïcødé [redacted] ok");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_every_form_a_server_echoes_them() {
+        let refresh = "rt/0aB+cD=eF/gH+iJ==";
+        let header = "Bearer sk-live/4f+2a=";
+        let basic = "Basic Y2xpZW50LWlkOmNsaWVudC1zZWNyZXQvKz0="; // client-id:client-secret/+=
+        let secrets = [refresh, header, basic];
+        for echoed in [
+            "refresh_token=rt%2F0aB%2BcD%3DeF%2FgH%2BiJ%3D%3D&grant_type=refresh_token",
+            "rt%2f0aB%2bcD%3deF%2fgH%2biJ%3d%3d",
+            r#"{"refresh_token":"rt\/0aB+cD=eF\/gH+iJ=="}"#,
+            "token rt/0aB+cD=eF/gH+iJ== refused",
+            "bad key sk-live/4f+2a= given",
+            "bad key sk-live%2F4f%2B2a%3D given",
+            "header Bearer sk-live/4f+2a=",
+            "client client-id:client-secret/+= refused",
+            "secret client-secret/+= refused",
+            "secret client-secret%2F%2B%3D refused",
+            "basic Y2xpZW50LWlkOmNsaWVudC1zZWNyZXQvKz0=",
+        ] {
+            let shown = redact(echoed, secrets);
+            for leak in ["0aB", "sk-live", "client-secret", "Y2xpZW50", "4f%2B2a", "4f+2a"] {
+                assert!(!shown.contains(leak), "{echoed} → {shown}");
+            }
+            assert!(shown.contains(REDACTED), "{echoed} → {shown}");
+        }
+        // Short credentials are redacted too (none shorter than the minimum
+        // gets this far).
+        assert_eq!(redact("the key k-123456 was refused", ["k-123456"]), "the key [redacted] was refused");
     }
 }

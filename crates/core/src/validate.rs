@@ -2,6 +2,7 @@
 //! custom headers. Messages name the problem and, for headers, the header
 //! name; never a header value (values are secrets).
 
+use crate::text::MIN_SECRET_LEN;
 use serde_json::Value;
 
 pub const MAX_URL_LEN: usize = 2048;
@@ -122,6 +123,15 @@ fn check_headers(value: &Value, sealed: bool) -> Result<(), String> {
         if text.chars().any(|c| c.is_control() && c != '\t') {
             return Err(format!("the value of the {name} header contains CR, LF or another control character"));
         }
+        // Values are secrets, removed from whatever a server says back; a
+        // short one could not be without removing ordinary words too.
+        let credential = text.split_once(' ').map_or(text.as_str(), |(_, rest)| rest.trim());
+        if credential.chars().count() < MIN_SECRET_LEN {
+            return Err(format!(
+                "the value of the {name} header (after its scheme, if it has one) is shorter than {MIN_SECRET_LEN} characters: \
+                 header values are kept as secrets, and one that short cannot be kept out of what servers say back"
+            ));
+        }
     }
     Ok(())
 }
@@ -207,7 +217,7 @@ mod tests {
     #[test]
     fn validates_headers() {
         assert_eq!(headers(&json!({})), Ok(()));
-        assert_eq!(headers(&json!({"Authorization": "Bearer x", "X-Api-Key": "k\tv"})), Ok(()));
+        assert_eq!(headers(&json!({"Authorization": "Bearer sk-live-0123", "X-Api-Key": "key\tvalue"})), Ok(()));
         let too_many: serde_json::Map<String, Value> = (0..21).map(|i| (format!("X-H{i}"), json!("v"))).collect();
         assert!(headers(&Value::Object(too_many)).unwrap_err().contains("at most 20"));
         for (bad, why) in [
@@ -224,8 +234,11 @@ mod tests {
             (json!({"X-A": "a\u{0}b"}), "CR, LF"),
             (json!({"Host": "evil"}), "set by the transport"),
             (json!({"mcp-session-id": "x"}), "set by the transport"),
-            (json!({"X-A": "1", "x-a": "2"}), "more than once"),
+            (json!({"X-A": "value-0001", "x-a": "value-0002"}), "more than once"),
             (json!({"X-A": "v".repeat(4097)}), "longer than 4096"),
+            (json!({"X-Api-Key": "k-12345"}), "shorter than 8 characters"),
+            (json!({"Authorization": "Bearer k-12345"}), "shorter than 8 characters"),
+            (json!({"Authorization": "Bearer        "}), "shorter than 8 characters"),
         ] {
             let err = headers(&bad).unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");

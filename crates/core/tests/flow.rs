@@ -78,7 +78,13 @@ async fn whole_flow_discovery_registration_code_refresh_and_tools() {
     assert!(matches!(again, Err(OAuthError::Rejected { ref code, .. }) if code == "invalid_grant"), "{again:?}");
 
     // MCP with the token.
-    let target = Target { url: &server, headers: &[], bearer: Some(&tokens.access_token), capabilities: &ClientCapabilities::default() };
+    let target = Target {
+        url: &server,
+        headers: &[],
+        bearer: Some(&tokens.access_token),
+        capabilities: &ClientCapabilities::default(),
+        withheld: &[],
+    };
     let mut session = McpSession::new();
     let tools = session.list_tools(&http, &target).await.unwrap();
     assert_eq!(tools.len(), 9);
@@ -102,7 +108,7 @@ async fn whole_flow_discovery_registration_code_refresh_and_tools() {
     assert_eq!(fixture.stats().refreshes, 2);
 
     // Without a token: 401 with the challenge.
-    let anonymous = Target { url: &server, headers: &[], bearer: None, capabilities: &ClientCapabilities::default() };
+    let anonymous = Target { url: &server, headers: &[], bearer: None, capabilities: &ClientCapabilities::default(), withheld: &[] };
     match McpSession::new().list_tools(&http, &anonymous).await {
         Err(McpError::Unauthorized { challenge: Some(c), .. }) => assert!(c.resource_metadata.is_some()),
         other => panic!("{other:?}"),
@@ -124,7 +130,13 @@ async fn tools_come_from_every_page() {
     let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0)
         .await
         .unwrap();
-    let target = Target { url: &server, headers: &[], bearer: Some(&tokens.access_token), capabilities: &ClientCapabilities::default() };
+    let target = Target {
+        url: &server,
+        headers: &[],
+        bearer: Some(&tokens.access_token),
+        capabilities: &ClientCapabilities::default(),
+        withheld: &[],
+    };
     let names: Vec<String> =
         McpSession::new().list_tools(&http, &target).await.unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect();
     assert_eq!(names, ["echo", "add", "fail", "big", "region_echo", "confirm", "extra_1", "extra_2", "extra_3"]);
@@ -134,7 +146,7 @@ async fn tools_come_from_every_page() {
 static NO_CAPABILITIES: std::sync::LazyLock<ClientCapabilities> = std::sync::LazyLock::new(ClientCapabilities::default);
 
 fn bearer_target<'a>(server: &'a Url, token: &'a Secret, capabilities: &'a ClientCapabilities) -> Target<'a> {
-    Target { url: server, headers: &[], bearer: Some(token), capabilities }
+    Target { url: server, headers: &[], bearer: Some(token), capabilities, withheld: &[] }
 }
 
 /// A fixture, a client signed in to it, its token and MCP endpoint.

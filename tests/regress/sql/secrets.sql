@@ -3,7 +3,7 @@
 SET ROLE regress_alice;
 INSERT INTO user_mcp_servers (id, name, url, headers)
 VALUES ('00000000-0000-4000-8000-000000000010', 'Sealed', 'https://sealed.example/mcp',
-        '{"Authorization": "Bearer sk-regress-secret", "X-Team": "blue"}')
+        '{"Authorization": "Bearer sk-regress-secret", "X-Team": "team-blue"}')
 RETURNING slug, header_keys;
 RESET ROLE;
 
@@ -29,7 +29,7 @@ SELECT count(*) AS still_sealed FROM user_mcp_servers, jsonb_each_text(headers)
 -- Without a key, secrets are refused, unless the development setting allows plaintext.
 SET mcp_oauth.encryption_key_file = '';
 SET ROLE regress_alice;
-INSERT INTO user_mcp_servers (name, url, headers) VALUES ('NoKey', 'https://nokey.example/mcp', '{"X-Key": "v"}');
+INSERT INTO user_mcp_servers (name, url, headers) VALUES ('NoKey', 'https://nokey.example/mcp', '{"X-Key": "value-0001"}');
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO user_mcp_servers (name, url) VALUES ('NoSecrets', 'https://nosecrets.example/mcp') RETURNING slug;
 RESET ROLE;

@@ -59,7 +59,12 @@ INSERT INTO user_mcp_servers (name, url, headers) VALUES ('x', 'https://x.exampl
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO user_mcp_servers (name, url, headers) VALUES ('x', 'https://x.example/mcp', '{"Host": "internal"}');
 \echo :LAST_ERROR_SQLSTATE
-INSERT INTO user_mcp_servers (name, url, headers) VALUES ('x', 'https://x.example/mcp', '{"X-A": "1", "x-a": "2"}');
+-- A value too short to keep out of what servers say back (whole, or after its scheme).
+INSERT INTO user_mcp_servers (name, url, headers) VALUES ('x', 'https://x.example/mcp', '{"X-Api-Key": "k-12345"}');
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO user_mcp_servers (name, url, headers) VALUES ('x', 'https://x.example/mcp', '{"Authorization": "Bearer k-1"}');
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO user_mcp_servers (name, url, headers) VALUES ('x', 'https://x.example/mcp', '{"X-A": "value-01", "x-a": "value-02"}');
 \echo :LAST_ERROR_SQLSTATE
 INSERT INTO user_mcp_servers (name, url, headers)
 SELECT 'x', 'https://x.example/mcp', jsonb_object_agg('X-H' || i, 'v') FROM generate_series(1, 21) i;
@@ -83,7 +88,7 @@ INSERT INTO user_mcp_servers (name, url, slug) VALUES ('Keyed', 'http://127.0.0.
 -- Updates are checked the same way, and a failed statement changes nothing.
 UPDATE user_mcp_servers SET url = 'gopher://x' WHERE slug = 'github';
 \echo :LAST_ERROR_SQLSTATE
-UPDATE user_mcp_servers SET headers = '{"X-A": "ok"}', name = '' WHERE slug = 'github';
+UPDATE user_mcp_servers SET headers = '{"X-A": "value-ok1"}', name = '' WHERE slug = 'github';
 \echo :LAST_ERROR_SQLSTATE
 SELECT slug, url, header_keys FROM mcp_servers WHERE slug = 'github';
 

@@ -80,13 +80,19 @@ pub struct Target<'a> {
     pub headers: &'a [(String, Secret)],
     pub bearer: Option<&'a Secret>,
     pub capabilities: &'a ClientCapabilities,
+    /// Secrets the request does not carry but the caller holds (a refresh
+    /// token, a client secret...): removed from what the server says all
+    /// the same.
+    pub withheld: &'a [&'a Secret],
 }
 
 impl<'a> Target<'a> {
-    /// Every credential a request to this target carries.
+    /// Every credential a request to this target carries, and the ones it
+    /// withholds.
     pub fn secrets(&self) -> impl Iterator<Item = &'a str> + Clone + 'a {
         let headers = self.headers;
-        headers.iter().map(|(_, v)| v.expose()).chain(self.bearer.map(Secret::expose))
+        let withheld = self.withheld;
+        headers.iter().map(|(_, v)| v.expose()).chain(self.bearer.map(Secret::expose)).chain(withheld.iter().map(|s| s.expose()))
     }
 }
 
@@ -243,8 +249,15 @@ impl McpError {
     /// This error with every credential of `target` removed from what the
     /// server said, and the server's text cut to its displayed length.
     pub fn redacted(self, target: &Target<'_>) -> Self {
+        self.without(target.secrets())
+    }
+
+    /// This error with each of `secrets` removed from what the server said
+    /// (in every form it may echo them), and the server's text cut to its
+    /// displayed length.
+    pub fn without<'s>(self, secrets: impl IntoIterator<Item = &'s str> + Clone) -> Self {
         let clean =
-            |text: &str| -> String { crate::text::redact(text, target.secrets()).chars().take(crate::text::REMOTE_TEXT_CHARS).collect() };
+            |text: &str| -> String { crate::text::redact(text, secrets.clone()).chars().take(crate::text::REMOTE_TEXT_CHARS).collect() };
         match self {
             McpError::Rpc { host, code, message } => McpError::Rpc { host, code, message: clean(&message) },
             McpError::Protocol { host, why } => McpError::Protocol { host, why: clean(&why) },
@@ -658,7 +671,7 @@ mod tests {
         let headers = vec![("X-Api-Key".to_owned(), Secret::new("key-0123456789"))];
         let capabilities = ClientCapabilities::default();
         let token = Secret::new("at-abcdefghijklmnop");
-        let target = Target { url: &url, headers: &headers, bearer: Some(&token), capabilities: &capabilities };
+        let target = Target { url: &url, headers: &headers, bearer: Some(&token), capabilities: &capabilities, withheld: &[] };
         let error: ErrorData = serde_json::from_value(json!({"code": -32603, "message": format!(
             "bad credentials: Bearer at-abcdefghijklmnop, key key-0123456789 {}", "y".repeat(1000))}))
         .unwrap();
@@ -679,7 +692,7 @@ mod tests {
         let url = Url::parse("https://mcp.example/mcp").unwrap();
         let capabilities = ClientCapabilities::default();
         let token = Secret::new(format!("at-{}", "t".repeat(97)));
-        let target = Target { url: &url, headers: &[], bearer: Some(&token), capabilities: &capabilities };
+        let target = Target { url: &url, headers: &[], bearer: Some(&token), capabilities: &capabilities, withheld: &[] };
         let echoed = vec![token.expose(); 30].join(" ");
         let error: ErrorData = serde_json::from_value(json!({"code": -32603, "message": echoed})).unwrap();
         match rpc_error("mcp.example", &error).redacted(&target) {

@@ -62,6 +62,9 @@ pub async fn register(
         .filter(|id| !id.is_empty() && id.len() <= 1024)
         .ok_or_else(|| invalid("the registration response has no client_id".into()))?;
     let secret = parsed.client_secret.filter(|s| !s.is_empty()).map(Secret::from);
+    if secret.as_ref().is_some_and(|s| s.expose().chars().count() < crate::text::MIN_SECRET_LEN) {
+        return Err(invalid(format!("the registration issued a client_secret shorter than {} characters", crate::text::MIN_SECRET_LEN)));
+    }
     let auth_method = match parsed.token_endpoint_auth_method.as_deref() {
         Some(m) => ClientAuthMethod::parse(m).ok_or_else(|| {
             invalid(format!("the registration uses token_endpoint_auth_method {m:?}, which this client does not support"))

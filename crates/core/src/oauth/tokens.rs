@@ -5,6 +5,7 @@
 
 use super::OAuthError;
 use crate::secret::Secret;
+use crate::text::MIN_SECRET_LEN;
 use oauth2::basic::BasicTokenType;
 use oauth2::{AccessToken, RefreshToken, Scope};
 use serde::{Deserialize, Serialize};
@@ -56,10 +57,15 @@ const MAX_EXPIRES_IN: i64 = 10 * 365 * 24 * 3600;
 /// Longest token accepted. Tokens travel in an HTTP header on every call;
 /// servers commonly refuse headers much longer than this.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// Longest scope accepted with tokens (the tokens, their scope and grant
+/// are stored together, in a bounded space).
+pub const MAX_SCOPE_LEN: usize = 8 * 1024;
 
-/// RFC 6749 Appendix A: `refresh_token = 1*VSCHAR` (%x20-7E).
+/// RFC 6749 Appendix A: `refresh_token = 1*VSCHAR` (%x20-7E); and at least
+/// [`MIN_SECRET_LEN`] characters: a shorter token could not be kept out of
+/// what servers say back (no authorization server issues one).
 pub fn is_refresh_token(token: &str) -> bool {
-    !token.is_empty() && token.len() <= MAX_TOKEN_LEN && token.bytes().all(|b| (0x20..=0x7e).contains(&b))
+    token.len() >= MIN_SECRET_LEN && token.len() <= MAX_TOKEN_LEN && token.bytes().all(|b| (0x20..=0x7e).contains(&b))
 }
 
 /// `access_token = 1*VSCHAR` (RFC 6749 Appendix A), without the space,
@@ -157,7 +163,7 @@ impl TokenResponse {
             Some(Value::String(t)) if is_access_token(t) => Secret::new(t.as_str()),
             Some(Value::String(t)) if !t.is_empty() => {
                 return Err(invalid(format!(
-                    "the access_token is not 1 to {MAX_TOKEN_LEN} visible ASCII characters (RFC 6749 Appendix A) without spaces; it has {} bytes",
+                    "the access_token is not {MIN_SECRET_LEN} to {MAX_TOKEN_LEN} visible ASCII characters (RFC 6749 Appendix A) without spaces; it has {} bytes",
                     t.len()
                 )))
             }
@@ -173,7 +179,7 @@ impl TokenResponse {
             Some(Value::String(t)) if is_refresh_token(t) => Some(Secret::new(t.as_str())),
             Some(Value::String(t)) => {
                 return Err(invalid(format!(
-                    "the refresh_token is not 1 to {MAX_TOKEN_LEN} visible ASCII characters (RFC 6749 Appendix A); it has {} bytes",
+                    "the refresh_token is not {MIN_SECRET_LEN} to {MAX_TOKEN_LEN} visible ASCII characters (RFC 6749 Appendix A); it has {} bytes",
                     t.len()
                 )))
             }
@@ -181,6 +187,9 @@ impl TokenResponse {
             _ => return Err(invalid("the refresh_token is not a string".into())),
         };
         let scope = self.fields.get("scope").and_then(Value::as_str).map(str::to_owned);
+        if scope.as_ref().is_some_and(|s| s.len() > MAX_SCOPE_LEN) {
+            return Err(invalid(format!("the scope is longer than {MAX_SCOPE_LEN} bytes")));
+        }
         Ok(TokenSet { access_token, refresh_token, expires_at, scope, issuer: issuer.to_owned(), issued_at: Some(now) })
     }
 }
@@ -201,41 +210,49 @@ mod tests {
     fn token_responses_are_validated() {
         let ok = parse_token_response(
             "h",
-            br#"{"access_token":"at","token_type":"bearer","expires_in":3600,"refresh_token":"rt","scope":"a"}"#,
+            br#"{"access_token":"at-00001","token_type":"bearer","expires_in":3600,"refresh_token":"rt-00001","scope":"a"}"#,
             "iss",
             100,
         )
         .unwrap();
         assert_eq!(ok.expires_at, Some(3700));
-        assert_eq!(ok.refresh_token.as_ref().map(Secret::expose), Some("rt"));
-        assert!(!format!("{ok:?}").contains("\"at\"") && !format!("{ok:?}").contains("rt\""));
-        let no_expiry = parse_token_response("h", br#"{"access_token":"at","token_type":"Bearer"}"#, "iss", 0).unwrap();
+        assert_eq!(ok.refresh_token.as_ref().map(Secret::expose), Some("rt-00001"));
+        assert!(!format!("{ok:?}").contains("at-00001") && !format!("{ok:?}").contains("rt-00001"));
+        let no_expiry = parse_token_response("h", br#"{"access_token":"at-00001","token_type":"Bearer"}"#, "iss", 0).unwrap();
         assert_eq!(no_expiry.expires_at, None);
         for zero in [
-            &br#"{"access_token":"at","token_type":"Bearer","expires_in":0}"#[..],
-            br#"{"access_token":"at","token_type":"Bearer","expires_in":"0"}"#,
+            &br#"{"access_token":"at-00001","token_type":"Bearer","expires_in":0}"#[..],
+            br#"{"access_token":"at-00001","token_type":"Bearer","expires_in":"0"}"#,
         ] {
             let zero = parse_token_response("h", zero, "iss", 100).unwrap();
             assert_eq!(zero.expires_at, None);
             assert!(!zero.refresh_due(100));
         }
-        let string_expiry = parse_token_response("h", br#"{"access_token":"at","token_type":"Bearer","expires_in":"60"}"#, "iss", 0);
+        let string_expiry = parse_token_response("h", br#"{"access_token":"at-00001","token_type":"Bearer","expires_in":"60"}"#, "iss", 0);
         assert_eq!(string_expiry.unwrap().expires_at, Some(60));
         for bad in [
             &br#"{"token_type":"Bearer"}"#[..],
             br#"{"access_token":"","token_type":"Bearer"}"#,
             br#"{"access_token":"at"}"#,
             br#"{"access_token":"at","token_type":"DPoP"}"#,
-            br#"{"access_token":"at","token_type":"Bearer","expires_in":-5}"#,
-            br#"{"access_token":"at","token_type":"Bearer","expires_in":1e300}"#,
-            br#"{"access_token":"at","token_type":"Bearer","expires_in":999999999999}"#,
-            br#"{"access_token":"at","token_type":"Bearer","refresh_token":7}"#,
+            br#"{"access_token":"at-00001","token_type":"Bearer","expires_in":-5}"#,
+            br#"{"access_token":"at-00001","token_type":"Bearer","expires_in":1e300}"#,
+            br#"{"access_token":"at-00001","token_type":"Bearer","expires_in":999999999999}"#,
+            br#"{"access_token":"at-00001","token_type":"Bearer","refresh_token":7}"#,
             br#"[]"#,
             b"not json",
         ] {
             let err = parse_token_response("h", bad, "iss", 0).unwrap_err();
             assert!(matches!(err, OAuthError::InvalidResponse { .. }), "{}", String::from_utf8_lossy(bad));
         }
+        for short in [
+            r#"{"access_token":"at-0001","token_type":"Bearer"}"#,
+            r#"{"access_token":"at-00001","token_type":"Bearer","refresh_token":"rt-0001"}"#,
+        ] {
+            assert!(parse_token_response("h", short.as_bytes(), "iss", 0).is_err(), "{short}");
+        }
+        let big_scope = format!(r#"{{"access_token":"at-00001","token_type":"Bearer","scope":"{}"}}"#, "s".repeat(MAX_SCOPE_LEN + 1));
+        assert!(parse_token_response("h", big_scope.as_bytes(), "iss", 0).is_err());
     }
 
     #[test]
@@ -244,15 +261,24 @@ mod tests {
             serde_json::json!({"access_token": access, "refresh_token": refresh, "token_type": "Bearer"}).to_string()
         };
         assert!(parse_token_response("h", body("eyJ.a-b_c~d+e/f=", "r!#$%&'()*+,-./:;<=>?@[]^_`{|}~ x").as_bytes(), "iss", 0).is_ok());
-        for (access, refresh) in
-            [("has space", "r"), ("tab\there", "r"), ("ctl\u{1}", "r"), ("caf\u{e9}", "r"), ("a", "caf\u{e9}"), ("a", "nl\n"), ("a", "")]
-        {
+        let (ok_access, ok_refresh) = ("at-00001", "rt-00001");
+        for (access, refresh) in [
+            ("has space 1", ok_refresh),
+            ("tab\there-1", ok_refresh),
+            ("ctl\u{1}-00001", ok_refresh),
+            ("caf\u{e9}-00001", ok_refresh),
+            (ok_access, "caf\u{e9}-00001"),
+            (ok_access, "nl-00001\n"),
+            (ok_access, ""),
+            ("at-0001", ok_refresh),
+            (ok_access, "rt-0001"),
+        ] {
             let err = parse_token_response("h", body(access, refresh).as_bytes(), "iss", 0).unwrap_err();
             assert!(matches!(err, OAuthError::InvalidResponse { .. }), "{access:?} {refresh:?}");
         }
         let long = "a".repeat(MAX_TOKEN_LEN + 1);
-        assert!(parse_token_response("h", body(&long, "r").as_bytes(), "iss", 0).is_err());
-        assert!(parse_token_response("h", body(&long[1..], "r").as_bytes(), "iss", 0).is_ok());
+        assert!(parse_token_response("h", body(&long, ok_refresh).as_bytes(), "iss", 0).is_err());
+        assert!(parse_token_response("h", body(&long[1..], ok_refresh).as_bytes(), "iss", 0).is_ok());
     }
 
     #[test]
