@@ -187,6 +187,57 @@ pub async fn discover(http: &HttpClient, server_url: &Url) -> Result<Discovered,
     discovery::discover(http, server_url, challenge).await
 }
 
+/// The client a sign-in uses.
+#[derive(Debug, PartialEq, Eq)]
+enum ClientChoice {
+    /// This one, and what becomes of the stored client secret.
+    Use(ClientRegistration, Change<Secret>),
+    /// A new dynamic registration (RFC 7591).
+    Register,
+}
+
+/// Which client a sign-in at `server` uses, in this order: a pre-registered
+/// one (bound to the first issuer it is used with, refused for another),
+/// the Client ID Metadata Document when the server supports it and one is
+/// configured, the dynamic registration kept for this same issuer, else a
+/// new registration. Credentials are bound to their issuer: never reused
+/// for another.
+fn choose_client(
+    kept: Option<ClientRegistration>,
+    server: &AuthServer,
+    client_metadata_url: Option<&str>,
+) -> Result<ClientChoice, SignInError> {
+    let issuer = &server.issuer;
+    Ok(match kept {
+        Some(mut pre) if pre.source == ClientSource::Preregistered => {
+            match &pre.issuer {
+                Some(registered) if registered != issuer => {
+                    return Err(SignInError::ForeignClient { registered: registered.clone(), discovered: issuer.clone() });
+                }
+                _ => pre.issuer = Some(issuer.clone()),
+            }
+            // A client with a secret authenticates the way this server prefers.
+            if pre.auth_method != ClientAuthMethod::None {
+                pre.auth_method = ClientAuthMethod::for_secret(server.token_endpoint_auth_methods_supported.as_deref());
+            }
+            ClientChoice::Use(pre, Change::Keep)
+        }
+        _ if server.client_id_metadata_document_supported && client_metadata_url.is_some() => ClientChoice::Use(
+            ClientRegistration {
+                client_id: client_metadata_url.unwrap_or_default().to_owned(),
+                source: ClientSource::MetadataDocument,
+                issuer: Some(issuer.clone()),
+                auth_method: ClientAuthMethod::None,
+            },
+            Change::Clear,
+        ),
+        Some(dynamic) if dynamic.source == ClientSource::Dynamic && dynamic.issuer.as_deref() == Some(issuer.as_str()) => {
+            ClientChoice::Use(dynamic, Change::Keep)
+        }
+        _ => ClientChoice::Register,
+    })
+}
+
 /// Starts a sign-in: discovery (unless `known`, a recent discovery of the
 /// same server), client, scope, PKCE, authorization URL.
 pub async fn start(
@@ -200,39 +251,12 @@ pub async fn start(
         None => discover(http, request.server_url).await?,
     };
     let discovered = found.clone();
-    let issuer = found.auth_server.issuer.clone();
-    let supported = found.auth_server.token_endpoint_auth_methods_supported.clone();
 
-    let mut client_secret = Change::Keep;
-    let client = match record.client.take() {
-        Some(mut pre) if pre.source == ClientSource::Preregistered => {
-            match &pre.issuer {
-                Some(registered) if *registered != issuer => {
-                    return Err(SignInError::ForeignClient { registered: registered.clone(), discovered: issuer });
-                }
-                _ => pre.issuer = Some(issuer.clone()),
-            }
-            // A client with a secret authenticates the way this server prefers.
-            if pre.auth_method != ClientAuthMethod::None {
-                pre.auth_method = ClientAuthMethod::for_secret(supported.as_deref());
-            }
-            pre
-        }
-        _ if found.auth_server.client_id_metadata_document_supported && request.client_metadata_url.is_some() => {
-            client_secret = Change::Clear;
-            ClientRegistration {
-                client_id: request.client_metadata_url.unwrap_or_default().to_owned(),
-                source: ClientSource::MetadataDocument,
-                issuer: Some(issuer.clone()),
-                auth_method: ClientAuthMethod::None,
-            }
-        }
-        // Credentials are bound to their issuer: reuse only for the same one.
-        Some(dynamic) if dynamic.source == ClientSource::Dynamic && dynamic.issuer.as_deref() == Some(issuer.as_str()) => dynamic,
-        _ => {
+    let (client, client_secret) = match choose_client(record.client.take(), &found.auth_server, request.client_metadata_url)? {
+        ClientChoice::Use(client, secret) => (client, secret),
+        ClientChoice::Register => {
             let (registration, secret) = oauth::register(http, &found.auth_server, &request.profile).await?;
-            client_secret = Change::to(secret);
-            registration
+            (registration, Change::to(secret))
         }
     };
 
@@ -278,6 +302,95 @@ mod tests {
         assert_eq!(serde_json::to_string(&empty).unwrap(), "{}");
         let parsed: OAuthRecord = serde_json::from_str(r#"{"issuer":"https://as","unknown":1}"#).unwrap();
         assert_eq!(parsed.issuer.as_deref(), Some("https://as"));
+    }
+
+    #[test]
+    fn step_up_attempts_are_kept_only_when_there_are_some() {
+        let none = OAuthRecord { step_up_attempts: 0, ..Default::default() };
+        assert_eq!(serde_json::to_string(&none).unwrap(), "{}");
+        let two = OAuthRecord { step_up_attempts: 2, ..Default::default() };
+        assert_eq!(serde_json::to_string(&two).unwrap(), r#"{"step_up_attempts":2}"#);
+    }
+
+    fn registration(source: ClientSource, issuer: Option<&str>, auth_method: ClientAuthMethod) -> ClientRegistration {
+        ClientRegistration { client_id: format!("{source:?}"), source, issuer: issuer.map(str::to_owned), auth_method }
+    }
+
+    #[test]
+    fn the_client_of_a_sign_in_is_chosen_in_order_and_bound_to_its_issuer() {
+        let mut server = AuthServer::at("https://as1");
+        server.token_endpoint_auth_methods_supported = Some(vec!["client_secret_post".into()]);
+        let cimd = "https://app.example/client.json";
+        let pre = |issuer| registration(ClientSource::Preregistered, issuer, ClientAuthMethod::ClientSecretBasic);
+        let dynamic = |issuer| registration(ClientSource::Dynamic, Some(issuer), ClientAuthMethod::None);
+        // A pre-registered client comes first, bound to the first issuer and
+        // authenticating as that server prefers...
+        let bound = ClientRegistration { issuer: Some("https://as1".into()), auth_method: ClientAuthMethod::ClientSecretPost, ..pre(None) };
+        for kept in [pre(None), pre(Some("https://as1"))] {
+            assert_eq!(choose_client(Some(kept), &server, Some(cimd)).unwrap(), ClientChoice::Use(bound.clone(), Change::Keep));
+        }
+        let public = registration(ClientSource::Preregistered, None, ClientAuthMethod::None);
+        let chosen = choose_client(Some(public), &server, None).unwrap();
+        assert!(matches!(chosen, ClientChoice::Use(c, Change::Keep) if c.auth_method == ClientAuthMethod::None));
+        // ...and refused for another one.
+        assert!(matches!(
+            choose_client(Some(pre(Some("https://as2"))), &server, None),
+            Err(SignInError::ForeignClient { registered, discovered }) if registered == "https://as2" && discovered == "https://as1"
+        ));
+        // The metadata document, where the server supports it and one is set
+        // (before a kept registration, whose secret is then forgotten).
+        let mut cimd_server = server.clone();
+        cimd_server.client_id_metadata_document_supported = true;
+        let document = ClientRegistration {
+            client_id: cimd.into(),
+            source: ClientSource::MetadataDocument,
+            issuer: Some("https://as1".into()),
+            auth_method: ClientAuthMethod::None,
+        };
+        for kept in [None, Some(dynamic("https://as1"))] {
+            assert_eq!(choose_client(kept, &cimd_server, Some(cimd)).unwrap(), ClientChoice::Use(document.clone(), Change::Clear));
+        }
+        assert_eq!(choose_client(None, &cimd_server, None).unwrap(), ClientChoice::Register);
+        assert_eq!(choose_client(None, &server, Some(cimd)).unwrap(), ClientChoice::Register);
+        // A dynamic registration is reused for its own issuer only.
+        assert_eq!(
+            choose_client(Some(dynamic("https://as1")), &server, None).unwrap(),
+            ClientChoice::Use(dynamic("https://as1"), Change::Keep)
+        );
+        assert_eq!(choose_client(Some(dynamic("https://as2")), &server, None).unwrap(), ClientChoice::Register);
+        let unbound = registration(ClientSource::Dynamic, None, ClientAuthMethod::None);
+        assert_eq!(choose_client(Some(unbound), &server, None).unwrap(), ClientChoice::Register);
+        let document_elsewhere = ClientRegistration { issuer: Some("https://as1".into()), ..document.clone() };
+        assert_eq!(choose_client(Some(document_elsewhere), &server, None).unwrap(), ClientChoice::Register);
+    }
+
+    #[test]
+    fn a_flow_names_its_discovery_or_a_0_1_0_row_s() {
+        let client = registration(ClientSource::Dynamic, Some("https://as1"), ClientAuthMethod::None);
+        let record = OAuthRecord {
+            resource: Some("https://mcp/old".into()),
+            authorization_server: Some(AuthServer::at("https://old")),
+            client: Some(client.clone()),
+            ..Default::default()
+        };
+        let flow = |server: Option<AuthServer>, resource: Option<&str>, client: Option<ClientRegistration>| Flow {
+            id: "f".into(),
+            started_at: 0,
+            redirect_uri: "https://app/cb".into(),
+            scope: None,
+            resource: resource.map(str::to_owned),
+            resource_metadata_url: None,
+            authorization_server: server,
+            client,
+        };
+        let own = flow(Some(AuthServer::at("https://as1")), Some("https://mcp/new"), Some(client.clone()));
+        let (server, resource, _) = own.discovery(&record).unwrap();
+        assert_eq!((server.issuer.as_str(), resource), ("https://as1", "https://mcp/new"));
+        let legacy = flow(None, None, None);
+        let (server, resource, _) = legacy.discovery(&record).unwrap();
+        assert_eq!((server.issuer.as_str(), resource), ("https://old", "https://mcp/old"));
+        assert!(flow(Some(AuthServer::at("https://as1")), None, None).discovery(&record).is_none(), "half a discovery");
+        assert!(legacy.discovery(&OAuthRecord::default()).is_none());
     }
 
     fn tokens(issuer: &str) -> TokenSet {

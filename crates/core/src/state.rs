@@ -327,6 +327,17 @@ mod tests {
         assert_eq!(StateSecret::new(Some("")).unwrap_err(), StateError::SecretMissing);
         assert_eq!(StateSecret::new(Some("short")).unwrap_err(), StateError::SecretTooShort { len: 5 });
         assert!(!format!("{:?}", secret()).contains(SECRET));
+        assert_eq!(format!("{:?}", secret()), "StateSecret(<redacted>)");
+    }
+
+    #[test]
+    fn flow_ids_in_hex() {
+        let id = FlowId([0xab; 16]);
+        assert_eq!(format!("{id:?}"), format!("FlowId({})", "ab".repeat(16)));
+        assert_eq!(FlowId::from_hex(&id.to_hex()), Some(id));
+        for bad in ["ab".repeat(15), "ab".repeat(17), "zz".repeat(16), format!("a{}a", "é".repeat(15))] {
+            assert_eq!(FlowId::from_hex(&bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -248,6 +248,33 @@ async fn a_server_that_agrees_to_a_revision_this_client_does_not_speak_is_refuse
 }
 
 #[tokio::test]
+async fn a_question_on_the_standalone_stream_is_heard_after_a_409_for_the_last_one() {
+    // A session-based server that asks on the session's standalone stream and
+    // allows one at a time (as the TypeScript SDK): a listing leaves one the
+    // server still counts when the call asks for its own.
+    let (fixture, http, token, server) = signed_in_fixture().await;
+    fixture.set(Behaviour { legacy_only: true, ask_on_standalone: true, ..Default::default() });
+    let asking: ClientCapabilities = serde_json::from_value(serde_json::json!({"elicitation": {"form": {}}})).unwrap();
+    let target = bearer_target(&server, &token, &asking);
+    let mut session = McpSession::new();
+    session.list_tools(&http, &target).await.unwrap();
+    let answers: rmcp::model::InputResponses =
+        [("elicitation/create".to_owned(), serde_json::json!({"action": "accept", "content": {"confirmed": true}}))].into_iter().collect();
+    let done = session
+        .call_tool(
+            &http,
+            &target,
+            &mut Call::call_tool("confirm", args(serde_json::json!({})), InputRound { responses: Some(answers), request_state: None }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(text_of(&done), r#"confirmed: {"confirmed":true,"note":"none"}"#);
+    let stats = fixture.stats();
+    assert!(stats.standalone_conflicts >= 1, "the call's stream was refused once at least: {}", stats.standalone_conflicts);
+    assert_eq!(stats.standalone_streams, 2);
+}
+
+#[tokio::test]
 async fn legacy_servers_get_a_session_and_a_new_one_when_it_expires() {
     let (fixture, http, token, server) = signed_in_fixture().await;
     fixture.set(Behaviour { legacy_only: true, sse: true, ..Default::default() });

@@ -486,6 +486,39 @@ mod tests {
     }
 
     #[test]
+    fn the_server_s_questions_need_their_capability() {
+        assert_eq!(capability_of("elicitation/create"), Some("elicitation"));
+        assert_eq!(capability_of("sampling/createMessage"), Some("sampling"));
+        assert_eq!(capability_of("roots/list"), Some("roots"));
+        assert_eq!(capability_of("tools/call"), None);
+    }
+
+    #[test]
+    fn protocol_errors_name_the_server() {
+        let http = crate::net::HttpClient::new(crate::net::NetConfig {
+            policy: crate::net::NetPolicy { allow_http_loopback: false, allow_private_networks: false, allowed_hosts: vec![] },
+            connect_timeout: std::time::Duration::from_secs(1),
+            request_timeout: std::time::Duration::from_secs(1),
+            max_response_bytes: 1024,
+        })
+        .unwrap();
+        let url = url::Url::parse("https://mcp.example:8443/mcp").unwrap();
+        let capabilities = rmcp::model::ClientCapabilities::default();
+        let target = Target { url: &url, headers: &[], bearer: None, capabilities: &capabilities, withheld: &[] };
+        let exchange = Exchange {
+            http: &http,
+            target: &target,
+            id: 1,
+            version: "2025-11-25",
+            session_id: None,
+            answers: None,
+            listen: false,
+            keep_headers: false,
+        };
+        assert_eq!(exchange.protocol("why"), McpError::Protocol { host: "mcp.example:8443".into(), why: "why".into() });
+    }
+
+    #[test]
     fn accepted_elicitations_get_the_schema_defaults() {
         let params = json!({"requestedSchema": {"type": "object", "properties": {
             "name": {"type": "string", "default": "John Doe"},
