@@ -275,6 +275,54 @@ async fn a_question_on_the_standalone_stream_is_heard_after_a_409_for_the_last_o
 }
 
 #[tokio::test]
+async fn a_session_based_server_that_refuses_2026_07_28_with_a_json_rpc_error_gets_initialize() {
+    let (fixture, http, token, server) = signed_in_fixture().await;
+    fixture.set(Behaviour { legacy_only: true, legacy_refusal_json: true, ..Default::default() });
+    let mut session = McpSession::new();
+    assert_eq!(session.list_tools(&http, &bearer_target(&server, &token, &NO_CAPABILITIES)).await.unwrap().len(), 9);
+    assert!(matches!(session.era(), Some(Era::Legacy { session_id: Some(_), .. })));
+    assert_eq!(fixture.stats().initializes, 1);
+}
+
+#[tokio::test]
+async fn a_session_dropped_while_a_call_streams_is_reported_as_such() {
+    let (fixture, http, token, server) = signed_in_fixture().await;
+    let target = bearer_target(&server, &token, &NO_CAPABILITIES);
+    fixture.set(Behaviour { legacy_only: true, ..Default::default() });
+    let mut session = McpSession::new();
+    session.list_tools(&http, &target).await.unwrap();
+    let dead = session.learned().session_id().map(str::to_owned);
+    fixture.set(Behaviour {
+        legacy_only: true,
+        sse_resume: true,
+        sse_retry_ms: Some(20),
+        drop_session_mid_stream: true,
+        ..Default::default()
+    });
+    match session
+        .call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "x"})), InputRound::default()))
+        .await
+    {
+        Err(McpError::SessionEnded { mid_request: true, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(session.take_ended(), vec![dead]);
+    assert_eq!(fixture.stats().tool_calls, 1);
+    // Without a session, a refused resumption is no session's end.
+    fixture.set(Behaviour { sse_resume: true, sse_retry_ms: Some(20), ..Default::default() });
+    let mut modern = McpSession::new();
+    modern.list_tools(&http, &target).await.unwrap();
+    fixture.set(Behaviour { sse_resume: true, sse_retry_ms: Some(20), drop_parked: true, ..Default::default() });
+    match modern
+        .call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "x"})), InputRound::default()))
+        .await
+    {
+        Err(McpError::Protocol { why, .. }) => assert!(why.contains("resuming it was refused (HTTP 400)"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn legacy_servers_get_a_session_and_a_new_one_when_it_expires() {
     let (fixture, http, token, server) = signed_in_fixture().await;
     fixture.set(Behaviour { legacy_only: true, sse: true, ..Default::default() });
