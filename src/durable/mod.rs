@@ -66,8 +66,31 @@ pub fn on_standby() -> bool {
     unsafe { pg_sys::RecoveryInProgress() }
 }
 
+/// The workers connect as the extension's owner: one that may not log in
+/// makes every worker end before it starts, which would read as a shortage
+/// of workers. Checked in the role cache, whatever the caller may read.
+fn owner_can_log_in(owner: pg_sys::Oid) -> Result<(), Error> {
+    // SAFETY: a syscache look-up of a role by oid, released before return;
+    // the struct is read while the tuple is pinned.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::AUTHOID as i32, pg_sys::Datum::from(owner));
+        if tuple.is_null() {
+            return Err(Error::Internal("the extension's owner is not a role".into()));
+        }
+        let role = &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_authid>(tuple);
+        let (can, name) = (role.rolcanlogin, std::ffi::CStr::from_ptr(role.rolname.data.as_ptr()).to_string_lossy().into_owned());
+        pg_sys::ReleaseSysCache(tuple);
+        if can {
+            Ok(())
+        } else {
+            Err(Error::OwnerCannotLogIn(name))
+        }
+    }
+}
+
 fn job(row: &store::ServerRow, condition: Condition, update: Option<RowUpdate>, abandon: Option<RowUpdate>) -> Result<Job, Error> {
     let catalog = crate::spi::catalog()?;
+    owner_can_log_in(catalog.owner)?;
     Ok(Job {
         // SAFETY: MyDatabaseId is set in every connected backend.
         database: unsafe { pg_sys::MyDatabaseId }.to_u32(),
@@ -89,7 +112,10 @@ pub fn remember(row: &store::ServerRow, condition: Condition, update: RowUpdate)
     if row.held_by_caller || on_standby() {
         return Ok(());
     }
-    let job = Job { detached: true, ..job(row, condition, Some(update), None)? };
+    // Best effort: a worker that cannot connect records nothing, and says
+    // nothing here (the writes that matter do).
+    let Ok(job) = job(row, condition, Some(update), None) else { return Ok(()) };
+    let job = Job { detached: true, ..job };
     Worker::start_detached(&job);
     Ok(())
 }

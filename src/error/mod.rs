@@ -72,6 +72,10 @@ pub enum Error {
     Internal(String),
     #[error("no background worker slot is free")]
     NoWorkerSlot,
+    /// The extension's owner, as whom the background workers connect, may
+    /// not log in.
+    #[error("the extension's owner {0} cannot log in")]
+    OwnerCannotLogIn(String),
     #[error("{0}")]
     DurabilityUnavailable(String),
     #[error("the server row {id} stayed locked")]

@@ -208,6 +208,9 @@ impl Error {
             Error::Internal(why) => Report::new(INTERNAL_ERROR, "internal error in mcp_oauth")
                 .detail(sentence(why))
                 .hint("Retry; if it recurs, report it with the server log's lines around it."),
+            Error::OwnerCannotLogIn(role) => Report::new(CONFIGURATION_MISSING, format!("the owner of the extension mcp_oauth, {role}, cannot log in"))
+                .detail("Sign-ins, refreshes and failure state are stored by background workers that connect as the extension's owner; nothing was sent.")
+                .hint(format!("A superuser runs ALTER ROLE {} LOGIN (the role may keep no password).", escape(role))),
             Error::NoWorkerSlot => Report::new(INSUFFICIENT_RESOURCES, "no background worker is free to store new tokens durably")
                 .detail("The token request was not sent, so nothing was lost; the stored tokens are unchanged.")
                 .hint(WORKER_HINT),
@@ -375,6 +378,7 @@ mod tests {
             Error::Internal("x".into()),
             Error::NoWorkerSlot,
             Error::DurabilityUnavailable("x".into()),
+            Error::OwnerCannotLogIn("owner".into()),
             Error::RowBusy { id, waited_ms: 3000 },
             Error::RowHeldByCaller(id),
             Error::DurableWriteFailed,

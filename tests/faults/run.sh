@@ -709,4 +709,20 @@ check "... and the row is free for others at once" "^updated$" \
   "$(psql_q -c "SET lock_timeout = '2s'" -c "UPDATE user_mcp_servers SET name = 'huge2' WHERE id = '$huge'" 2>&1 && echo updated)"
 fi
 
+if wants 24; then
+say "24. an extension owner that cannot log in is named, with the fix"
+# The workers connect as the extension's owner: here a role that may not log in.
+psql_q -c "CREATE ROLE ext_owner SUPERUSER NOLOGIN" -c "CREATE DATABASE owned" >/dev/null
+psql_q -d owned -c "SET ROLE ext_owner" -c "CREATE EXTENSION mcp_oauth" -c "RESET ROLE" -c "GRANT mcp_oauth_user TO alice" >/dev/null
+owned=$(psql_q -d owned -U alice -At -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('owned', '$a/mcp', 'oauth') RETURNING id")
+started=$(millis)
+out=$(psql_q -d owned -U alice -v VERBOSITY=verbose -c "SELECT mcp_oauth_callback('$(browser_approve "$(psql_q -d owned -U alice -At -c "SELECT mcp_oauth_start('$owned')")")')" 2>&1)
+check "a sign-in whose worker cannot connect says why: the owner cannot log in (MC008)" "ERROR:  MC008:" "$out"
+check "... naming the role and the fix" "ext_owner.*LOGIN" "$(tr -d '\n' <<<"$out")"
+check "... at once" "^1$" "$(( $(millis) - started < 4000 ))"
+psql_q -c "ALTER ROLE ext_owner LOGIN" >/dev/null
+check "with the owner able to log in, a sign-in works" "^$owned$" \
+  "$(psql_q -d owned -U alice -At -c "SELECT mcp_oauth_callback('$(browser_approve "$(psql_q -d owned -U alice -At -c "SELECT mcp_oauth_start('$owned')")")')" 2>&1)"
+fi
+
 finish_checks faults
