@@ -136,15 +136,21 @@ fn start(server_id: uuid::Uuid) -> Result<String, Error> {
     if started.record.client.is_none() {
         update = update.remove_metadata(&["client"]);
     }
-    // What discovery found belongs to the URL it was made for: stored only
-    // while the row still has it (a concurrent refresh may bump the
-    // generation meanwhile: then read again and retry).
+    // Stored only while the row is as this start read it. A concurrent
+    // refresh (new tokens, nothing else) bumps the generation meanwhile: then
+    // read again and retry. Anything else (a reset, a URL change, a new
+    // sign-in) wins over this start.
     for _ in 0..START_ATTEMPTS {
         if store::apply(row.id, &row.user_id, Condition::Generation(row.generation), &update)?.is_some() {
             return Ok(started.authorize_url);
         }
         let latest = oauth_row(server_id, &user_id)?;
-        if latest.url != row.url {
+        let only_refreshed = latest.url == row.url
+            && latest.record == row.record
+            && latest.credentials.is_some()
+            && row.credentials.is_some()
+            && !latest.reauth_required;
+        if !only_refreshed {
             break;
         }
         row = latest;

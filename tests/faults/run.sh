@@ -725,4 +725,22 @@ check "with the owner able to log in, a sign-in works" "^$owned$" \
   "$(psql_q -d owned -U alice -At -c "SELECT mcp_oauth_callback('$(browser_approve "$(psql_q -d owned -U alice -At -c "SELECT mcp_oauth_start('$owned')")")')" 2>&1)"
 fi
 
+if wants 25; then
+say "25. a reset during a sign-in's start wins"
+# The start's discovery takes 1.5 s (the MCP server answers its probe late);
+# the user resets the row meanwhile. The start must not store its flow and
+# client afterwards, as if the reset had not happened.
+racing_reset=$(new_row "$a" racing_reset)
+fixture_config "$a" '{"mcp_delay_ms": 1500}'
+as_alice -c "SELECT mcp_oauth_start('$racing_reset')" >"$dir/start.out" 2>&1 &
+starter=$!
+sleep 0.5
+as_alice -c "SELECT mcp_oauth_reset('$racing_reset')" >/dev/null
+wait "$starter"
+fixture_config "$a" '{}'
+check "a start that raced a reset is refused" "changed while the sign-in was starting" "$(cat "$dir/start.out")"
+check "... and stores nothing of its flow or client" "^f\|f$" \
+  "$(psql_q -At -c "SELECT coalesce(oauth_metadata ? 'flow', false), oauth_code_verifier IS NOT NULL FROM user_mcp_servers WHERE id = '$racing_reset'")"
+fi
+
 finish_checks faults
