@@ -167,6 +167,9 @@ pub fn write(row: &store::ServerRow, condition: Condition, update: RowUpdate) ->
 /// is applied by it, durably.
 pub struct Reservation {
     worker: Worker,
+    /// The reservation's job, to store the update by other means should the
+    /// worker be gone before it commits.
+    job: Job,
     done: bool,
 }
 
@@ -187,19 +190,15 @@ pub fn reserve(row: &store::ServerRow, condition: Condition, abandon: Option<Row
     if row.held_by_caller {
         return Err(Error::RowHeldByCaller(row.id));
     }
-    let worker = Worker::start(&job(row, condition, None, abandon)?).ok_or_else(|| {
-        if crate::runtime::cancel_requested() {
-            Error::Cancelled
-        } else {
-            Error::NoWorkerSlot
-        }
-    })?;
+    let job = job(row, condition, None, abandon)?;
+    let worker =
+        Worker::start(&job).ok_or_else(|| if crate::runtime::cancel_requested() { Error::Cancelled } else { Error::NoWorkerSlot })?;
     let end = worker.wait(&[phase::HELD, phase::REFUSED], START_TIMEOUT, true);
     if !matches!(end, WaitEnd::Reached(_)) {
         let _ = worker.send(command::RELEASE, None);
     }
     match end {
-        WaitEnd::Reached(phase::HELD) => Ok(Reserved::Held(Reservation { worker, done: false })),
+        WaitEnd::Reached(phase::HELD) => Ok(Reserved::Held(Reservation { worker, job, done: false })),
         WaitEnd::Reached(_) => Ok(Reserved::Refused),
         WaitEnd::Stopped(phase::LOCKING) => Err(Error::RowBusy { id: row.id, waited_ms: LOCK_TIMEOUT_MS }),
         WaitEnd::Stopped(_) => {
@@ -232,7 +231,33 @@ impl Reservation {
         self.done = true;
         match self.worker.wait(&[phase::COMMITTED], COMMIT_TIMEOUT, false) {
             WaitEnd::Reached(_) => Ok(self.worker.header().generation.load(Ordering::Acquire)),
-            _ => Err(Error::DurableWriteFailed),
+            _ => self.store_elsewhere(update),
+        }
+    }
+
+    /// The worker holding the row ended before it committed (it was
+    /// terminated, or its commit failed): the update, which the server's
+    /// answer made the only good one, is stored by another worker, under the
+    /// reservation's condition, or else in the caller's transaction.
+    fn store_elsewhere(&self, update: &RowUpdate) -> Result<i64, Error> {
+        let job = Job { update: Some(update.clone()), abandon: None, detached: false, ..self.job.clone() };
+        if let Some(worker) = Worker::start(&job) {
+            match worker.wait(&[phase::COMMITTED, phase::REFUSED], START_TIMEOUT + COMMIT_TIMEOUT, false) {
+                WaitEnd::Reached(phase::COMMITTED) => return Ok(worker.header().generation.load(Ordering::Acquire)),
+                // The row changed once it was let go: what it holds now wins.
+                WaitEnd::Reached(_) => return Err(Error::DurableWriteFailed),
+                _ => {}
+            }
+        }
+        match store::apply(job.id, &job.user_id, job.condition.clone(), update)? {
+            Some(generation) => {
+                warning!(
+                    "mcp_oauth: the new tokens of server {} were stored in the current transaction only (the background worker holding the row ended); they are lost if the transaction rolls back",
+                    job.id
+                );
+                Ok(generation)
+            }
+            None => Err(Error::DurableWriteFailed),
         }
     }
 }

@@ -26,8 +26,11 @@ pub(super) mod phase {
     pub const COMMITTED: u32 = 4;
     /// The row is gone or the condition does not hold; nothing written.
     pub const REFUSED: u32 = 5;
-    /// Released, or given up waiting; nothing written but the abandon update.
+    /// Released: nothing written.
     pub const RELEASED: u32 = 6;
+    /// The caller was gone or out of time: the abandon update committed,
+    /// not the caller's.
+    pub const ABANDONED: u32 = 7;
 }
 
 /// What the caller tells a held worker.
@@ -55,7 +58,7 @@ pub(super) struct Header {
 pub(super) const HEADER: usize = std::mem::size_of::<Header>();
 
 /// What a worker is asked to do. No `Debug`: updates carry sealed secrets.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub(super) struct Job {
     pub(super) database: u32,
     pub(super) owner: u32,
@@ -359,11 +362,15 @@ pub(super) fn run_job(handle: pg_sys::dsm_handle) {
         if !holds {
             return phase::REFUSED;
         }
-        let update = match &job.update {
-            Some(update) => Some(update.clone()),
+        let (update, done) = match &job.update {
+            Some(update) => (Some(update.clone()), phase::COMMITTED),
             None => {
                 tell_caller(phase::HELD);
-                wait_for_command(header, base, &job)
+                match wait_for_command(header, base, &job) {
+                    Command::Apply(update) => (Some(update), phase::COMMITTED),
+                    Command::Abandon(update) => (Some(update), phase::ABANDONED),
+                    Command::Release => (None, phase::RELEASED),
+                }
             }
         };
         match update {
@@ -372,7 +379,7 @@ pub(super) fn run_job(handle: pg_sys::dsm_handle) {
                 match store::apply(job.id, &job.user_id, Condition::Always, &update) {
                     Ok(Some(generation)) => {
                         header.generation.store(generation, Ordering::Release);
-                        phase::COMMITTED
+                        done
                     }
                     _ => phase::REFUSED,
                 }
@@ -385,28 +392,39 @@ pub(super) fn run_job(handle: pg_sys::dsm_handle) {
     unsafe { pg_sys::dsm_detach(segment) };
 }
 
-/// A held worker waits for the caller's command: the update to apply, or
-/// none (released: nothing is written). When the caller is gone, the deadline has passed or the
-/// worker is told to stop, the job's abandon update is applied instead.
-fn wait_for_command(header: &Header, base: *mut u8, job: &Job) -> Option<RowUpdate> {
+/// What a held worker is told to do.
+enum Command {
+    /// The caller's update.
+    Apply(RowUpdate),
+    /// The job's abandon update: the caller is gone or out of time.
+    Abandon(RowUpdate),
+    /// Nothing: the caller said so, or this worker is being stopped (its
+    /// caller, alive, then stores its update by other means).
+    Release,
+}
+
+/// A held worker waits for the caller's command. When the caller is gone or
+/// its deadline has passed, the job's abandon update is applied instead;
+/// when this worker is told to stop, nothing is.
+fn wait_for_command(header: &Header, base: *mut u8, job: &Job) -> Command {
     loop {
         match header.command.load(Ordering::Acquire) {
             command::APPLY => {
                 let len = header.update_len.load(Ordering::Acquire) as usize;
                 // SAFETY: the caller wrote `len` bytes there before APPLY.
                 let bytes = unsafe { std::slice::from_raw_parts(base.add(HEADER + header.job_len as usize), len) };
-                return serde_json::from_slice(bytes).ok();
+                return serde_json::from_slice(bytes).map(Command::Apply).unwrap_or(Command::Release);
             }
-            command::RELEASE => return None,
+            command::RELEASE => return Command::Release,
             _ => {}
+        }
+        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(100))) {
+            return Command::Release;
         }
         // SAFETY: a plain lookup in the process array.
         let caller_gone = unsafe { pg_sys::BackendPidGetProc(header.caller_pid) }.is_null();
-        if caller_gone
-            || now_ms() > header.deadline_ms.load(Ordering::Acquire)
-            || !BackgroundWorker::wait_latch(Some(Duration::from_millis(100)))
-        {
-            return job.abandon.clone();
+        if caller_gone || now_ms() > header.deadline_ms.load(Ordering::Acquire) {
+            return job.abandon.clone().map_or(Command::Release, Command::Abandon);
         }
     }
 }

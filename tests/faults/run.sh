@@ -743,4 +743,44 @@ check "... and stores nothing of its flow or client" "^f\|f$" \
   "$(psql_q -At -c "SELECT coalesce(oauth_metadata ? 'flow', false), oauth_code_verifier IS NOT NULL FROM user_mcp_servers WHERE id = '$racing_reset'")"
 fi
 
+if wants 26; then
+say "26. a worker killed while the authorization server answers loses nothing silently"
+# The worker holding the row is terminated while the token endpoint, having
+# rotated, takes 2 s to answer.
+writers() { psql_q -At -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type IN ('mcp_oauth durable writer', 'mcp_oauth')" >/dev/null; }
+killed=$(new_row "$a" killed)
+expired "$killed"
+fixture_config "$a" '{"token_reply_delay_ms": 2000}'
+reuse=$(fixture_stat "$a" refresh_reuse)
+call "$killed" killed >"$dir/killed.out" &
+caller=$!
+sleep 0.7
+writers
+wait "$caller"
+fixture_config "$a" '{}'
+first=$(cat "$dir/killed.out")
+second=$(psql_q -U alice -v VERBOSITY=verbose -c "SELECT mcp_call_tool('$killed', 'echo', '{\"text\": \"after\"}')" 2>&1)
+state=$(as_alice -c "SELECT reauth_required FROM mcp_servers WHERE id = '$killed'")
+# The rotated pair is stored by another worker: the call and the next one
+# work, and no refresh token is presented again.
+check "the killed worker's refresh is stored all the same: the call works" '"text": "killed"' "$first"
+check "... and so does the next one, without a new sign-in" '"text": "after"' "$second"
+check "... the row asks for none" "^f$" "$state"
+check "... and no refresh token was presented twice" "^0$" "$(delta "$reuse" "$(fixture_stat "$a" refresh_reuse)")"
+# A sign-in whose worker is killed while the code is exchanged returns its
+# server's id only if the tokens are stored.
+signing=$(new_row "$a" signing)
+location=$(browser_approve "$(as_alice -c "SELECT mcp_oauth_start('$signing')")")
+fixture_config "$a" '{"token_reply_delay_ms": 2000}'
+as_alice -c "SELECT mcp_oauth_callback('$location')" >"$dir/signing.out" 2>&1 &
+finisher=$!
+sleep 0.7
+writers
+wait "$finisher"
+fixture_config "$a" '{}'
+outcome=$(cat "$dir/signing.out")
+authorized=$(as_alice -c "SELECT oauth_authorized FROM mcp_servers WHERE id = '$signing'")
+check "a sign-in whose worker was killed completes, its tokens stored by another" "^$signing t$" "$(tr -d '\n' <<<"$outcome") $authorized"
+fi
+
 finish_checks faults
