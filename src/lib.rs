@@ -15,6 +15,7 @@ pub mod gucs;
 pub mod identity;
 pub mod ids;
 pub mod jsonb;
+pub mod reseal;
 pub mod rotation;
 pub mod runtime;
 pub mod secrets;

@@ -42,7 +42,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use worker::{command, now_ms, phase, Job, WaitEnd, Worker};
+use worker::{command, now_ms, phase, Job, ResealJob, WaitEnd, Worker};
 
 pub use stations::{init as init_stations, mcp_oauth_station_main};
 pub use worker::mcp_oauth_durable_write_main;
@@ -101,6 +101,7 @@ fn job(row: &store::ServerRow, condition: Condition, update: Option<RowUpdate>, 
         update,
         abandon,
         detached: false,
+        reseal: None,
     })
 }
 
@@ -118,6 +119,49 @@ pub fn remember(row: &store::ServerRow, condition: Condition, update: RowUpdate)
     let job = Job { detached: true, ..job };
     Worker::start_detached(&job);
     Ok(())
+}
+
+/// The longest a batch of a key rotation may take (rows another
+/// transaction holds are waited for, each up to the worker's lock timeout).
+const BATCH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Has a worker re-seal the next `limit` rows after `cursor` under the key
+/// whose id is `key_id`, in a transaction of its own; None when no worker
+/// could (none was free, or it sees another key).
+pub fn reseal(cursor: crate::reseal::Cursor, limit: u32, key_id: &str) -> Result<Option<crate::reseal::Batch>, Error> {
+    if on_standby() {
+        return Err(Error::ReadOnly);
+    }
+    let catalog = crate::spi::catalog()?;
+    owner_can_log_in(catalog.owner)?;
+    let job = Job {
+        // SAFETY: MyDatabaseId is set in every connected backend.
+        database: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        owner: catalog.owner.to_u32(),
+        id: uuid::Uuid::nil(),
+        user_id: String::new(),
+        condition: Condition::Always,
+        update: None,
+        abandon: None,
+        detached: false,
+        reseal: Some(ResealJob { cursor, limit, key_id: key_id.to_owned() }),
+    };
+    let Some(worker) = Worker::start(&job) else {
+        return if crate::runtime::cancel_requested() { Err(Error::Cancelled) } else { Ok(None) };
+    };
+    match worker.wait(&[phase::COMMITTED, phase::REFUSED], BATCH_TIMEOUT, true) {
+        WaitEnd::Reached(_) => {
+            let answer = worker.answer().unwrap_or_default();
+            match (answer.get("batch"), answer.get("error").and_then(serde_json::Value::as_str)) {
+                (Some(batch), _) => Ok(serde_json::from_value(batch.clone()).ok()),
+                (None, Some(why)) => Err(Error::Internal(why.to_owned())),
+                (None, None) => Ok(None),
+            }
+        }
+        WaitEnd::Cancelled => Err(Error::Cancelled),
+        WaitEnd::Stopped(_) => Ok(None),
+        WaitEnd::TimedOut => Err(Error::Internal("a batch of the key rotation did not finish in time; run it again".into())),
+    }
 }
 
 /// How a write after the fact ended.
@@ -169,7 +213,7 @@ pub struct Reservation {
     worker: Worker,
     /// The reservation's job, to store the update by other means should the
     /// worker be gone before it commits.
-    job: Job,
+    job: Box<Job>,
     done: bool,
 }
 
@@ -198,7 +242,7 @@ pub fn reserve(row: &store::ServerRow, condition: Condition, abandon: Option<Row
         let _ = worker.send(command::RELEASE, None);
     }
     match end {
-        WaitEnd::Reached(phase::HELD) => Ok(Reserved::Held(Reservation { worker, job, done: false })),
+        WaitEnd::Reached(phase::HELD) => Ok(Reserved::Held(Reservation { worker, job: Box::new(job), done: false })),
         WaitEnd::Reached(_) => Ok(Reserved::Refused),
         WaitEnd::Stopped(phase::LOCKING) => Err(Error::RowBusy { id: row.id, waited_ms: LOCK_TIMEOUT_MS }),
         WaitEnd::Stopped(_) => {
@@ -240,7 +284,7 @@ impl Reservation {
     /// answer made the only good one, is stored by another worker, under the
     /// reservation's condition, or else in the caller's transaction.
     fn store_elsewhere(&self, update: &RowUpdate) -> Result<i64, Error> {
-        let job = Job { update: Some(update.clone()), abandon: None, detached: false, ..self.job.clone() };
+        let job = Job { update: Some(update.clone()), abandon: None, detached: false, ..(*self.job).clone() };
         if let Some(worker) = Worker::start(&job) {
             match worker.wait(&[phase::COMMITTED, phase::REFUSED], START_TIMEOUT + COMMIT_TIMEOUT, false) {
                 WaitEnd::Reached(phase::COMMITTED) => return Ok(worker.header().generation.load(Ordering::Acquire)),

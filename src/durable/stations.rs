@@ -138,7 +138,7 @@ unsafe extern "C-unwind" fn leave_station(_code: i32, arg: pg_sys::Datum) {
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn mcp_oauth_station_main(arg: pg_sys::Datum) {
-    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGTERM);
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGTERM | SignalWakeFlags::SIGHUP);
     let index = arg.value();
     if index >= MAX_STATIONS {
         return;
@@ -159,6 +159,12 @@ pub extern "C-unwind" fn mcp_oauth_station_main(arg: pg_sys::Datum) {
         s.pid.store(unsafe { pg_sys::MyProcPid }, Ordering::Release);
     });
     loop {
+        if BackgroundWorker::sighup_received() {
+            // The settings a job reads (the encryption key, its file) as
+            // they are now.
+            // SAFETY: the standard reload, between jobs, outside a transaction.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
         let job = with_station(index, |s| s.job.load(Ordering::Acquire));
         if job != 0 {
             run_job(job);

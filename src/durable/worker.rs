@@ -8,6 +8,7 @@
 use super::stations::{self, Claim};
 use super::{LOCK_TIMEOUT_MS, SLOT_POLL_MS, SLOT_WAIT, START_TIMEOUT, UPDATE_ROOM};
 use crate::error::Error;
+use crate::reseal;
 use crate::store::{self, Condition, RowUpdate};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BackgroundWorkerStatus, DynamicBackgroundWorker, SignalWakeFlags};
 use pgrx::pg_sys;
@@ -72,6 +73,18 @@ pub(super) struct Job {
     /// Nobody waits for this worker (`remember`): it does not report back,
     /// and it unpins the segment the caller left pinned for it.
     pub(super) detached: bool,
+    /// Instead of a row's write: a batch of a key rotation; the batch's
+    /// outcome is written back where the caller's update would go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) reseal: Option<ResealJob>,
+}
+
+/// A batch of a key rotation, to run in a transaction of its own.
+#[derive(Clone, Serialize, Deserialize)]
+pub(super) struct ResealJob {
+    pub(super) cursor: reseal::Cursor,
+    pub(super) limit: u32,
+    pub(super) key_id: String,
 }
 
 pub(super) fn now_ms() -> i64 {
@@ -196,6 +209,14 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// What the worker wrote back (a batch's outcome), once it is done.
+    pub(super) fn answer(&self) -> Option<serde_json::Value> {
+        let len = self.header().update_len.load(Ordering::Acquire) as usize;
+        // SAFETY: the worker wrote `len` bytes there before it said it was done.
+        let bytes = unsafe { std::slice::from_raw_parts(self.base.add(HEADER + self.header().job_len as usize), len) };
+        serde_json::from_slice(bytes).ok()
     }
 
     pub(super) fn header(&self) -> &Header {
@@ -356,6 +377,21 @@ pub(super) fn run_job(handle: pg_sys::dsm_handle) {
         return;
     }
     let outcome = BackgroundWorker::transaction(|| {
+        if let Some(batch) = &job.reseal {
+            header.phase.store(phase::APPLYING, Ordering::Release);
+            let (answer, done) = match reseal::batch(batch.cursor, batch.limit, &batch.key_id) {
+                Ok(Some(outcome)) => (serde_json::json!({"batch": outcome}), phase::COMMITTED),
+                Ok(None) => (serde_json::json!({"other_key": true}), phase::REFUSED),
+                Err(e) => (serde_json::json!({"error": e.report().message_with_detail()}), phase::REFUSED),
+            };
+            let bytes = answer.to_string().into_bytes();
+            if bytes.len() <= UPDATE_ROOM {
+                // SAFETY: the update area follows the job and has UPDATE_ROOM bytes; the caller reads it only after the phase says done.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), base.add(HEADER + header.job_len as usize), bytes.len()) };
+                header.update_len.store(bytes.len() as u32, Ordering::Release);
+            }
+            return done;
+        }
         header.phase.store(phase::LOCKING, Ordering::Release);
         let locked = store::lock(job.id, &job.user_id).ok().flatten();
         let holds = locked.as_ref().is_some_and(|locked| job.condition.holds(locked));
