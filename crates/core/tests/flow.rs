@@ -323,6 +323,57 @@ async fn a_session_dropped_while_a_call_streams_is_reported_as_such() {
 }
 
 #[tokio::test]
+async fn a_server_that_refuses_a_first_request_to_see_a_retry_gets_it_in_2026_07_28() {
+    let (fixture, http, token, server) = signed_in_fixture().await;
+    fixture.set(Behaviour { refuse_version_once: true, ..Default::default() });
+    let mut session = McpSession::new();
+    assert_eq!(session.list_tools(&http, &bearer_target(&server, &token, &NO_CAPABILITIES)).await.unwrap().len(), 9);
+    assert_eq!(session.era(), Some(&Era::Modern(MODERN_PROTOCOL.into())));
+    assert_eq!(fixture.stats().initializes, 0);
+}
+
+#[tokio::test]
+async fn refusals_of_a_known_server_are_retried_once_and_others_not_at_all() {
+    let (fixture, http, token, server) = signed_in_fixture().await;
+    let target = bearer_target(&server, &token, &NO_CAPABILITIES);
+    let mut session = McpSession::new();
+    session.list_tools(&http, &target).await.unwrap();
+    // A server this session knows fails once: asked again, it answers.
+    fixture.set(Behaviour { mcp_failures: 1, ..Default::default() });
+    assert_eq!(session.list_tools(&http, &target).await.unwrap().len(), 9);
+    // A server it does not know yet that fails: one request, no initialize.
+    fixture.set(Behaviour { mcp_failures: 5, ..Default::default() });
+    let before = fixture.stats().mcp_requests;
+    match McpSession::new().list_tools(&http, &target).await {
+        Err(McpError::Http { status: 500, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fixture.stats().mcp_requests - before, 1);
+    // A token refused: one request, not a second guess at the protocol.
+    fixture.set(Behaviour::default());
+    let wrong = Secret::new("at-not-issued-0001");
+    let before = fixture.stats().mcp_requests;
+    match session.list_tools(&http, &bearer_target(&server, &wrong, &NO_CAPABILITIES)).await {
+        Err(McpError::Unauthorized { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fixture.stats().mcp_requests - before, 1);
+}
+
+#[tokio::test]
+async fn a_new_session_is_initialized_at_the_version_agreed_before() {
+    let (fixture, http, token, server) = signed_in_fixture().await;
+    let target = bearer_target(&server, &token, &NO_CAPABILITIES);
+    fixture.set(Behaviour { legacy_only: true, versions: Some(vec!["2025-06-18".into()]), ..Default::default() });
+    let mut session = McpSession::new();
+    session.list_tools(&http, &target).await.unwrap();
+    fixture.set(Behaviour { legacy_only: true, versions: Some(vec!["2025-06-18".into()]), expire_sessions: true, ..Default::default() });
+    assert!(matches!(session.list_tools(&http, &target).await, Err(McpError::SessionEnded { .. })));
+    session.list_tools(&http, &target).await.unwrap();
+    assert_eq!(fixture.stats().last_initialize_version.as_deref(), Some("2025-06-18"));
+}
+
+#[tokio::test]
 async fn legacy_servers_get_a_session_and_a_new_one_when_it_expires() {
     let (fixture, http, token, server) = signed_in_fixture().await;
     fixture.set(Behaviour { legacy_only: true, sse: true, ..Default::default() });
