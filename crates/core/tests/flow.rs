@@ -317,7 +317,7 @@ async fn a_session_dropped_while_a_call_streams_is_reported_as_such() {
         .call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "x"})), InputRound::default()))
         .await
     {
-        Err(McpError::Protocol { why, .. }) => assert!(why.contains("resuming it was refused (HTTP 400)"), "{why}"),
+        Err(McpError::Protocol { why, .. }) => assert!(why.contains("resuming it was refused (HTTP 404)"), "{why}"),
         other => panic!("{other:?}"),
     }
 }
@@ -371,6 +371,101 @@ async fn a_new_session_is_initialized_at_the_version_agreed_before() {
     assert!(matches!(session.list_tools(&http, &target).await, Err(McpError::SessionEnded { .. })));
     session.list_tools(&http, &target).await.unwrap();
     assert_eq!(fixture.stats().last_initialize_version.as_deref(), Some("2025-06-18"));
+}
+
+/// A session-based server asks `method` in the middle of a tool call; the
+/// client declares `capabilities` and answers with `answers`.
+async fn asked(
+    method: &str,
+    capabilities: serde_json::Value,
+    answers: serde_json::Value,
+    b: Behaviour,
+) -> (String, Vec<serde_json::Value>) {
+    let (fixture, http, token, server) = signed_in_fixture().await;
+    let capabilities: ClientCapabilities = serde_json::from_value(capabilities).unwrap();
+    let target = bearer_target(&server, &token, &capabilities);
+    fixture.set(Behaviour { legacy_only: true, ask_always: true, ask_method: Some(method.into()), ..b });
+    let mut session = McpSession::new();
+    session.list_tools(&http, &target).await.unwrap();
+    let answers: rmcp::model::InputResponses = serde_json::from_value(answers).unwrap();
+    let round = InputRound { responses: Some(answers), request_state: None };
+    let done = session.call_tool(&http, &target, &mut Call::call_tool("confirm", args(serde_json::json!({})), round)).await.unwrap();
+    (text_of(&done), fixture.stats().answers)
+}
+
+#[tokio::test]
+async fn a_server_s_ping_is_answered_and_sampling_and_roots_go_to_the_application() {
+    let (text, _) = asked("ping", serde_json::json!({}), serde_json::json!({}), Behaviour::default()).await;
+    assert_eq!(text, "answered: {}");
+    let sampled = serde_json::json!({"role": "assistant", "content": {"type": "text", "text": "ok"}, "model": "m"});
+    let (text, answers) = asked(
+        "sampling/createMessage",
+        serde_json::json!({"sampling": {}}),
+        serde_json::json!({"sampling/createMessage": sampled}),
+        Behaviour::default(),
+    )
+    .await;
+    assert!(text.starts_with("answered: "), "{text}");
+    assert_eq!(answers, vec![sampled]);
+    // On the session's standalone stream, with only roots declared.
+    let roots = serde_json::json!({"roots": [{"uri": "file:///work"}]});
+    let (text, answers) = asked(
+        "roots/list",
+        serde_json::json!({"roots": {}}),
+        serde_json::json!({"roots/list": roots}),
+        Behaviour { ask_on_standalone: true, ..Default::default() },
+    )
+    .await;
+    assert!(text.starts_with("answered: "), "{text}");
+    assert_eq!(answers, vec![roots]);
+}
+
+#[tokio::test]
+async fn a_response_to_another_request_is_not_taken_for_the_call_s() {
+    let (text, _) =
+        asked("ping", serde_json::json!({}), serde_json::json!({}), Behaviour { foreign_first: true, ..Default::default() }).await;
+    assert_eq!(text, "answered: {}");
+    // In a JSON batch, too.
+    let (fixture, http, token, server) = signed_in_fixture().await;
+    fixture.set(Behaviour { foreign_first: true, ..Default::default() });
+    let target = bearer_target(&server, &token, &NO_CAPABILITIES);
+    let done = McpSession::new()
+        .call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "mine"})), InputRound::default()))
+        .await
+        .unwrap();
+    assert_eq!(text_of(&done), "mine");
+}
+
+#[tokio::test]
+async fn a_resumption_answered_with_json_is_refused() {
+    let (fixture, http, token, server) = signed_in_fixture().await;
+    let target = bearer_target(&server, &token, &NO_CAPABILITIES);
+    let mut session = McpSession::new();
+    session.list_tools(&http, &target).await.unwrap();
+    fixture.set(Behaviour { sse_resume: true, sse_retry_ms: Some(20), resume_json: true, ..Default::default() });
+    match session
+        .call_tool(&http, &target, &mut Call::call_tool("echo", args(serde_json::json!({"text": "x"})), InputRound::default()))
+        .await
+    {
+        Err(McpError::Protocol { why, .. }) => assert!(why.contains("resuming it was refused (HTTP 200)"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_tool_error_is_not_retried_and_only_annotated_tools_keep_header_params() {
+    let (fixture, http, token, server) = signed_in_fixture().await;
+    let target = bearer_target(&server, &token, &NO_CAPABILITIES);
+    let mut session = McpSession::new();
+    session.list_tools(&http, &target).await.unwrap();
+    let annotated: Vec<&String> = session.learned().header_params.keys().collect();
+    assert_eq!(annotated, vec!["region_echo"]);
+    let (lists, calls) = (fixture.stats().tools_lists, fixture.stats().tool_calls);
+    match session.call_tool(&http, &target, &mut Call::call_tool("nope", args(serde_json::json!({})), InputRound::default())).await {
+        Err(McpError::Rpc { code: -32602, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!((fixture.stats().tools_lists - lists, fixture.stats().tool_calls - calls), (0, 1));
 }
 
 #[tokio::test]

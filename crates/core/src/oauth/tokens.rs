@@ -251,6 +251,9 @@ mod tests {
         ] {
             assert!(parse_token_response("h", short.as_bytes(), "iss", 0).is_err(), "{short}");
         }
+        let years = |n: i64| format!(r#"{{"access_token":"at-00001","token_type":"Bearer","expires_in":{}}}"#, n * 365 * 24 * 3600);
+        assert!(parse_token_response("h", years(9).as_bytes(), "iss", 0).is_ok());
+        assert!(parse_token_response("h", years(11).as_bytes(), "iss", 0).is_err());
         let big_scope = format!(r#"{{"access_token":"at-00001","token_type":"Bearer","scope":"{}"}}"#, "s".repeat(MAX_SCOPE_LEN + 1));
         assert!(parse_token_response("h", big_scope.as_bytes(), "iss", 0).is_err());
     }
