@@ -251,6 +251,13 @@ mod tests {
         ] {
             assert!(parse_token_response("h", short.as_bytes(), "iss", 0).is_err(), "{short}");
         }
+        // The limits, as numbers.
+        let sized = |access: usize, scope: usize| {
+            format!(r#"{{"access_token":"{}","token_type":"Bearer","scope":"{}"}}"#, "a".repeat(access), "s".repeat(scope))
+        };
+        assert!(parse_token_response("h", sized(16384, 8192).as_bytes(), "iss", 0).is_ok());
+        assert!(parse_token_response("h", sized(16385, 8).as_bytes(), "iss", 0).is_err());
+        assert!(parse_token_response("h", sized(8, 8193).as_bytes(), "iss", 0).is_err());
         let years = |n: i64| format!(r#"{{"access_token":"at-00001","token_type":"Bearer","expires_in":{}}}"#, n * 365 * 24 * 3600);
         assert!(parse_token_response("h", years(9).as_bytes(), "iss", 0).is_ok());
         assert!(parse_token_response("h", years(11).as_bytes(), "iss", 0).is_err());
@@ -291,7 +298,24 @@ mod tests {
         let response = TokenResponse::from(fields);
         let shown = format!("{response:?}");
         assert!(!shown.contains("at-secret") && !shown.contains("rt-secret"), "{shown}");
+        assert_eq!(shown, r#"TokenResponse { fields: ["access_token", "refresh_token", "token_type"] }"#);
         assert_eq!(oauth2::TokenResponse::access_token(&response).secret(), "at-secret");
+    }
+
+    #[test]
+    fn what_oauth2_reads_of_a_token_response() {
+        use oauth2::TokenResponse as _;
+        let fields =
+            serde_json::json!({"access_token": "at-secret", "refresh_token": "rt-secret", "token_type": "bEaReR", "expires_in": "60"});
+        let response: TokenResponse = serde_json::from_value(fields.clone()).unwrap();
+        assert_eq!(*response.token_type(), BasicTokenType::Bearer);
+        assert_eq!(response.expires_in(), Some(Duration::from_secs(60)));
+        assert_eq!(response.refresh_token().map(|t| t.secret().as_str()), Some("rt-secret"));
+        assert!(response.scopes().is_none());
+        assert_eq!(serde_json::to_value(&response).unwrap(), fields);
+        let other: TokenResponse = serde_json::from_value(serde_json::json!({"access_token": "at-secret", "token_type": "mac"})).unwrap();
+        assert_eq!(*other.token_type(), BasicTokenType::Extension("mac".into()));
+        assert_eq!(other.expires_in(), None);
     }
 
     #[test]
