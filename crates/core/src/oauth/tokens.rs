@@ -303,6 +303,28 @@ mod tests {
     }
 
     #[test]
+    fn each_refusal_says_what_is_wrong() {
+        for (body, why) in [
+            (r#"{"token_type":"Bearer"}"#, "no usable access_token"),
+            (r#"{"access_token":"","token_type":"Bearer"}"#, "no usable access_token"),
+            (r#"{"access_token":7,"token_type":"Bearer"}"#, "no usable access_token"),
+            (r#"{"access_token":"has a space","token_type":"Bearer"}"#, "access_token is not 8 to 16384 visible ASCII characters"),
+            (r#"{"access_token":"at-00001","token_type":"mac"}"#, "token_type is not Bearer"),
+            (r#"{"access_token":"at-00001","token_type":7}"#, "no token_type"),
+            (r#"{"access_token":"at-00001"}"#, "no token_type"),
+            (r#"{"access_token":"at-00001","token_type":"Bearer","refresh_token":"caf\u00e9-00001"}"#, "refresh_token is not 8 to 16384"),
+            (r#"{"access_token":"at-00001","token_type":"Bearer","refresh_token":7}"#, "refresh_token is not a string"),
+        ] {
+            match parse_token_response("h", body.as_bytes(), "iss", 0) {
+                Err(OAuthError::InvalidResponse { why: said, .. }) => assert!(said.contains(why), "{body}: {said}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        let accepted = parse_token_response("h", br#"{"access_token":"at-00001","token_type":"BEARER","refresh_token":null}"#, "iss", 0);
+        assert!(accepted.is_ok_and(|t| t.refresh_token.is_none()));
+    }
+
+    #[test]
     fn what_oauth2_reads_of_a_token_response() {
         use oauth2::TokenResponse as _;
         let fields =
