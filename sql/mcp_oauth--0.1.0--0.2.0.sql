@@ -136,3 +136,15 @@ REVOKE ALL ON TABLE @extschema@.mcp_oauth_stats FROM PUBLIC;
 GRANT SELECT ON @extschema@.mcp_oauth_stats TO pg_monitor;
 -- A view checks EXECUTE on the functions it calls as its reader.
 GRANT EXECUTE ON FUNCTION @extschema@.mcp_oauth_server_stats() TO pg_monitor;
+
+-- Parallel tool calls in one statement.
+CREATE FUNCTION "mcp_call_tools"(
+	"calls" jsonb
+) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'mcp_call_tools_wrapper';
+REVOKE ALL ON FUNCTION @extschema@.mcp_call_tools(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.mcp_call_tools(jsonb) TO mcp_oauth_user;
+COMMENT ON FUNCTION @extschema@.mcp_call_tools(jsonb) IS
+    'Runs an array of tool calls ({server_id, name, arguments} or {name: qualified_name, arguments}, at most 100) at once in this backend; returns their results in order, each {id?, ok: true, result} or {id?, ok: false, error: {sqlstate, message, detail, hint}}.';

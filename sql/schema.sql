@@ -344,6 +344,8 @@ COMMENT ON FUNCTION @extschema@.mcp_user_tools() IS
     'Every tool the current user can use now, across their enabled servers, with a qualified_name (slug__tool) unique across servers and valid as an LLM function name; a server that needs a sign-in or fails is a row with status needs_sign_in or error.';
 COMMENT ON FUNCTION @extschema@.mcp_call_user_tool(text, jsonb) IS
     'Calls a tool by its qualified_name from mcp_user_tools, on the server it names.';
+COMMENT ON FUNCTION @extschema@.mcp_call_tools(jsonb) IS
+    'Runs an array of tool calls ({server_id, name, arguments} or {name: qualified_name, arguments}, at most 100) at once in this backend; returns their results in order, each {id?, ok: true, result} or {id?, ok: false, error: {sqlstate, message, detail, hint}}.';
 COMMENT ON FUNCTION @extschema@.mcp_oauth_reset(uuid) IS
     'Forgets a server''s tokens, sign-in in progress, client registration and last error.';
 COMMENT ON FUNCTION @extschema@.mcp_oauth_set_client(uuid, text, text) IS
@@ -462,6 +464,7 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.mcp_oauth_disconnect(uuid),
     @extschema@.mcp_user_tools(),
     @extschema@.mcp_call_user_tool(text, jsonb),
+    @extschema@.mcp_call_tools(jsonb),
     @extschema@.mcp_list_tools(uuid),
     @extschema@.mcp_call_tool(uuid, text, jsonb),
     @extschema@.mcp_call_tool(uuid, text, jsonb, jsonb, text),

@@ -23,15 +23,6 @@ use std::hash::{Hash, Hasher};
 use std::rc::Rc;
 use url::Url;
 
-pub fn usable_row(server_id: uuid::Uuid) -> Result<ServerRow, Error> {
-    let user_id = current_user_id()?;
-    let row = store::load(server_id, &user_id)?;
-    if !row.enabled {
-        return Err(Error::Disabled(server_id));
-    }
-    Ok(row)
-}
-
 /// A backend's MCP session with a row's server.
 struct Kept {
     /// The credentials it was made with (`fingerprint`).
@@ -232,83 +223,206 @@ fn client_capabilities() -> Result<Rc<ClientCapabilities>, Error> {
 }
 
 /// Runs `op` with the row's credentials and its cached session (see
-/// `run_with_session`), counted in mcp_oauth_stats.
+/// [`Attempt`]), counted in mcp_oauth_stats.
 pub fn with_session(server_id: uuid::Uuid, op: Operation) -> Result<Outcome, Error> {
     let started = std::time::Instant::now();
-    let result = run_with_session(server_id, op);
-    match &result {
+    let result = current_user_id().and_then(|user_id| run_one(server_id, &user_id, op));
+    record(server_id, started, &result);
+    result
+}
+
+fn record(server_id: uuid::Uuid, started: std::time::Instant, result: &Result<Outcome, Error>) {
+    match result {
         Ok(_) => stats::record_call(server_id, started.elapsed(), None),
         // A row the caller cannot see is not a server of theirs to count.
         Err(Error::ServerNotFound(_)) => {}
         Err(e) => stats::record_call(server_id, started.elapsed(), Some(&e.report())),
     }
-    result
 }
 
-/// Refreshes once after a 401, and records a step-up after a 403
-/// insufficient_scope.
-fn run_with_session(server_id: uuid::Uuid, mut op: Operation) -> Result<Outcome, Error> {
-    let mut row = usable_row(server_id)?;
-    let http = runtime::http_client()?;
-    let capabilities = client_capabilities()?;
-    let mut refreshed = false;
-    let mut renewed = false;
+fn run_one(server_id: uuid::Uuid, user_id: &str, mut op: Operation) -> Result<Outcome, Error> {
+    let mut attempt = Attempt::new(server_id, user_id)?;
     loop {
-        let token = tokens::access_token(&http, &mut row)?;
+        let request = attempt.prepare(op)?;
+        let (request, outcome) = runtime::block_on(request.send())?;
+        match attempt.settle(request, outcome) {
+            Settled::Done(result) => return result,
+            Settled::Again(next) => op = next,
+        }
+    }
+}
+
+/// Runs every call at once on the backend's runtime, each through its own
+/// refresh and session steps (which touch PostgreSQL, so they run here,
+/// between polls), and returns their results in order. Only a cancel ends
+/// them all.
+pub fn run_concurrently(user_id: &str, calls: Vec<(uuid::Uuid, Operation)>) -> Result<Vec<Result<Outcome, Error>>, Error> {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let started = std::time::Instant::now();
+    let mut results: Vec<Option<Result<Outcome, Error>>> = calls.iter().map(|_| None).collect();
+    let mut attempts: Vec<Option<Attempt>> = calls.iter().map(|_| None).collect();
+    let mut in_flight = FuturesUnordered::new();
+    let tagged = |index: usize, request: Request| async move { (index, request.send().await) };
+    for (index, (server_id, op)) in calls.into_iter().enumerate() {
+        let prepared = Attempt::new(server_id, user_id).and_then(|mut a| a.prepare(op).map(|request| (a, request)));
+        match prepared {
+            Ok((attempt, request)) => {
+                attempts[index] = Some(attempt);
+                in_flight.push(tagged(index, request));
+            }
+            Err(e) => results[index] = Some(Err(e)),
+        }
+    }
+    while let Some((index, (request, outcome))) = runtime::block_on(in_flight.next())? {
+        let attempt = attempts[index].as_mut().expect("an attempt per request in flight");
+        match attempt.settle(request, outcome) {
+            Settled::Done(result) => {
+                record(attempt.server_id, started, &result);
+                results[index] = Some(result);
+            }
+            Settled::Again(op) => match attempt.prepare(op) {
+                Ok(request) => in_flight.push(tagged(index, request)),
+                Err(e) => results[index] = Some(Err(e)),
+            },
+        }
+    }
+    Ok(results.into_iter().map(|r| r.expect("every call settled")).collect())
+}
+
+/// One call's way through a refresh after a 401, a new session after the
+/// server ended one, and a step-up after a 403 insufficient_scope: the row
+/// as last read, and what was tried already.
+pub struct Attempt {
+    server_id: uuid::Uuid,
+    row: ServerRow,
+    http: Rc<HttpClient>,
+    capabilities: Rc<ClientCapabilities>,
+    refreshed: bool,
+    renewed: bool,
+}
+
+/// One request, owning all it needs, so that many can be in flight at once.
+pub struct Request {
+    kept: Kept,
+    op: Operation,
+    url: Url,
+    headers: Vec<(String, Secret)>,
+    bearer: Option<Secret>,
+    withheld: Vec<Secret>,
+    http: Rc<HttpClient>,
+    capabilities: Rc<ClientCapabilities>,
+}
+
+impl Request {
+    pub async fn send(mut self) -> (Self, Result<Outcome, McpError>) {
+        let withheld: Vec<&Secret> = self.withheld.iter().collect();
+        let target = Target {
+            url: &self.url,
+            headers: &self.headers,
+            bearer: self.bearer.as_ref(),
+            capabilities: &self.capabilities,
+            withheld: &withheld,
+        };
+        let outcome = perform(&mut self.kept.session, &self.http, &target, &mut self.op).await;
+        drop(withheld);
+        (self, outcome)
+    }
+}
+
+/// What a request's outcome leads to.
+pub enum Settled {
+    Done(Result<Outcome, Error>),
+    /// Send the operation again (after a refresh, or in a new session).
+    Again(Operation),
+}
+
+impl Attempt {
+    pub fn new(server_id: uuid::Uuid, user_id: &str) -> Result<Self, Error> {
+        let row = store::load(server_id, user_id)?;
+        if !row.enabled {
+            return Err(Error::Disabled(server_id));
+        }
+        Ok(Attempt {
+            server_id,
+            row,
+            http: runtime::http_client()?,
+            capabilities: client_capabilities()?,
+            refreshed: false,
+            renewed: false,
+        })
+    }
+
+    /// The row's credentials (refreshed first when due) and session.
+    pub fn prepare(&mut self, op: Operation) -> Result<Request, Error> {
+        let row = &mut self.row;
+        let token = tokens::access_token(&self.http, row)?;
         // The URL from the same read as the token: a refresh reads the row
         // again, and its URL may have changed meanwhile (with a sign-in at
         // the new server, whose token must never go to the old one).
-        let url = parsed_url(&row)?;
+        let url = parsed_url(row)?;
         let headers = if row.auth_type == AuthType::Headers { row.headers.clone() } else { vec![] };
-        let fp = fingerprint(&row, &headers, token.as_ref());
-        let mut kept = take_session(&row, fp);
-        let withheld = withheld_secrets(&row);
-        let target = Target { url: &url, headers: &headers, bearer: token.as_ref(), capabilities: &capabilities, withheld: &withheld };
-        let outcome = runtime::block_on(perform(&mut kept.session, &http, &target, &mut op))?.map_err(Error::from);
+        let kept = take_session(row, fingerprint(row, &headers, token.as_ref()));
+        let withheld = withheld_secrets(row).into_iter().cloned().collect();
+        Ok(Request { kept, op, url, headers, bearer: token, withheld, http: self.http.clone(), capabilities: self.capabilities.clone() })
+    }
+
+    /// Refreshes once after a 401, and records a step-up after a 403
+    /// insufficient_scope.
+    pub fn settle(&mut self, request: Request, outcome: Result<Outcome, McpError>) -> Settled {
+        match self.settle_or_fail(request, outcome) {
+            Ok(Ok(value)) => Settled::Done(Ok(value)),
+            Ok(Err(op)) => Settled::Again(op),
+            Err(e) => Settled::Done(Err(e)),
+        }
+    }
+
+    fn settle_or_fail(&mut self, request: Request, outcome: Result<Outcome, McpError>) -> Result<Result<Outcome, Operation>, Error> {
+        let Request { mut kept, op, bearer, .. } = request;
+        let row = &mut self.row;
         let oauth = row.auth_type == AuthType::OAuth;
-        match outcome {
+        match outcome.map_err(Error::from) {
             Ok(value) => {
-                share_learned(&row, &kept)?;
-                keep_session(server_id, kept);
+                share_learned(row, &kept)?;
+                keep_session(self.server_id, kept);
                 if row.record.step_up_attempts > 0 {
                     let update = RowUpdate::default().remove_metadata(&["step_up_attempts", "step_up_scope"]);
-                    durable::write(&row, Condition::Generation(row.generation), update)?;
+                    durable::write(row, Condition::Generation(row.generation), update)?;
                 }
-                return Ok(value);
+                Ok(Ok(value))
             }
-            Err(Error::Mcp(McpError::Unauthorized { .. })) if oauth && !refreshed => {
-                refreshed = true;
-                tokens::refresh(&http, &mut row, &token.unwrap_or_default())?;
+            Err(Error::Mcp(McpError::Unauthorized { .. })) if oauth && !self.refreshed => {
+                self.refreshed = true;
+                tokens::refresh(&self.http, row, &bearer.unwrap_or_default())?;
+                Ok(Err(op))
             }
-            Err(Error::Mcp(McpError::Unauthorized { .. })) if oauth => {
-                return Err(tokens::reauth(&row, "the server refused the access token"));
-            }
+            Err(Error::Mcp(McpError::Unauthorized { .. })) if oauth => Err(tokens::reauth(row, "the server refused the access token")),
             Err(Error::Mcp(McpError::Forbidden { challenge: Some(c), .. }))
                 if oauth && c.error.as_deref() == Some("insufficient_scope") =>
             {
-                return Err(step_up(&row, c.scope.as_deref()));
+                Err(step_up(row, c.scope.as_deref()))
             }
             Err(Error::Mcp(e @ (McpError::Unauthorized { .. } | McpError::Forbidden { .. }))) if !oauth => {
                 let status = if matches!(e, McpError::Unauthorized { .. }) { 401 } else { 403 };
-                return Err(failed(&row, Error::HeadersRefused { status }, false));
+                Err(failed(row, Error::HeadersRefused { status }, false))
             }
             Err(Error::Mcp(e @ McpError::SessionEnded { mid_request, .. })) => {
-                session_ended(&mut row, &mut kept)?;
+                session_ended(row, &mut kept)?;
                 // Made again once, in a new session; but not a tool call
                 // the server may already have carried out.
-                if renewed || (mid_request && matches!(op, Operation::CallTool(_))) {
-                    return Err(failed(&row, Error::Mcp(e), false));
+                if self.renewed || (mid_request && matches!(op, Operation::CallTool(_))) {
+                    return Err(failed(row, Error::Mcp(e), false));
                 }
-                renewed = true;
-                keep_session(server_id, kept);
+                self.renewed = true;
+                keep_session(self.server_id, kept);
+                Ok(Err(op))
             }
             Err(e) => {
                 // A tool-level JSON-RPC error keeps the session; anything else drops it.
                 if matches!(e, Error::Mcp(McpError::Rpc { .. })) {
-                    share_learned(&row, &kept)?;
-                    keep_session(server_id, kept);
+                    share_learned(row, &kept)?;
+                    keep_session(self.server_id, kept);
                 }
-                return Err(failed(&row, e, false));
+                Err(failed(row, e, false))
             }
         }
     }

@@ -75,7 +75,7 @@ fn mcp_user_tools() -> TableIterator<
 }
 
 /// The server and tool a qualified name stands for.
-fn resolve(qualified: &str) -> Result<(uuid::Uuid, String), Error> {
+pub(crate) fn resolve(qualified: &str) -> Result<(uuid::Uuid, String), Error> {
     let user_id = current_user_id()?;
     let servers = store::enabled_servers(&user_id)?;
     let unknown = || Error::InvalidArgument(format!("no enabled server of yours offers a tool named {qualified:?}"));

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod identity;
 pub mod oauth;
+pub mod parallel;
 pub mod prompts;
 pub mod resources;
 pub mod rows;

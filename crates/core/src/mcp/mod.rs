@@ -16,6 +16,7 @@
 //! legacy session, which tool parameters travel as headers) and is meant to
 //! be kept and reused, so that a warm call is one HTTP round trip.
 
+pub mod batch;
 pub mod call;
 pub mod headers;
 pub mod names;
