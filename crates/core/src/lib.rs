@@ -12,6 +12,7 @@ pub mod mcp;
 pub mod net;
 pub mod oauth;
 pub mod page;
+pub mod queue;
 pub mod secret;
 pub mod settings;
 pub mod signin;

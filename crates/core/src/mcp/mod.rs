@@ -60,7 +60,12 @@ pub enum McpError {
     #[error("{host} answered 403 Forbidden")]
     Forbidden { host: String, challenge: Option<Box<BearerChallenge>> },
     #[error("{host} answered HTTP {status}")]
-    Http { host: String, status: u16 },
+    Http {
+        host: String,
+        status: u16,
+        /// The seconds its Retry-After header asked for (429, 503).
+        retry_after: Option<u64>,
+    },
     #[error("{host}: {why}")]
     Protocol { host: String, why: String },
     #[error("{host} returned JSON-RPC error {code}: {message}")]
@@ -236,7 +241,11 @@ fn status_error(host: &str, response: &HttpResponse) -> McpError {
     match response.status {
         401 => McpError::Unauthorized { host: host.to_owned(), challenge: response.bearer_challenge().map(Box::new) },
         403 => McpError::Forbidden { host: host.to_owned(), challenge: response.bearer_challenge().map(Box::new) },
-        status => McpError::Http { host: host.to_owned(), status },
+        status => McpError::Http {
+            host: host.to_owned(),
+            status,
+            retry_after: response.header("retry-after").and_then(|v| crate::queue::retry_after(v, std::time::SystemTime::now())),
+        },
     }
 }
 
