@@ -409,6 +409,105 @@ COMMENT ON COLUMN @extschema@.mcp_oauth_stats.mean_latency_ms IS 'Mean time of a
 COMMENT ON COLUMN @extschema@.mcp_oauth_stats.p95_latency_ms IS '95th percentile of that time (the bound of a 25%-wide bucket: at most 25% above the true value).';
 COMMENT ON COLUMN @extschema@.mcp_oauth_stats.kept_in IS 'cluster (shared memory: the library is preloaded) or backend (this backend''s own counters).';
 
+-- The durable call queue (README, "Queued calls"): calls enqueued by
+-- mcp_call_tool_async, made after the enqueuing transaction commits by the
+-- queue workers, kept mcp_oauth.call_retention after they finish. Logged:
+-- a crash loses nothing.
+CREATE SEQUENCE @extschema@.mcp_tool_calls_id_seq AS bigint;
+CREATE TABLE @extschema@.mcp_tool_calls (
+    id               bigint      NOT NULL DEFAULT pg_catalog.nextval('@extschema@.mcp_tool_calls_id_seq'),
+    user_id          text        NOT NULL,
+    server_id        uuid        NOT NULL,
+    name             text        NOT NULL,
+    arguments        jsonb       NOT NULL,
+    status           text        NOT NULL DEFAULT 'queued',
+    result           jsonb,
+    error_sqlstate   text,
+    error_message    text,
+    attempts         integer     NOT NULL DEFAULT 0,
+    repeatable       boolean,
+    cancel_requested boolean     NOT NULL DEFAULT false,
+    worker           integer,
+    run_after        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    started_at       timestamptz,
+    finished_at      timestamptz,
+    CONSTRAINT mcp_tool_calls_pkey PRIMARY KEY (id),
+    CONSTRAINT mcp_tool_calls_status_check CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+    CONSTRAINT mcp_tool_calls_name_check CHECK (pg_catalog.length(name) BETWEEN 1 AND 256),
+    CONSTRAINT mcp_tool_calls_arguments_check CHECK (pg_catalog.jsonb_typeof(arguments) = 'object'),
+    CONSTRAINT mcp_tool_calls_finished_check CHECK ((status IN ('queued', 'running')) = (finished_at IS NULL))
+);
+ALTER SEQUENCE @extschema@.mcp_tool_calls_id_seq OWNED BY @extschema@.mcp_tool_calls.id;
+COMMENT ON SEQUENCE @extschema@.mcp_tool_calls_id_seq IS 'The ids of queued calls (a plain sequence, so that pg_dump keeps it with the table).';
+-- What the workers look for: queued calls due, by age; their own running
+-- calls; finished calls past their retention.
+CREATE INDEX mcp_tool_calls_queued_idx ON @extschema@.mcp_tool_calls (run_after, id) WHERE status = 'queued';
+CREATE INDEX mcp_tool_calls_running_idx ON @extschema@.mcp_tool_calls (worker) WHERE status = 'running';
+CREATE INDEX mcp_tool_calls_finished_idx ON @extschema@.mcp_tool_calls (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX mcp_tool_calls_user_idx ON @extschema@.mcp_tool_calls (user_id, id);
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.mcp_tool_calls', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.mcp_tool_calls_id_seq', '');
+
+ALTER TABLE @extschema@.mcp_tool_calls ENABLE ROW LEVEL SECURITY;
+ALTER TABLE @extschema@.mcp_tool_calls FORCE ROW LEVEL SECURITY;
+CREATE POLICY mcp_tool_calls_select ON @extschema@.mcp_tool_calls FOR SELECT
+    USING (user_id = (SELECT @extschema@.mcp_current_user_id()));
+
+COMMENT ON TABLE @extschema@.mcp_tool_calls IS
+    'Queued tool calls (mcp_call_tool_async): made after the enqueuing transaction commits, by the queue workers; each user sees only their own. Written only by the extension''s functions; finished calls are deleted after mcp_oauth.call_retention.';
+COMMENT ON COLUMN @extschema@.mcp_tool_calls.id IS 'The call''s id, what mcp_call_result and mcp_cancel_call take.';
+COMMENT ON COLUMN @extschema@.mcp_tool_calls.user_id IS 'Who enqueued it (mcp_current_user_id()); the call runs with that user''s server row.';
+COMMENT ON COLUMN @extschema@.mcp_tool_calls.server_id IS 'The server row (user_mcp_servers.id) the call is made with.';
+COMMENT ON COLUMN @extschema@.mcp_tool_calls.name IS 'The tool''s name on that server.';
+COMMENT ON COLUMN @extschema@.mcp_tool_calls.arguments IS 'The tool''s arguments (a JSON object).';
+COMMENT ON COLUMN @extschema@.mcp_tool_calls.status IS 'queued, running, succeeded, failed or cancelled.';
+COMMENT ON COLUMN @extschema@.mcp_tool_calls.result IS 'The CallToolResult of a call that succeeded (a tool that reports isError succeeded as a call).';
+COMMENT ON COLUMN @extschema@.mcp_tool_calls.error_sqlstate IS 'Why a call failed: the SQLSTATE mcp_call_tool would have raised (mcp_call_result raises it).';
+COMMENT ON COLUMN @extschema@.mcp_tool_calls.error_message IS 'Why a call failed: the message (and detail), never a secret.';
+COMMENT ON COLUMN @extschema@.mcp_tool_calls.attempts IS 'Attempts made so far. A call is made again only when its request surely did not reach the server, or the tool is annotated idempotent or read-only.';
+COMMENT ON COLUMN @extschema@.mcp_tool_calls.repeatable IS 'Whether the tool''s annotations say calling it again is harmless (idempotentHint or readOnlyHint); NULL until it mattered.';
+COMMENT ON COLUMN @extschema@.mcp_tool_calls.cancel_requested IS 'mcp_cancel_call asked to stop the running call.';
+COMMENT ON COLUMN @extschema@.mcp_tool_calls.worker IS 'The queue worker (by number) running it.';
+COMMENT ON COLUMN @extschema@.mcp_tool_calls.run_after IS 'Not made before this time (a retry''s backoff, a server''s Retry-After).';
+COMMENT ON COLUMN @extschema@.mcp_tool_calls.created_at IS 'When it was enqueued.';
+COMMENT ON COLUMN @extschema@.mcp_tool_calls.started_at IS 'When its last attempt started.';
+COMMENT ON COLUMN @extschema@.mcp_tool_calls.finished_at IS 'When it succeeded, failed or was cancelled.';
+
+-- For dashboards: the caller's calls, with their server's slug and how long
+-- they waited and ran. Read with the reader's rights (security_invoker), so
+-- row-level security keeps it to their own calls.
+CREATE VIEW @extschema@.mcp_calls WITH (security_invoker = true) AS
+SELECT c.id, c.server_id, s.slug, c.name, c.status, c.attempts, c.error_sqlstate, c.error_message,
+       c.created_at, c.started_at, c.finished_at,
+       c.started_at - c.created_at AS waited, c.finished_at - c.started_at AS ran
+  FROM @extschema@.mcp_tool_calls c
+  LEFT JOIN @extschema@.user_mcp_servers s ON s.id = c.server_id;
+COMMENT ON VIEW @extschema@.mcp_calls IS
+    'Your queued tool calls, for dashboards: status, attempts, error, and how long each waited and ran.';
+COMMENT ON COLUMN @extschema@.mcp_calls.id IS 'The call''s id.';
+COMMENT ON COLUMN @extschema@.mcp_calls.server_id IS 'The server row it is made with.';
+COMMENT ON COLUMN @extschema@.mcp_calls.slug IS 'That server''s slug (NULL when the row is gone).';
+COMMENT ON COLUMN @extschema@.mcp_calls.name IS 'The tool''s name.';
+COMMENT ON COLUMN @extschema@.mcp_calls.status IS 'queued, running, succeeded, failed or cancelled.';
+COMMENT ON COLUMN @extschema@.mcp_calls.attempts IS 'Attempts made so far.';
+COMMENT ON COLUMN @extschema@.mcp_calls.error_sqlstate IS 'The SQLSTATE of a failed call.';
+COMMENT ON COLUMN @extschema@.mcp_calls.error_message IS 'The message of a failed call.';
+COMMENT ON COLUMN @extschema@.mcp_calls.created_at IS 'When it was enqueued.';
+COMMENT ON COLUMN @extschema@.mcp_calls.started_at IS 'When its last attempt started.';
+COMMENT ON COLUMN @extschema@.mcp_calls.finished_at IS 'When it finished.';
+COMMENT ON COLUMN @extschema@.mcp_calls.waited IS 'From enqueued to its last attempt''s start.';
+COMMENT ON COLUMN @extschema@.mcp_calls.ran IS 'From its last attempt''s start to the end.';
+
+COMMENT ON FUNCTION @extschema@.mcp_call_tool_async(uuid, text, jsonb) IS
+    'Enqueues a tool call into mcp_tool_calls and returns its id; the queue workers make it after this transaction commits (a rollback enqueues nothing). Wait for it with mcp_call_result(id); LISTEN mcp_oauth_call_done to hear when it finishes.';
+COMMENT ON FUNCTION @extschema@.mcp_call_user_tool_async(text, jsonb) IS
+    'mcp_call_tool_async for a tool named by its qualified_name from mcp_user_tools (resolved now).';
+COMMENT ON FUNCTION @extschema@.mcp_call_result(bigint, interval) IS
+    'Waits up to timeout (interruptibly) for a queued call of yours: its CallToolResult; its error raised with the call''s SQLSTATE (57014 if cancelled); NULL if it is still queued or running.';
+COMMENT ON FUNCTION @extschema@.mcp_cancel_call(bigint) IS
+    'Cancels a queued or running call of yours (a running call''s request is dropped; the server may already have carried it out). False if it had finished.';
+
 -- Privileges. Nothing of ours is executable by PUBLIC; mcp_oauth_user gets
 -- exactly what an application role needs.
 DO $$
@@ -434,6 +533,9 @@ REVOKE ALL ON TABLE @extschema@.mcp_oauth_stats FROM PUBLIC;
 GRANT SELECT ON @extschema@.mcp_oauth_stats TO pg_monitor;
 -- A view checks EXECUTE on the functions it calls as its reader.
 GRANT EXECUTE ON FUNCTION @extschema@.mcp_oauth_server_stats() TO pg_monitor;
+REVOKE ALL ON TABLE @extschema@.mcp_tool_calls FROM PUBLIC;
+REVOKE ALL ON SEQUENCE @extschema@.mcp_tool_calls_id_seq FROM PUBLIC;
+REVOKE ALL ON TABLE @extschema@.mcp_calls FROM PUBLIC;
 
 -- (Only where needed: in PostgreSQL 15 the public schema already grants
 -- USAGE to PUBLIC, and a grant there would outlive DROP EXTENSION.)
@@ -453,6 +555,8 @@ GRANT UPDATE (slug, name, url, headers, enabled, auth_type)
     ON @extschema@.user_mcp_servers TO mcp_oauth_user;
 GRANT DELETE ON @extschema@.user_mcp_servers TO mcp_oauth_user;
 GRANT SELECT ON @extschema@.mcp_servers TO mcp_oauth_user;
+GRANT SELECT ON @extschema@.mcp_tool_calls TO mcp_oauth_user;
+GRANT SELECT ON @extschema@.mcp_calls TO mcp_oauth_user;
 GRANT EXECUTE ON FUNCTION
     @extschema@.mcp_current_user_id(),
     @extschema@.mcp_oauth_start(uuid),
@@ -465,6 +569,10 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.mcp_user_tools(),
     @extschema@.mcp_call_user_tool(text, jsonb),
     @extschema@.mcp_call_tools(jsonb),
+    @extschema@.mcp_call_tool_async(uuid, text, jsonb),
+    @extschema@.mcp_call_user_tool_async(text, jsonb),
+    @extschema@.mcp_call_result(bigint, interval),
+    @extschema@.mcp_cancel_call(bigint),
     @extschema@.mcp_list_tools(uuid),
     @extschema@.mcp_call_tool(uuid, text, jsonb),
     @extschema@.mcp_call_tool(uuid, text, jsonb, jsonb, text),

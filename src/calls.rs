@@ -231,7 +231,7 @@ pub fn with_session(server_id: uuid::Uuid, op: Operation) -> Result<Outcome, Err
     result
 }
 
-fn record(server_id: uuid::Uuid, started: std::time::Instant, result: &Result<Outcome, Error>) {
+pub(crate) fn record(server_id: uuid::Uuid, started: std::time::Instant, result: &Result<Outcome, Error>) {
     match result {
         Ok(_) => stats::record_call(server_id, started.elapsed(), None),
         // A row the caller cannot see is not a server of theirs to count.
@@ -461,6 +461,15 @@ fn step_up(row: &ServerRow, needed: Option<&str>) -> Error {
 /// Every item of `listing`.
 pub fn list(server_id: uuid::Uuid, listing: Listing) -> Result<Vec<Value>, Error> {
     match with_session(server_id, Operation::List(listing))? {
+        Outcome::Items(items) => Ok(items),
+        Outcome::Raw(_) => Err(Error::Internal("a list request returned a single result".into())),
+    }
+}
+
+/// Every item of `listing`, as user `user_id` (a queue worker acts for
+/// the call's owner).
+pub fn list_for(server_id: uuid::Uuid, user_id: &str, listing: Listing) -> Result<Vec<Value>, Error> {
+    match run_one(server_id, user_id, Operation::List(listing))? {
         Outcome::Items(items) => Ok(items),
         Outcome::Raw(_) => Err(Error::Internal("a list request returned a single result".into())),
     }

@@ -32,6 +32,13 @@ pub static CLIENT_CAPABILITIES: GucSetting<Option<CString>> = GucSetting::<Optio
 pub static DURABLE_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
 /// The most `durable_workers` there can be.
 pub const MAX_DURABLE_WORKERS: usize = 16;
+pub static CALL_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(1);
+/// The most `call_workers` there can be.
+pub const MAX_CALL_WORKERS: usize = 8;
+pub static QUEUE_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"postgres"));
+pub static MAX_CALLS_IN_FLIGHT: GucSetting<i32> = GucSetting::<i32>::new(100);
+pub static MAX_CALLS_PER_SERVER: GucSetting<i32> = GucSetting::<i32>::new(10);
+pub static CALL_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(7 * 86_400);
 
 /// A string setting's value, `None` when unset or empty.
 pub fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
@@ -126,7 +133,56 @@ pub fn init() {
                 GucContext::Postmaster,
                 plain,
             );
+            GucRegistry::define_int_guc(
+                c"mcp_oauth.call_workers",
+                c"Background workers started with the server to make queued tool calls (mcp_call_tool_async).",
+                c"Only with mcp_oauth in shared_preload_libraries; each takes a max_worker_processes slot and runs \
+                  many calls at once. 0 turns the queue off.",
+                &CALL_WORKERS,
+                0,
+                MAX_CALL_WORKERS as i32,
+                GucContext::Postmaster,
+                plain,
+            );
+            GucRegistry::define_string_guc(
+                c"mcp_oauth.queue_database",
+                c"The database whose call queue the queue workers serve.",
+                c"mcp_call_tool_async refuses to enqueue in any other database.",
+                &QUEUE_DATABASE,
+                GucContext::Postmaster,
+                plain,
+            );
         }
+        GucRegistry::define_int_guc(
+            c"mcp_oauth.max_calls_in_flight",
+            c"The most queued calls in flight at once, across the queue workers.",
+            c"Each worker runs its share (this divided by mcp_oauth.call_workers, at least 1).",
+            &MAX_CALLS_IN_FLIGHT,
+            1,
+            10_000,
+            GucContext::Sighup,
+            plain,
+        );
+        GucRegistry::define_int_guc(
+            c"mcp_oauth.max_calls_per_server",
+            c"The most queued calls in flight at once for one server row, in each queue worker.",
+            c"",
+            &MAX_CALLS_PER_SERVER,
+            1,
+            10_000,
+            GucContext::Sighup,
+            plain,
+        );
+        GucRegistry::define_int_guc(
+            c"mcp_oauth.call_retention",
+            c"How long a finished queued call is kept before the queue workers delete it.",
+            c"",
+            &CALL_RETENTION,
+            0,
+            i32::MAX,
+            GucContext::Sighup,
+            GucFlags::UNIT_S,
+        );
         GucRegistry::define_int_guc(
             c"mcp_oauth.state_ttl",
             c"How long a sign-in may take, from mcp_oauth_start to the callback.",

@@ -15,6 +15,7 @@ pub mod gucs;
 pub mod identity;
 pub mod ids;
 pub mod jsonb;
+pub mod queue;
 pub mod reseal;
 pub mod rotation;
 pub mod runtime;
@@ -39,6 +40,7 @@ pub extern "C-unwind" fn _PG_init() {
         mcp_oauth_core::net::tls_config();
         stats::init_shared_memory();
         durable::init_stations(gucs::DURABLE_WORKERS.get().max(0) as usize);
+        queue::init(gucs::CALL_WORKERS.get().max(0) as usize);
     }
 }
 

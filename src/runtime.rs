@@ -178,6 +178,14 @@ impl Drop for MarkLastRun {
     }
 }
 
+/// Runs `future` on the process's runtime until it completes (Some) or
+/// `stop` says so (None; checked every few milliseconds). The future is
+/// dropped either way: pass `&mut` to something that outlives the call (a
+/// queue worker's requests in flight) to keep it.
+pub fn run_until<F: Future>(future: F, stop: impl FnMut() -> bool) -> Option<F::Output> {
+    drive(future, stop)
+}
+
 /// Runs `future` to completion on the backend's runtime. If the query is
 /// cancelled (statement_timeout, pg_cancel_backend, termination) the future
 /// is dropped at once and `Error::Cancelled` returned; the cancel itself is

@@ -35,6 +35,8 @@ pub struct Catalog {
     pub table_oid: pg_sys::Oid,
     /// `schema.user_mcp_servers`, quoted as needed.
     pub table: String,
+    /// The extension's schema, quoted as needed.
+    pub schema: String,
     pub owner: pg_sys::Oid,
     /// The primary key's index.
     pub pkey: pg_sys::Oid,
@@ -172,7 +174,7 @@ unsafe fn lookup() -> Option<Catalog> {
         if pkey == pg_sys::InvalidOid || columns.id <= 0 || columns.mcp_protocol <= 0 {
             return None;
         }
-        Some(Catalog { table_oid, table: format!("{quoted}.user_mcp_servers"), owner, pkey, columns })
+        Some(Catalog { table_oid, table: format!("{quoted}.user_mcp_servers"), schema: quoted.into_owned(), owner, pkey, columns })
     }
 }
 
@@ -280,7 +282,8 @@ pub fn as_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// A statement of the extension. `sql` names the table as `{table}`.
+/// A statement of the extension. `sql` names the table as `{table}`, and
+/// the extension's schema as `{schema}`.
 pub struct Statement {
     pub name: &'static str,
     pub sql: &'static str,
@@ -313,11 +316,12 @@ impl Row {
     }
 }
 
-fn plan_for(statement: &Statement, table: &str) -> pg_sys::SPIPlanPtr {
+fn plan_for(statement: &Statement, catalog: &Catalog) -> pg_sys::SPIPlanPtr {
     if let Some(plan) = PLANS.with(|p| p.borrow().get(statement.name).copied()) {
         return plan as pg_sys::SPIPlanPtr;
     }
-    let sql = CString::new(statement.sql.replace("{table}", table)).expect("statements have no NUL");
+    let sql = statement.sql.replace("{table}", &catalog.table).replace("{schema}", &catalog.schema);
+    let sql = CString::new(sql).expect("statements have no NUL");
     // SAFETY: called inside an SPI connection; the argument type array
     // outlives the call; SPI_prepare raises on failure (never NULL here).
     let plan = unsafe {
@@ -366,7 +370,7 @@ pub fn run(statement: &Statement, args: &[Arg], mut each: impl FnMut(&Row)) -> R
     let _path = CatalogSearchPath::push();
     let status = as_owner(catalog.owner, || {
         Spi::connect_mut(|_client| {
-            let plan = plan_for(statement, &catalog.table);
+            let plan = plan_for(statement, &catalog);
             // SAFETY: the plan is kept; values and nulls have one entry per
             // argument; the snapshot is copied by SPI before use.
             let status = unsafe {

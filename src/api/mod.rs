@@ -5,6 +5,7 @@ pub mod identity;
 pub mod oauth;
 pub mod parallel;
 pub mod prompts;
+pub mod queue;
 pub mod resources;
 pub mod rows;
 pub mod tools;

@@ -175,4 +175,9 @@ pub extern "C-unwind" fn mcp_oauth_station_main(arg: pg_sys::Datum) {
             break;
         }
     }
+    // Told to stop. Exit code 1, not 0: a worker that exits with 0 is
+    // unregistered, so one stopped by pg_terminate_backend would never come
+    // back (at shutdown the postmaster restarts nothing either way).
+    // SAFETY: the standard way out of a background worker.
+    unsafe { pg_sys::proc_exit(1) };
 }

@@ -88,6 +88,19 @@ pub enum Error {
     RowChanged(uuid::Uuid),
     #[error("this server is a read-only standby")]
     ReadOnly,
+    /// The call queue cannot serve this database.
+    #[error("the call queue is not available: {why}")]
+    QueueUnavailable { why: String, hint: &'static str },
+    #[error("no queued call {0} for this user")]
+    CallNotFound(i64),
+    /// A queued call failed: its stored SQLSTATE and message.
+    #[error("queued call {id} failed")]
+    CallFailed { id: i64, sqlstate: String, message: String },
+    #[error("queued call {0} was cancelled")]
+    CallCancelled(i64),
+    /// Enqueued by the caller's own transaction, which has not committed.
+    #[error("queued call {0} runs only after this transaction commits")]
+    CallPending(i64),
     #[error("mcp_oauth.finish_requires_identity is on and the caller has no identity")]
     FinishNeedsIdentity { identity: IdentitySource, error: IdentityError },
 }

@@ -232,6 +232,21 @@ impl Error {
             Error::DurableWriteFailed => Report::new(INTERNAL_ERROR, "the new tokens could not be stored")
                 .detail("The authorization server issued new tokens, but the background worker holding the row could not commit them.")
                 .hint("See the server log; if calls now fail with MC001, sign in again with mcp_oauth_start()."),
+            Error::QueueUnavailable { why, hint } => {
+                Report::new(OBJECT_NOT_IN_PREREQUISITE_STATE, "the call queue is not available").detail(sentence(why)).hint(*hint)
+            }
+            Error::CallNotFound(id) => Report::new(UNDEFINED_OBJECT, format!("queued call {id} not found"))
+                .detail("There is no such call, it belongs to another user, or it finished longer ago than mcp_oauth.call_retention.")
+                .hint("Your calls are listed in mcp_calls."),
+            Error::CallFailed { id, sqlstate, message } => Report::new(known_sqlstate(sqlstate), format!("queued call {id} failed"))
+                .detail(sentence(message))
+                .hint("mcp_calls shows the call and its attempts; enqueue it again once the cause is fixed."),
+            Error::CallCancelled(id) => Report::new(QUERY_CANCELED, format!("queued call {id} was cancelled"))
+                .detail("mcp_cancel_call() cancelled it.")
+                .hint("Enqueue it again if it is still wanted."),
+            Error::CallPending(id) => Report::new(OBJECT_NOT_IN_PREREQUISITE_STATE, format!("queued call {id} runs only after this transaction commits"))
+                .detail("It was enqueued by this transaction, so no worker can see it yet; waiting here would wait forever.")
+                .hint("Commit first, then call mcp_call_result() in a later transaction."),
             Error::FinishNeedsIdentity { identity, error } => {
                 let why = Error::Unidentified { identity: identity.clone(), error: error.clone() }.report().detail.unwrap_or_default();
                 Report::new(INVALID_AUTHORIZATION_SPECIFICATION, "a sign-in can only be finished by its user")
@@ -240,6 +255,36 @@ impl Error {
             }
         }
     }
+}
+
+/// A SQLSTATE stored with a failed queued call, as one of ours (the stored
+/// text comes from this extension, but the table is not trusted blindly).
+fn known_sqlstate(code: &str) -> &'static str {
+    use sqlstate::*;
+    [
+        REAUTH_REQUIRED,
+        INVALID_STATE,
+        DISCOVERY_FAILED,
+        AUTHORIZATION_SERVER_ERROR,
+        MCP_ERROR,
+        NETWORK_POLICY,
+        NETWORK_TIMEOUT,
+        CONFIGURATION_MISSING,
+        INVALID_PARAMETER_VALUE,
+        NULL_VALUE_NOT_ALLOWED,
+        INVALID_AUTHORIZATION_SPECIFICATION,
+        UNDEFINED_OBJECT,
+        OBJECT_NOT_IN_PREREQUISITE_STATE,
+        CHECK_VIOLATION,
+        QUERY_CANCELED,
+        INSUFFICIENT_RESOURCES,
+        LOCK_NOT_AVAILABLE,
+        READ_ONLY_SQL_TRANSACTION,
+        SERIALIZATION_FAILURE,
+    ]
+    .into_iter()
+    .find(|known| *known == code)
+    .unwrap_or(INTERNAL_ERROR)
 }
 
 const WORKER_HINT: &str = "Each token refresh and sign-in needs a free background worker slot for a moment: raise max_worker_processes (a restart is needed) if this recurs, and retry.";

@@ -68,6 +68,17 @@ impl NetError {
     }
 }
 
+/// The seconds a `Retry-After` header asks for (RFC 9110 §10.2.3: a number
+/// of seconds, or an HTTP date), from `now`.
+pub fn retry_after(value: &str, now: std::time::SystemTime) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(seconds);
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).map(|d| d.as_secs()).unwrap_or(0))
+}
+
 /// The host (and port, when not the default) of a URL, for messages.
 pub fn display_host(url: &Url) -> String {
     let host = url.host_str().unwrap_or("(no host)");
@@ -635,6 +646,16 @@ fn classify(error: reqwest::Error, host: &str) -> NetError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let now = httpdate::parse_http_date("Sun, 06 Dec 2026 10:00:00 GMT").unwrap();
+        assert_eq!(retry_after(" 120 ", now), Some(120));
+        assert_eq!(retry_after("Sun, 06 Dec 2026 10:00:30 GMT", now), Some(30));
+        assert_eq!(retry_after("Sun, 06 Dec 2026 09:59:00 GMT", now), Some(0));
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("-1", now), None);
+    }
 
     fn policy(loopback: bool, private: bool, hosts: &str) -> NetPolicy {
         NetPolicy {

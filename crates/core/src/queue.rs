@@ -12,7 +12,7 @@ use crate::net::NetError;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// How far a failed request went, as far as repeating it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,17 +41,6 @@ pub fn reach(error: &McpError) -> Reach {
         McpError::SessionEnded { mid_request: true, .. } => Reach::Unknown,
         _ => Reach::Final,
     }
-}
-
-/// The seconds a `Retry-After` header asks for (RFC 9110 §10.2.3: a number
-/// of seconds, or an HTTP date), from `now`.
-pub fn retry_after(value: &str, now: SystemTime) -> Option<u64> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(seconds);
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).map(|d| d.as_secs()).unwrap_or(0))
 }
 
 /// Whether a tool's annotations say calling it again is harmless.
@@ -188,16 +177,6 @@ mod tests {
         assert_eq!(reach(&McpError::Rpc { host: "h".into(), code: -32602, message: "m".into() }), Reach::Final);
         assert_eq!(reach(&McpError::SessionEnded { host: "h".into(), mid_request: false }), Reach::Final);
         assert_eq!(reach(&McpError::Unauthorized { host: "h".into(), challenge: None }), Reach::Final);
-    }
-
-    #[test]
-    fn retry_after_in_seconds_or_as_a_date() {
-        let now = httpdate::parse_http_date("Sun, 06 Dec 2026 10:00:00 GMT").unwrap();
-        assert_eq!(retry_after(" 120 ", now), Some(120));
-        assert_eq!(retry_after("Sun, 06 Dec 2026 10:00:30 GMT", now), Some(30));
-        assert_eq!(retry_after("Sun, 06 Dec 2026 09:59:00 GMT", now), Some(0));
-        assert_eq!(retry_after("soon", now), None);
-        assert_eq!(retry_after("-1", now), None);
     }
 
     #[test]

@@ -333,13 +333,21 @@ async fn a_server_that_refuses_a_first_request_to_see_a_retry_gets_it_in_2026_07
 }
 
 #[tokio::test]
-async fn refusals_of_a_known_server_are_retried_once_and_others_not_at_all() {
+async fn server_errors_are_never_sent_again_and_refusals_not_guessed_at() {
     let (fixture, http, token, server) = signed_in_fixture().await;
     let target = bearer_target(&server, &token, &NO_CAPABILITIES);
     let mut session = McpSession::new();
     session.list_tools(&http, &target).await.unwrap();
-    // A server this session knows fails once: asked again, it answers.
+    // A server this session knows fails once: a server error says nothing
+    // of the protocol, and the request may have been carried out, so it is
+    // not sent again.
     fixture.set(Behaviour { mcp_failures: 1, ..Default::default() });
+    let before = fixture.stats().mcp_requests;
+    match session.list_tools(&http, &target).await {
+        Err(McpError::Http { status: 500, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fixture.stats().mcp_requests - before, 1);
     assert_eq!(session.list_tools(&http, &target).await.unwrap().len(), 9);
     // A server it does not know yet that fails: one request, no initialize.
     fixture.set(Behaviour { mcp_failures: 5, ..Default::default() });

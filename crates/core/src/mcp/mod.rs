@@ -244,7 +244,7 @@ fn status_error(host: &str, response: &HttpResponse) -> McpError {
         status => McpError::Http {
             host: host.to_owned(),
             status,
-            retry_after: response.header("retry-after").and_then(|v| crate::queue::retry_after(v, std::time::SystemTime::now())),
+            retry_after: response.header("retry-after").and_then(|v| crate::net::retry_after(v, std::time::SystemTime::now())),
         },
     }
 }
@@ -510,6 +510,10 @@ impl McpSession {
                 Err(rpc_error(&host, &error))
             }
             Outcome::Refused(response) if matches!(response.status, 401 | 403) => Err(status_error(&host, &response)),
+            // A server error or a refusal to take the request now (429,
+            // 5xx) says nothing about the era, and the request may have
+            // been carried out: it is not sent again.
+            Outcome::Refused(response) if response.status == 429 || response.status >= 500 => Err(status_error(&host, &response)),
             Outcome::Error { .. } | Outcome::Refused(_) if cached && !retries.renewed => {
                 // The remembered era no longer holds: probe again.
                 retries.renewed = true;
