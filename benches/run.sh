@@ -30,6 +30,16 @@ fi
 out_file=${BENCH_OUTPUT:-$ROOT_DIR/BENCHMARKS.md}
 
 bash scripts/setup.sh >/dev/null
+# pgsql-http, built from its public source (github.com/pramsey/pgsql-http)
+# unpacked at $PGSQL_HTTP_SRC; without it the comparison is left out.
+PGSQL_HTTP_SRC=${PGSQL_HTTP_SRC:-$HOME/.cache/mcp_oauth-src/pgsql-http}
+pgsql_http=""
+if [ -f "$PGSQL_HTTP_SRC/Makefile" ]; then
+  dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || apt-get install -y -q libcurl4-openssl-dev >/dev/null
+  say "building pgsql-http from $PGSQL_HTTP_SRC"
+  (cd "$PGSQL_HTTP_SRC" && make -s PG_CONFIG="$PG_BIN/pg_config" >/dev/null 2>&1 && make -s PG_CONFIG="$PG_BIN/pg_config" install >/dev/null 2>&1)
+  pgsql_http=$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$PGSQL_HTTP_SRC/http.control")
+fi
 say "building (release)"
 install_extension --release >/dev/null 2>&1
 cargo build --release -q -p mcp_oauth_fixture -p mcp_oauth_bench
@@ -79,6 +89,15 @@ sql "SELECT 1;" select1
 sql "SELECT mcp_call_tool('$headers_id', 'echo', '{\"text\": \"hello\"}');" headers
 sql "SELECT mcp_call_tool('$oauth_id', 'echo', '{\"text\": \"hello\"}');" oauth
 sql "SELECT mcp_call_tool('$headers_id', 'big');" big
+# pgsql-http: the same 2026-07-28 tools/call, headers and body, to the same
+# server, over its backend's reused curl handle (keep-alive).
+if [ -n "$pgsql_http" ]; then
+  psql_q -c "CREATE EXTENSION http" >/dev/null
+  body='{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "hello"}, "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": {"name": "pgsql-http", "version": "1"}, "io.modelcontextprotocol/clientCapabilities": {}}}}'
+  sql "SELECT (http(('POST', '$base/mcp', ARRAY[http_header('X-Api-Key', '$KEY'), http_header('Accept', 'application/json, text/event-stream'), http_header('Mcp-Protocol-Version', '2026-07-28'), http_header('Mcp-Method', 'tools/call'), http_header('Mcp-Name', 'echo')], 'application/json', '$body')::http_request)).content::jsonb -> 'result';" pgsql_http
+  check=$(psql_q -At -f "$work/pgsql_http.sql")
+  grep -q '"hello"' <<<"$check" || { echo "pgsql-http's request was not answered as a tool call: $check" >&2; exit 1; }
+fi
 chmod 644 "$work"/*.sql
 
 # results: one line per measurement, "name value" (value: rate or µs).
@@ -136,6 +155,9 @@ one_round() {  # every side-by-side measurement once, starting at $1
     "native_run native_oauth.c2 2 bearer"
     "pgbench_run oauth.c2 oauth 2"
   )
+  if [ -n "$pgsql_http" ]; then
+    steps+=("pgbench_run pgsql_http.c1 pgsql_http 1" "pgbench_run pgsql_http.c2 pgsql_http 2")
+  fi
   local count=${#steps[@]} i
   for i in $(seq 0 $((count - 1))); do
     # shellcheck disable=SC2086
@@ -297,6 +319,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 composed() { awk -v s="$(median "select1.c$1.rate")" -v n="$(median "native_$2.c$1.rate")" 'BEGIN {printf "%.0f", 1 / (1 / s + 1 / n)}'; }
 verdict() { awk -v v="$1" -v t="$2" -v op="${3:->=}" 'BEGIN {ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "met" : "**not met**"}'; }
 
+# The call queue's section (benches/queue.sh) is kept as it was.
+queue_section=$(sed -n '/<!-- queue:begin/,/<!-- queue:end -->/p' "$out_file" 2>/dev/null || true)
 cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
 {
@@ -336,6 +360,11 @@ HEAD
     row "\`mcp_call_tool\`, OAuth mode (sealed token), $n client(s)" "oauth.c$n.rate"
   done
   row "MCP TypeScript SDK client, 1 transport, sequential \`callTool\`" "ts.rate"
+  if [ -n "$pgsql_http" ]; then
+    for n in 1 2; do
+      row "pgsql-http $pgsql_http \`http()\` POST of the same \`tools/call\`, $n client(s)" "pgsql_http.c$n.rate"
+    done
+  fi
   echo
   echo "| target | measured | target | verdict |"
   echo "|---|---|---|---|"
@@ -352,6 +381,12 @@ HEAD
   done
   r=$(ratio "$(median headers.c1.rate)" "$(median ts.rate)")
   echo "| headers mode, 1 client ÷ TypeScript SDK client | $r | ≥ 2.5 | $(verdict "$r" 2.5) |"
+  if [ -n "$pgsql_http" ]; then
+    for n in 1 2; do
+      r=$(ratio "$(median headers.c$n.rate)" "$(median pgsql_http.c$n.rate)")
+      echo "| headers mode ÷ pgsql-http, $n client(s) | $r | ≥ 1.3 | $(verdict "$r" 1.3) |"
+    done
+  fi
   cat <<PROFILE
 
 p50 latencies (µs): \`SELECT 1\` $(fmt "$(median select1.c1.p50)"), native $(fmt "$(median native_headers.c1.p50)"),
@@ -436,5 +471,9 @@ PROFILE
   done
   echo
   echo "The row is read by a scan of the primary key's index (no SQL), whatever the table's size."
+  if [ -n "$queue_section" ]; then
+    echo
+    echo "$queue_section"
+  fi
 } >"$out_file"
 say "wrote $out_file"

@@ -426,6 +426,7 @@ CREATE TABLE @extschema@.mcp_tool_calls (
     error_message    text,
     attempts         integer     NOT NULL DEFAULT 0,
     repeatable       boolean,
+    task_id          text,
     cancel_requested boolean     NOT NULL DEFAULT false,
     worker           integer,
     run_after        timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -467,6 +468,7 @@ COMMENT ON COLUMN @extschema@.mcp_tool_calls.error_sqlstate IS 'Why a call faile
 COMMENT ON COLUMN @extschema@.mcp_tool_calls.error_message IS 'Why a call failed: the message (and detail), never a secret.';
 COMMENT ON COLUMN @extschema@.mcp_tool_calls.attempts IS 'Attempts made so far. A call is made again only when its request surely did not reach the server, or the tool is annotated idempotent or read-only.';
 COMMENT ON COLUMN @extschema@.mcp_tool_calls.repeatable IS 'Whether the tool''s annotations say calling it again is harmless (idempotentHint or readOnlyHint); NULL until it mattered.';
+COMMENT ON COLUMN @extschema@.mcp_tool_calls.task_id IS 'When the server runs the call as a task (the MCP tasks extension): its task id, polled until the task ends, and after a restart polled again instead of calling again.';
 COMMENT ON COLUMN @extschema@.mcp_tool_calls.cancel_requested IS 'mcp_cancel_call asked to stop the running call.';
 COMMENT ON COLUMN @extschema@.mcp_tool_calls.worker IS 'The queue worker (by number) running it.';
 COMMENT ON COLUMN @extschema@.mcp_tool_calls.run_after IS 'Not made before this time (a retry''s backoff, a server''s Retry-After).';

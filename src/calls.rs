@@ -352,6 +352,16 @@ impl Attempt {
         })
     }
 
+    /// Declares the tasks extension (a queue worker, which can wait for a
+    /// task): the server may then answer a tool call with a task handle.
+    pub fn declaring_tasks(mut self) -> Self {
+        let mut capabilities = (*self.capabilities).clone();
+        let extensions = capabilities.extensions.get_or_insert_with(Default::default);
+        extensions.insert(mcp_oauth_core::mcp::tasks::TASKS_EXTENSION_ID.to_owned(), Default::default());
+        self.capabilities = Rc::new(capabilities);
+        self
+    }
+
     /// The row's credentials (refreshed first when due) and session.
     pub fn prepare(&mut self, op: Operation) -> Result<Request, Error> {
         let row = &mut self.row;

@@ -117,7 +117,7 @@ fn mcp_cancel_call(id: Option<i64>) -> bool {
         let id = required(id, "id")?;
         match queue::cancel(id, &current_user_id()?)? {
             Cancelled::Queued | Cancelled::Running => {
-                queue::wake_at_commit();
+                queue::wake_at_commit(true);
                 Ok(true)
             }
             Cancelled::Finished => Ok(false),

@@ -96,6 +96,9 @@ pub enum Error {
     /// A queued call failed: its stored SQLSTATE and message.
     #[error("queued call {id} failed")]
     CallFailed { id: i64, sqlstate: String, message: String },
+    /// The server's task for a queued call ended without a result.
+    #[error("the server's task ended without a result: {0}")]
+    TaskEnded(String),
     #[error("queued call {0} was cancelled")]
     CallCancelled(i64),
     /// Enqueued by the caller's own transaction, which has not committed.

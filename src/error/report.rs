@@ -241,6 +241,9 @@ impl Error {
             Error::CallFailed { id, sqlstate, message } => Report::new(known_sqlstate(sqlstate), format!("queued call {id} failed"))
                 .detail(sentence(message))
                 .hint("mcp_calls shows the call and its attempts; enqueue it again once the cause is fixed."),
+            Error::TaskEnded(why) => Report::new(MCP_ERROR, "the MCP server's task for this call ended without a result")
+                .detail(sentence(&escape(why)))
+                .hint("The server ran the call as a task (the MCP tasks extension); the DETAIL has what it said."),
             Error::CallCancelled(id) => Report::new(QUERY_CANCELED, format!("queued call {id} was cancelled"))
                 .detail("mcp_cancel_call() cancelled it.")
                 .hint("Enqueue it again if it is still wanted."),

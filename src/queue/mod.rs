@@ -41,6 +41,9 @@ pub struct Workers {
     /// Bumped by each commit that enqueued or cancelled: a worker that sees
     /// it change looks at the queue.
     commits: AtomicU64,
+    /// Bumped by each commit that cancelled: a worker that sees it change
+    /// looks for its running calls' cancels.
+    cancels: AtomicU64,
 }
 
 // SAFETY: plain atomics, no pointers: the same in every process.
@@ -107,8 +110,9 @@ pub fn ready() -> Result<(), Error> {
 }
 
 thread_local! {
-    /// This transaction enqueued or cancelled: wake the workers at commit.
-    static WAKE_AT_COMMIT: Cell<bool> = const { Cell::new(false) };
+    /// This transaction enqueued or cancelled (and whether it cancelled):
+    /// wake the workers at commit.
+    static WAKE_AT_COMMIT: Cell<Option<bool>> = const { Cell::new(None) };
     static CALLBACK: Cell<bool> = const { Cell::new(false) };
     /// Calls this transaction enqueued (mcp_call_result cannot wait for them).
     static ENQUEUED: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -119,27 +123,27 @@ unsafe extern "C-unwind" fn at_transaction_end(event: pg_sys::XactEvent::Type, _
     match event {
         pg_sys::XactEvent::XACT_EVENT_COMMIT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT => {
             ENQUEUED.with(|e| e.borrow_mut().clear());
-            if WAKE_AT_COMMIT.with(|w| w.replace(false)) {
-                wake_workers();
+            if let Some(cancelled) = WAKE_AT_COMMIT.with(|w| w.replace(None)) {
+                wake_workers(cancelled);
             }
         }
         pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
             ENQUEUED.with(|e| e.borrow_mut().clear());
-            WAKE_AT_COMMIT.with(|w| w.set(false));
+            WAKE_AT_COMMIT.with(|w| w.set(None));
         }
         _ => {}
     }
 }
 
-/// Wakes every queue worker when this transaction commits (now, and for
-/// nothing, if it rolls back).
-pub fn wake_at_commit() {
+/// Wakes every queue worker when this transaction commits (and for
+/// nothing if it rolls back); `cancelled`: it cancelled a call.
+pub fn wake_at_commit(cancelled: bool) {
     if !CALLBACK.with(Cell::get) {
         // SAFETY: registers a callback of the right signature, once per process.
         unsafe { pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut()) };
         CALLBACK.with(|c| c.set(true));
     }
-    WAKE_AT_COMMIT.with(|w| w.set(true));
+    WAKE_AT_COMMIT.with(|w| w.set(Some(w.get().unwrap_or(false) || cancelled)));
 }
 
 pub(crate) fn enqueued_here(id: i64) {
@@ -150,9 +154,12 @@ pub(crate) fn enqueued_by_this_transaction(id: i64) -> bool {
     ENQUEUED.with(|e| e.borrow().contains(&id))
 }
 
-fn wake_workers() {
+fn wake_workers(cancelled: bool) {
     with_workers(|w| {
         w.commits.fetch_add(1, Ordering::AcqRel);
+        if cancelled {
+            w.cancels.fetch_add(1, Ordering::AcqRel);
+        }
         for latch in &w.latches {
             let latch = latch.load(Ordering::Acquire);
             if latch != 0 {
@@ -168,6 +175,11 @@ fn commits() -> u64 {
     with_workers(|w| w.commits.load(Ordering::Acquire)).unwrap_or(0)
 }
 
+/// The cancels counter, for a worker to notice cancels.
+fn cancels() -> u64 {
+    with_workers(|w| w.cancels.load(Ordering::Acquire)).unwrap_or(0)
+}
+
 /// Enqueues a call of `user_id` in the caller's transaction.
 pub fn enqueue(
     user_id: &str,
@@ -178,7 +190,7 @@ pub fn enqueue(
     ready()?;
     let id = store::enqueue(user_id, server_id, name, arguments)?.ok_or(Error::ServerNotFound(server_id))?;
     enqueued_here(id);
-    wake_at_commit();
+    wake_at_commit(false);
     Ok(id)
 }
 

@@ -16,6 +16,8 @@ pub struct Claimed {
     pub arguments: Map<String, Value>,
     pub attempts: u32,
     pub repeatable: Option<bool>,
+    /// The server's task, when it runs the call as one.
+    pub task_id: Option<String>,
 }
 
 const ENQUEUE: Statement = Statement {
@@ -151,6 +153,7 @@ pub fn claim(ids: Vec<i64>, worker: i32) -> Result<Vec<Claimed>, Error> {
                 arguments,
                 attempts: row.get::<i32>(6).unwrap_or(1).max(1) as u32,
                 repeatable: row.get::<bool>(7),
+                task_id: None,
             });
         }
     })?;
@@ -203,7 +206,7 @@ pub fn requeue(id: i64, after_ms: i64, repeatable: Option<bool>, sqlstate: &str,
 
 const ORPHANS: Statement = Statement {
     name: "queue_orphans",
-    sql: "SELECT id, user_id, server_id, name, attempts, repeatable FROM {schema}.mcp_tool_calls
+    sql: "SELECT id, user_id, server_id, name, attempts, repeatable, task_id FROM {schema}.mcp_tool_calls
            WHERE status = 'running' AND (worker = $1 OR ($2 AND (worker IS NULL OR worker >= $3)))
            FOR UPDATE SKIP LOCKED",
     args: &[pg_sys::INT4OID, pg_sys::BOOLOID, pg_sys::INT4OID],
@@ -226,10 +229,22 @@ pub fn orphans(worker: i32, workers: i32) -> Result<Vec<Claimed>, Error> {
                 arguments: Map::new(),
                 attempts: row.get::<i32>(5).unwrap_or(1).max(1) as u32,
                 repeatable: row.get::<bool>(6),
+                task_id: row.get::<String>(7),
             });
         }
     })?;
     Ok(found)
+}
+
+const TASK: Statement = Statement {
+    name: "queue_task",
+    sql: "UPDATE {schema}.mcp_tool_calls SET task_id = $2 WHERE id = $1 AND status = 'running'",
+    args: &[pg_sys::INT8OID, pg_sys::TEXTOID],
+};
+
+/// Records that the server runs the call as task `task_id`.
+pub fn task(id: i64, task_id: &str) -> Result<(), Error> {
+    spi::run(&TASK, &[arg(id), arg(task_id)], |_| {}).map(drop)
 }
 
 const CANCELS: Statement = Statement {

@@ -3,18 +3,20 @@
 //! of its own on the process's one thread (the requests run between them).
 
 use super::store::{self, Claimed};
-use super::{commits, MAX_WORKERS, WORKERS};
+use super::{cancels, commits, MAX_WORKERS, WORKERS};
 use crate::calls::{self, Attempt, Operation, Outcome, Request, Settled};
 use crate::error::Error;
 use crate::gucs;
 use crate::runtime;
 use futures_util::future::{AbortHandle, Abortable};
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use mcp_oauth_core::mcp::tasks::{self, TaskState};
 use mcp_oauth_core::mcp::{Call, InputRound, Listing, McpError};
 use mcp_oauth_core::queue::{self, Caps, Decision, Reach, RetryPolicy};
 use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgTryBuilder};
+use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -44,7 +46,16 @@ struct Running {
     attempt: Attempt,
     abort: AbortHandle,
     started: Instant,
+    /// Its request is a poll of the server's task (`claimed.task_id`).
+    polling: bool,
+    /// Polls that failed in a row.
+    poll_failures: u32,
 }
+
+/// Polls of a task that may fail in a row before the call fails.
+const MAX_POLL_FAILURES: u32 = 5;
+/// Requests whose answer nobody waits for (a task's cancellation).
+const UNWATCHED: i64 = -1;
 
 struct Worker {
     index: i32,
@@ -55,6 +66,7 @@ struct Worker {
     /// Servers that asked for a pause (429/503 with Retry-After), until when.
     paused: HashMap<uuid::Uuid, Instant>,
     seen_commits: u64,
+    seen_cancels: u64,
     last_look: Instant,
     next_due: Option<Instant>,
     next_retention: Instant,
@@ -100,6 +112,7 @@ pub extern "C-unwind" fn mcp_oauth_queue_main(arg: pg_sys::Datum) {
         per_server: HashMap::new(),
         paused: HashMap::new(),
         seen_commits: commits(),
+        seen_cancels: cancels(),
         last_look: Instant::now() - IDLE_LOOK,
         next_due: None,
         next_retention: Instant::now(),
@@ -211,6 +224,12 @@ impl Worker {
     fn recover(&mut self) {
         let orphans = in_transaction(|| store::orphans(self.index, super::registered()));
         for orphan in orphans.unwrap_or_default() {
+            if orphan.task_id.is_some() {
+                // The server holds the work: follow it, do not call again.
+                *self.per_server.entry(orphan.server_id).or_insert(0) += 1;
+                self.poll(orphan, Instant::now(), Duration::ZERO, 0);
+                continue;
+            }
             let repeatable = orphan.repeatable.unwrap_or_else(|| repeatable(&orphan));
             let result = in_transaction(|| {
                 match self.policy.after_interruption(repeatable, orphan.attempts) {
@@ -250,8 +269,11 @@ impl Worker {
             let now = Instant::now();
             let woken = commits() != self.seen_commits;
             self.seen_commits = commits();
-            if woken && !self.running.is_empty() {
-                self.cancel_requested();
+            if cancels() != self.seen_cancels {
+                self.seen_cancels = cancels();
+                if !self.running.is_empty() {
+                    self.cancel_requested();
+                }
             }
             let due = self.next_due.is_some_and(|at| at <= now);
             if woken || due || now.duration_since(self.last_look) >= if self.running.is_empty() { IDLE_LOOK } else { LOOK_AGAIN } {
@@ -260,7 +282,9 @@ impl Worker {
             if now >= self.next_retention {
                 self.expire();
             }
-            if self.running.is_empty() {
+            // Idle only when nothing is in flight: a task's cancellation
+            // (watched by nobody) still has to be sent.
+            if self.in_flight.is_empty() {
                 let wait = self.next_due.map_or(IDLE_LOOK, |at| at.saturating_duration_since(Instant::now())).min(IDLE_LOOK);
                 if !BackgroundWorker::wait_latch(Some(wait.max(Duration::from_millis(1)))) {
                     return;
@@ -279,7 +303,10 @@ impl Worker {
     /// Claims what may start now and starts it.
     fn look(&mut self) {
         self.last_look = Instant::now();
-        self.next_due = None;
+        // A retry due now is looked for now; one due later keeps its wake-up.
+        if self.next_due.is_some_and(|at| at <= self.last_look) {
+            self.next_due = None;
+        }
         let caps = self.caps();
         let room = caps.total.saturating_sub(self.running.len());
         if room == 0 {
@@ -302,22 +329,62 @@ impl Worker {
         *self.per_server.entry(claimed.server_id).or_insert(0) += 1;
         let started = Instant::now();
         let prepared = in_transaction(|| {
-            let mut attempt = Attempt::new(claimed.server_id, &claimed.user_id)?;
+            let mut attempt = Attempt::new(claimed.server_id, &claimed.user_id)?.declaring_tasks();
             let request = attempt.prepare(call_operation(&claimed))?;
             Ok((attempt, request))
         });
         match prepared {
             Ok((attempt, request)) => {
-                let abort = self.send(claimed.id, request);
-                self.running.insert(claimed.id, Running { claimed, attempt, abort, started });
+                let abort = self.send(claimed.id, request, Duration::ZERO);
+                self.running.insert(claimed.id, Running { claimed, attempt, abort, started, polling: false, poll_failures: 0 });
             }
             Err(e) => self.finish(claimed, started, Err(e)),
         }
     }
 
-    fn send(&mut self, id: i64, request: Request) -> AbortHandle {
+    /// Polls the server's task for `claimed` after `after` (`tasks/get`,
+    /// with a new attempt each time: a task may run for hours).
+    fn poll(&mut self, claimed: Claimed, started: Instant, after: Duration, poll_failures: u32) {
+        let Some(task_id) = claimed.task_id.clone() else {
+            return self.finish(claimed, started, Err(Error::TaskEnded("no task id".into())));
+        };
+        let prepared = in_transaction(|| {
+            let mut attempt = Attempt::new(claimed.server_id, &claimed.user_id)?.declaring_tasks();
+            let request = attempt.prepare(Operation::Request(Call::get_task(&task_id)))?;
+            Ok((attempt, request))
+        });
+        match prepared {
+            Ok((attempt, request)) => {
+                let abort = self.send(claimed.id, request, after);
+                self.running.insert(claimed.id, Running { claimed, attempt, abort, started, polling: true, poll_failures });
+            }
+            Err(e) => self.finish(claimed, started, Err(e)),
+        }
+    }
+
+    /// Asks the server to cancel task `task_id` of `claimed`, and does not
+    /// wait for its answer (cancellation is cooperative).
+    fn cancel_task(&mut self, claimed: &Claimed, task_id: &str) {
+        let prepared = in_transaction(|| {
+            let mut attempt = Attempt::new(claimed.server_id, &claimed.user_id)?.declaring_tasks();
+            attempt.prepare(Operation::Request(Call::cancel_task(task_id)))
+        });
+        if let Ok(request) = prepared {
+            self.send(UNWATCHED, request, Duration::ZERO);
+        }
+    }
+
+    fn send(&mut self, id: i64, request: Request, after: Duration) -> AbortHandle {
         let (abort, registration) = AbortHandle::new_pair();
-        let request = Abortable::new(request.send(), registration);
+        let request = Abortable::new(
+            async move {
+                if !after.is_zero() {
+                    tokio::time::sleep(after).await;
+                }
+                request.send().await
+            },
+            registration,
+        );
         self.in_flight.push(Box::pin(async move { (id, request.await) }));
         abort
     }
@@ -333,11 +400,51 @@ impl Worker {
         });
         match next {
             Ok(Ok(request)) => {
-                running.abort = self.send(id, request);
+                running.abort = self.send(id, request, Duration::ZERO);
                 self.running.insert(id, running);
             }
-            Ok(Err(result)) => self.finish(running.claimed, running.started, result),
-            Err(e) => self.finish(running.claimed, running.started, Err(e)),
+            Ok(Err(result)) => self.conclude(running, result),
+            Err(e) => self.conclude(running, Err(e)),
+        }
+    }
+
+    /// What a call's answer leads to: its end, or (the server runs it as a
+    /// task) a poll of the task.
+    fn conclude(&mut self, running: Running, result: Result<Outcome, Error>) {
+        let Running { mut claimed, started, polling, poll_failures, .. } = running;
+        let raw = match result {
+            Ok(Outcome::Raw(raw)) => raw,
+            Err(e) if polling && reach_of(&e) != Reach::Final && poll_failures + 1 < MAX_POLL_FAILURES => {
+                let after = self.policy.backoff(poll_failures + 1, jitter());
+                return self.poll(claimed, started, after, poll_failures + 1);
+            }
+            other => return self.finish(claimed, started, other),
+        };
+        let ended = |why: String| Err(Error::TaskEnded(why));
+        match tasks::task_state(&raw, polling) {
+            Ok(TaskState::NotATask) => self.finish(claimed, started, Ok(Outcome::Raw(raw))),
+            Ok(TaskState::Working { task_id, poll }) => {
+                if claimed.task_id.as_deref() != Some(task_id.as_str()) {
+                    if in_transaction(|| store::task(claimed.id, &task_id)).is_err() {
+                        return self.finish(claimed, started, ended("its task id could not be recorded".into()));
+                    }
+                    claimed.task_id = Some(task_id);
+                }
+                self.poll(claimed, started, poll, 0);
+            }
+            Ok(TaskState::Completed { result, .. }) => match RawValue::from_string(result) {
+                Ok(result) => self.finish(claimed, started, Ok(Outcome::Raw(result))),
+                Err(_) => self.finish(claimed, started, ended("the task's result is not JSON".into())),
+            },
+            Ok(TaskState::Failed { code, message, .. }) => {
+                self.finish(claimed, started, ended(format!("it failed with JSON-RPC error {code}: {message}")))
+            }
+            Ok(TaskState::Cancelled { .. }) => self.finish(claimed, started, ended("the server cancelled it".into())),
+            Ok(TaskState::InputRequired { task_id }) => {
+                self.cancel_task(&claimed, &task_id);
+                self.finish(claimed, started, ended("it asks for input, which a queued call cannot give; it was cancelled".into()))
+            }
+            Err(why) => self.finish(claimed, started, ended(why)),
         }
     }
 
@@ -394,6 +501,9 @@ impl Worker {
         for id in ids {
             let Some(running) = self.running.remove(&id) else { continue };
             running.abort.abort();
+            if let Some(task_id) = &running.claimed.task_id {
+                self.cancel_task(&running.claimed, task_id);
+            }
             if let Some(count) = self.per_server.get_mut(&running.claimed.server_id) {
                 *count = count.saturating_sub(1);
             }

@@ -172,7 +172,9 @@ fixture_config "$a" '{"expires_in": 2}'
 sign_in "$spare"
 fixture_config "$a" '{}'
 # No durable writer registered at start, and the logical replication
-# launcher takes the only slot there is.
+# launcher takes the only slot there is. (No queue worker in this section:
+# each takes a slot, and the section counts them.)
+psql_q -c "ALTER SYSTEM SET mcp_oauth.call_workers = 0" >/dev/null
 psql_q -c "ALTER SYSTEM SET mcp_oauth.durable_workers = 0" -c "ALTER SYSTEM SET max_worker_processes = 1" >/dev/null
 restart_cluster
 sleep 2.2
@@ -250,7 +252,7 @@ check "a step-up while the only slot is busy fails with MC001" "sign-in required
 check "... after waiting for the slot (the refresh held it)" "^1$" "$(( waited >= 1000 ))"
 check "... without falling back to the caller's transaction" "^$" "$(grep -o 'current transaction only' <<<"$out")"
 check "... and the next sign-in asks for the scope" "scope=[^&]*tools%3Acall" "$(as_alice -c "SELECT mcp_oauth_start('$narrow')")"
-psql_q -c "ALTER SYSTEM RESET max_worker_processes" -c "ALTER SYSTEM RESET mcp_oauth.durable_workers" >/dev/null
+psql_q -c "ALTER SYSTEM RESET max_worker_processes" -c "ALTER SYSTEM RESET mcp_oauth.durable_workers" -c "ALTER SYSTEM RESET mcp_oauth.call_workers" >/dev/null
 restart_cluster
 
 fi

@@ -114,7 +114,16 @@ behave '{"api_key": "key-0001", "throttle": 3, "throttle_status": 429, "retry_af
 id=$(enqueue "$keyed" echo '{"text": "after 429s"}')
 check "429 with Retry-After: made again until it is taken" '"text": "after 429s"' "$(as_alice -c "SELECT mcp_call_result($id, '20s')")"
 check "... after 4 attempts (one per 429), carried out once" "^4\|1$" "$(as_alice -c "SELECT attempts FROM mcp_tool_calls WHERE id = $id")|$(delta "$calls" "$(stat tool_calls)")"
-check "... waiting as asked (Retry-After: 1, three times)" "^t$" "$(as_alice -c "SELECT finished_at - created_at >= interval '2.9 s' FROM mcp_tool_calls WHERE id = $id")"
+check "... waiting as asked (Retry-After: 1, three times), and no longer than that" "^t\|t$" \
+  "$(as_alice -c "SELECT finished_at - created_at >= interval '2.9 s', finished_at - created_at < interval '6 s' FROM mcp_tool_calls WHERE id = $id")"
+# A storm of 429s: every call waits its turn and is carried out once.
+behave '{"api_key": "key-0001", "throttle": 15, "throttle_status": 429, "retry_after": "1"}'
+before=$(as_alice -c "SELECT max(id) FROM mcp_tool_calls")
+as_alice -c "SELECT mcp_call_tool_async('$keyed', 'echo', jsonb_build_object('text', 'storm' || i)) FROM generate_series(1, 10) i" >/dev/null
+check "a 429 storm: all ten calls succeed" "^10$" \
+  "$(as_alice -c "SELECT count(*) FROM mcp_tool_calls WHERE id > $before AND mcp_call_result(id, '30s') IS NOT NULL")"
+check "... each carried out once" "^10 10$" \
+  "$(curl -sf "$base/_fixture/stats" | jq -r '[.echoed[] | select(startswith("storm"))] | "\(length) \(unique | length)"')"
 behave '{"api_key": "key-0001", "throttle": 2, "throttle_status": 503}'
 id=$(enqueue "$keyed" echo '{"text": "after 503s"}')
 check "503: made again with backoff" '"text": "after 503s"' "$(as_alice -c "SELECT mcp_call_result($id, '20s')")"
@@ -154,6 +163,42 @@ ids=$(as_alice -c "SELECT string_agg(mcp_call_tool_async('$keyed', 'echo', jsonb
 check "with the cap at 3, nine calls succeed" "^9$" "$(as_alice -c "SELECT count(*) FROM unnest('{$ids}'::bigint[]) i WHERE mcp_call_result(i, '20s') IS NOT NULL")"
 check "... never more than 3 in flight" "^3$" "$(stat peak_mcp_in_flight)"
 psql_q -c "ALTER SYSTEM RESET mcp_oauth.max_calls_per_server" -c "SELECT pg_reload_conf()" >/dev/null
+behave '{"api_key": "key-0001"}'
+
+# The tasks extension: a server that answers with a task handle is polled
+# (Mcp-Name naming the task) until the task ends; mcp_call_result is the same.
+behave '{"api_key": "key-0001", "echo_as_task": true, "task_ms": 1200, "task_poll_ms": 150}'
+made=$(stat tasks_created) polls=$(stat task_polls)
+id=$(enqueue "$keyed" echo '{"text": "as a task"}')
+check "a call the server runs as a task: its result once the task completes" '"text": "as a task"' "$(as_alice -c "SELECT mcp_call_result($id)")"
+check "... one task made" "^1$" "$(delta "$made" "$(stat tasks_created)")"
+check "... polled with tasks/get until it completed (at the suggested 150 ms)" "^([4-9]|1[0-2])$" "$(delta "$polls" "$(stat task_polls)")"
+check "... every poll routed by Mcp-Name: the task id" "^0$" "$(stat task_misrouted)"
+check "... its task id kept on the call" "^task-[0-9]+\|succeeded\|1$" "$(as_alice -c "SELECT task_id, status, attempts FROM mcp_tool_calls WHERE id = $id")"
+check "a synchronous call never gets a task (the extension is declared only by the queue)" '"text": "sync"' \
+  "$(as_alice -c "SELECT mcp_call_tool('$keyed', 'echo', '{\"text\": \"sync\"}')")"
+check "... so no task was made for it" "^1$" "$(delta "$made" "$(stat tasks_created)")"
+behave '{"api_key": "key-0001", "echo_as_task": true, "task_ms": 0, "task_poll_ms": 100, "task_fails": true}'
+id=$(enqueue "$keyed" echo '{"text": "failing task"}')
+expect_error "a task that fails: MC005 with the server's error" MC005 "JSON-RPC error -32603" -- -U alice -c "SELECT mcp_call_result($id)"
+behave '{"api_key": "key-0001", "echo_as_task": true, "task_ms": 60000, "task_poll_ms": 200}'
+cancels=$(stat task_cancels)
+id=$(enqueue "$keyed" echo '{"text": "cancelled task"}')
+for _ in $(seq 50); do [ -n "$(as_alice -c "SELECT task_id FROM mcp_tool_calls WHERE id = $id")" ] && break; sleep 0.1; done
+check "cancelling a call that runs as a task" "^t$" "$(as_alice -c "SELECT mcp_cancel_call($id)")"
+check "... ends it cancelled" "^cancelled$" "$(wait_status "$id" '^cancelled$')"
+for _ in $(seq 30); do [ "$(delta "$cancels" "$(stat task_cancels)")" = 1 ] && break; sleep 0.1; done
+check "... and asks the server to cancel the task (tasks/cancel)" "^1$" "$(delta "$cancels" "$(stat task_cancels)")"
+# A restart while a task runs: polled again, not called again.
+behave '{"api_key": "key-0001", "echo_as_task": true, "task_ms": 2500, "task_poll_ms": 200}'
+made=$(stat tasks_created)
+id=$(enqueue "$keyed" echo '{"text": "task across a crash"}')
+for _ in $(seq 50); do [ -n "$(as_alice -c "SELECT task_id FROM mcp_tool_calls WHERE id = $id")" ] && break; sleep 0.1; done
+as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null
+as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+check "a task running across a crash: its result after the restart" '"text": "task across a crash"' "$(as_alice -c "SELECT mcp_call_result($id, '20s')")"
+check "... from the same task, the tool not called again" "^1\|1$" \
+  "$(delta "$made" "$(stat tasks_created)")|$(curl -sf "$base/_fixture/stats" | jq -r '[.echoed[] | select(. == "task across a crash")] | length')"
 behave '{"api_key": "key-0001"}'
 
 # A worker killed mid-call: started again, it settles what it left running.

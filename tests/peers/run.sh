@@ -231,8 +231,8 @@ INI
       ;;
     no-worker-slots)
       # The durable writers registered at start (mcp_oauth.durable_workers,
-      # 2) and the logical replication launcher take every slot there is:
-      # none is left for a dynamic worker.
+      # 2), the queue worker and the logical replication launcher want more
+      # slots than there are: none is left for a dynamic worker.
       psql_q -h "$direct_host" -p 5432 -c "ALTER SYSTEM SET max_worker_processes = 3" >/dev/null
       restart_cluster
       check "no dynamic worker can start (a parallel query gets none)" "Workers Planned: 1.*Workers Launched: 0" \

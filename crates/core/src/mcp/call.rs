@@ -3,8 +3,8 @@
 //! JSON-RPC envelope around them.
 
 use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, GetPromptRequestParams, Implementation, InputResponses, JsonObject, PaginatedRequestParams,
-    ProtocolVersion, ReadResourceRequestParams, RequestMetaObject,
+    CallToolRequestParams, CancelTaskParams, ClientCapabilities, GetPromptRequestParams, GetTaskParams, Implementation, InputResponses,
+    JsonObject, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams, RequestMetaObject,
 };
 use serde::Serialize;
 
@@ -57,6 +57,9 @@ pub enum Call {
     CallTool(CallToolRequestParams),
     ReadResource(ReadResourceRequestParams),
     GetPrompt(GetPromptRequestParams),
+    /// The tasks extension (`io.modelcontextprotocol/tasks`): a task's state.
+    GetTask(GetTaskParams),
+    CancelTask(CancelTaskParams),
 }
 
 #[derive(Serialize)]
@@ -98,22 +101,36 @@ impl Call {
         Call::GetPrompt(params)
     }
 
+    pub fn get_task(task_id: &str) -> Self {
+        Call::GetTask(GetTaskParams::new(task_id))
+    }
+
+    pub fn cancel_task(task_id: &str) -> Self {
+        Call::CancelTask(CancelTaskParams::new(task_id))
+    }
+
     pub fn method(&self) -> &'static str {
         match self {
             Call::List(listing, _) => listing.method(),
             Call::CallTool(_) => "tools/call",
             Call::ReadResource(_) => "resources/read",
             Call::GetPrompt(_) => "prompts/get",
+            Call::GetTask(_) => "tasks/get",
+            Call::CancelTask(_) => "tasks/cancel",
         }
     }
 
-    /// What `Mcp-Name` carries: the tool's or prompt's name, the resource's URI.
+    /// What `Mcp-Name` carries: the tool's or prompt's name, the resource's
+    /// URI, the task's id (so that a load balancer routes it to the server
+    /// instance holding the task).
     pub fn name(&self) -> Option<&str> {
         match self {
             Call::List(..) => None,
             Call::CallTool(p) => Some(&p.name),
             Call::ReadResource(p) => Some(&p.uri),
             Call::GetPrompt(p) => Some(&p.name),
+            Call::GetTask(p) => Some(&p.task_id),
+            Call::CancelTask(p) => Some(&p.task_id),
         }
     }
 
@@ -129,7 +146,7 @@ impl Call {
     /// mid-request questions.
     pub fn input_responses(&self) -> Option<&InputResponses> {
         match self {
-            Call::List(..) => None,
+            Call::List(..) | Call::GetTask(_) | Call::CancelTask(_) => None,
             Call::CallTool(p) => p.input_responses.as_ref(),
             Call::ReadResource(p) => p.input_responses.as_ref(),
             Call::GetPrompt(p) => p.input_responses.as_ref(),
@@ -148,6 +165,8 @@ impl Call {
             Call::CallTool(p) => answerable(p, meta.is_some(), |p| (&mut p.input_responses, &mut p.request_state)),
             Call::ReadResource(p) => answerable(p, meta.is_some(), |p| (&mut p.input_responses, &mut p.request_state)),
             Call::GetPrompt(p) => answerable(p, meta.is_some(), |p| (&mut p.input_responses, &mut p.request_state)),
+            Call::GetTask(p) => serde_json::to_string(p),
+            Call::CancelTask(p) => serde_json::to_string(p),
         }
         .expect("request parameters serialise");
         let mut out = serde_json::to_string(&Envelope { jsonrpc: "2.0", id, method, params: &Placeholder }).expect("serialises");

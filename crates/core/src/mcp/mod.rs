@@ -22,6 +22,7 @@ pub mod headers;
 pub mod names;
 pub mod sse;
 mod stream;
+pub mod tasks;
 
 pub use call::{Call, InputRound, Listing};
 pub use headers::{header_params, header_value, HeaderParam};
