@@ -68,6 +68,9 @@ struct Worker {
     seen_commits: u64,
     seen_cancels: u64,
     last_look: Instant,
+    /// The last look left due calls in the queue (for want of room): look
+    /// again as soon as a call ends.
+    more_queued: bool,
     next_due: Option<Instant>,
     next_retention: Instant,
 }
@@ -113,6 +116,7 @@ pub extern "C-unwind" fn mcp_oauth_queue_main(arg: pg_sys::Datum) {
         paused: HashMap::new(),
         seen_commits: commits(),
         seen_cancels: cancels(),
+        more_queued: false,
         last_look: Instant::now() - IDLE_LOOK,
         next_due: None,
         next_retention: Instant::now(),
@@ -276,7 +280,12 @@ impl Worker {
                 }
             }
             let due = self.next_due.is_some_and(|at| at <= now);
-            if woken || due || now.duration_since(self.last_look) >= if self.running.is_empty() { IDLE_LOOK } else { LOOK_AGAIN } {
+            let room = self.running.len() < self.caps().total;
+            if woken
+                || due
+                || (self.more_queued && room)
+                || now.duration_since(self.last_look) >= if self.running.is_empty() { IDLE_LOOK } else { LOOK_AGAIN }
+            {
                 self.look();
             }
             if now >= self.next_retention {
@@ -314,12 +323,15 @@ impl Worker {
         }
         let now = Instant::now();
         self.paused.retain(|_, until| *until > now);
+        let mut more_queued = false;
         let claimed = in_transaction(|| {
             let candidates = store::candidates((room * 4).min(1000) as i32)?;
             let servers: Vec<uuid::Uuid> = candidates.iter().map(|(_, server)| *server).collect();
             let admitted = queue::admit(&servers, &self.per_server, &|s| self.paused.contains_key(s), caps);
+            more_queued = admitted.len() < candidates.len();
             store::claim(admitted.into_iter().map(|i| candidates[i].0).collect(), self.index)
         });
+        self.more_queued = more_queued;
         for claimed in claimed.unwrap_or_default() {
             self.start(claimed);
         }
