@@ -160,9 +160,12 @@ as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w restart >/dev/null
 set_cap 100
 
 # A queue worker's memory over many calls (answered at once).
+# Its private memory (RssAnon) and the shared memory it has touched
+# (RssShmem: shared buffers, which grow with the table it reads): the
+# busier worker's, in kB.
 worker_rss() {
   psql_q -At -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'mcp_oauth queue worker'" |
-    while read -r pid; do awk '/^VmRSS/ { print $2 }' "/proc/$pid/status"; done | sort -n | tail -1
+    while read -r pid; do awk '/^RssAnon/ { a = $2 } /^RssShmem/ { s = $2 } END { print a, s }' "/proc/$pid/status"; done | sort -n | tail -1
 }
 memory_batch() {
   local before
@@ -224,8 +227,10 @@ section=$(
   echo
   echo "Enqueue ÷ INSERT time per row: $(awk -v e="$enqueue" -v i="$insert" 'BEGIN { printf "%.2f", i / e }')× (target ≤ 2×)."
   echo
-  echo "Memory: the busier queue worker's resident set after $first calls: ${rss_first} kB; after $MEMORY_CALLS: ${rss_last} kB"
-  echo "(the last $(( MEMORY_CALLS - first )) calls in $memory_ms ms, answered at once)."
+  echo "Memory of the busier queue worker (its private memory, RssAnon; then the shared buffers it has touched, RssShmem,"
+  echo "which grow with the table, not with the worker): after $first calls ${rss_first% *} kB and ${rss_first#* } kB; after"
+  echo "$MEMORY_CALLS calls ${rss_last% *} kB and ${rss_last#* } kB (the last $(( MEMORY_CALLS - first )) calls in $memory_ms ms, answered at once)."
+  echo "Target: private memory flat (within 10%): $(awk -v a="${rss_first% *}" -v b="${rss_last% *}" 'BEGIN { print (b <= a * 1.1 ? "met" : "not met") }')."
   echo "<!-- queue:end -->"
 )
 if [ -f "$out_file" ] && grep -q '<!-- queue:begin' "$out_file"; then

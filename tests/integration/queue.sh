@@ -201,6 +201,17 @@ check "... from the same task, the tool not called again" "^1\|1$" \
   "$(delta "$made" "$(stat tasks_created)")|$(curl -sf "$base/_fixture/stats" | jq -r '[.echoed[] | select(. == "task across a crash")] | length')"
 behave '{"api_key": "key-0001"}'
 
+# Queued calls on a row whose token expired: one refresh for all of them.
+behave '{"api_key": "key-0001", "expires_in": 1}'
+sign_in "$oauth"
+behave '{"api_key": "key-0001", "mcp_delay_ms": 100}'
+sleep 1.5
+refreshes=$(stat refreshes) reuse=$(stat refresh_reuse)
+ids=$(as_alice -c "SELECT string_agg(mcp_call_tool_async('$oauth', 'echo', jsonb_build_object('text', 'r' || i))::text, ',') FROM generate_series(1, 8) i")
+check "eight queued calls on an expired token all succeed" "^8$" "$(as_alice -c "SELECT count(*) FROM unnest('{$ids}'::bigint[]) i WHERE mcp_call_result(i, '20s') IS NOT NULL")"
+check "... with one refresh, no refresh token reused" "^1 0$" "$(delta "$refreshes" "$(stat refreshes)") $(delta "$reuse" "$(stat refresh_reuse)")"
+behave '{"api_key": "key-0001"}'
+
 # A worker killed mid-call: started again, it settles what it left running.
 behave '{"api_key": "key-0001", "hang": true}'
 id=$(enqueue "$keyed" echo '{"text": "killed"}')
@@ -238,6 +249,16 @@ queued=$(as_alice -c "SELECT mcp_call_tool_async('$keyed', 'echo', '{\"text\": \
 as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null
 as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
 check "a call committed before a crash is made after it (or was made before)" '"text": "queued across a restart"' "$(as_alice -c "SELECT mcp_call_result($queued, '20s')")"
+
+# A result over mcp_oauth.max_response_bytes fails the call, never truncated.
+psql_q -c "ALTER SYSTEM SET mcp_oauth.max_response_bytes = '4kB'" -c "SELECT pg_reload_conf()" >/dev/null
+behave '{"api_key": "key-0001", "big_bytes": 20000}'
+sleep 0.5
+id=$(enqueue "$keyed" big)
+expect_error "a result larger than mcp_oauth.max_response_bytes: MC005" MC005 "larger than 4096 bytes" -- -U alice -c "SELECT mcp_call_result($id)"
+check "... nothing of it stored" "^failed\|t$" "$(as_alice -c "SELECT status, result IS NULL FROM mcp_tool_calls WHERE id = $id")"
+psql_q -c "ALTER SYSTEM RESET mcp_oauth.max_response_bytes" -c "SELECT pg_reload_conf()" >/dev/null
+behave '{"api_key": "key-0001"}'
 
 # Retention: finished calls are deleted after mcp_oauth.call_retention.
 check "finished calls are kept" "^([1-9][0-9]+)$" "$(as_alice -c "SELECT count(*) FROM mcp_tool_calls")"
