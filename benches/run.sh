@@ -92,11 +92,19 @@ sql "SELECT mcp_call_tool('$headers_id', 'big');" big
 # pgsql-http: the same 2026-07-28 tools/call, headers and body, to the same
 # server, over its backend's reused curl handle (keep-alive).
 if [ -n "$pgsql_http" ]; then
-  psql_q -c "CREATE EXTENSION http" >/dev/null
+  # With keep-alive, as ours: pgsql-http closes every connection unless its
+  # keep-alive is on. Set through its older name, http.keepalive: the one
+  # its README gives (http.curlopt_tcp_keepalive) shares the variable and is
+  # reset to NULL when the alias is defined after it as the library loads.
+  psql_q -c "CREATE EXTENSION http" -c "ALTER DATABASE postgres SET http.keepalive = '1'" >/dev/null
   body='{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "hello"}, "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientInfo": {"name": "pgsql-http", "version": "1"}, "io.modelcontextprotocol/clientCapabilities": {}}}}'
   sql "SELECT (http(('POST', '$base/mcp', ARRAY[http_header('X-Api-Key', '$KEY'), http_header('Accept', 'application/json, text/event-stream'), http_header('Mcp-Protocol-Version', '2026-07-28'), http_header('Mcp-Method', 'tools/call'), http_header('Mcp-Name', 'echo')], 'application/json', '$body')::http_request)).content::jsonb -> 'result';" pgsql_http
   check=$(psql_q -At -f "$work/pgsql_http.sql")
   grep -q '"hello"' <<<"$check" || { echo "pgsql-http's request was not answered as a tool call: $check" >&2; exit 1; }
+  connections=$(curl -s "$base/_fixture/stats" | jq -r .connections)
+  for _ in $(seq 20); do cat "$work/pgsql_http.sql"; done | psql_q -At >/dev/null
+  reused=$(( $(curl -s "$base/_fixture/stats" | jq -r .connections) - connections - 1 ))
+  [ "$reused" -le 1 ] || { echo "pgsql-http opened $reused connections for 20 calls: keep-alive is not on" >&2; exit 1; }
 fi
 chmod 644 "$work"/*.sql
 
@@ -267,7 +275,7 @@ for rows in 10 10000 "$BIG_ROWS"; do
   have=$(psql_q -At -c "SELECT count(*) FROM user_mcp_servers")
   if [ "$have" -lt "$rows" ]; then
     psql_q -c "INSERT INTO user_mcp_servers (user_id, name, url, headers)
-               SELECT 'u' || (i % 10000), 'row ' || i, 'https://r' || i || '.example/mcp', '{\"X-Api-Key\": \"k\"}'
+               SELECT 'u' || (i % 10000), 'row ' || i, 'https://r' || i || '.example/mcp', '{\"X-Api-Key\": \"filler-key-0001\"}'
                  FROM generate_series($have + 1, $rows) i" >/dev/null
     psql_q -c "VACUUM ANALYZE user_mcp_servers" >/dev/null
   fi
