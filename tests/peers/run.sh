@@ -2,7 +2,9 @@
 # The extension against servers people really run, unmodified, from their
 # official packages: MCP servers built on the TypeScript SDK (npm
 # @modelcontextprotocol/sdk, stateful and stateless Streamable HTTP) and on
-# the Python SDK (PyPI mcp, FastMCP), behind an OpenID-certified
+# the Python SDK (PyPI mcp, FastMCP), rmcp's own server with its tasks
+# runtime (crates/peer-rmcp, for queued calls run as tasks), behind an
+# OpenID-certified
 # authorization server (npm oidc-provider: refresh-token rotation with reuse
 # detection, revocation, its own login and consent forms, submitted here as a
 # browser would). What each side counted is read from its own events.
@@ -59,6 +61,12 @@ oidc_stat() { counter "$issuer" "$1"; }
 # delta BEFORE AFTER: AFTER - BEFORE, or "unreadable".
 delta() { [[ $1 =~ ^[0-9]+$ && $2 =~ ^[0-9]+$ ]] && echo $(($2 - $1)) || echo unreadable; }
 
+# rmcp's own server (crates/peer-rmcp: rmcp's ServerHandler, TaskManager and
+# Streamable HTTP service), for the tasks extension.
+(cd "$ROOT_DIR" && cargo build -q -p mcp_oauth_peer_rmcp) || { echo "the rmcp peer did not build"; exit 1; }
+rmcp_url=$(start_peer rmcp "${CARGO_TARGET_DIR:-$ROOT_DIR/target}/debug/mcp-oauth-peer-rmcp" 0)
+rmcp_stat() { curl -sf --max-time 5 "$rmcp_url/stats" | jq -r "$1" 2>/dev/null || echo unreadable; }
+
 issuer=$(start_peer oidc "$node" oidc.mjs 0 300)
 [ -n "$issuer" ] || { echo "the authorization server did not start:"; cat "$dir/oidc.err"; exit 1; }
 
@@ -110,6 +118,29 @@ listen_for() {
   listener=$!
 }
 
+# rmcp_tasks: queued calls to rmcp's server, which runs slow_echo as a task
+# (the MCP tasks extension) for a client that declares it.
+rmcp_tasks() {
+  [[ "rmcp tasks" =~ ${PEERS_ONLY:-.} ]] || return 0
+  local id qid
+  id=$(as_alice -c "INSERT INTO user_mcp_servers (name, url) VALUES ('rmcp', '$rmcp_url/mcp') RETURNING id")
+  check "rmcp server: a call" '"text": "plain"' "$(call "$id" echo '{"text": "plain"}')"
+  check "rmcp server: a synchronous call to slow_echo is not made a task" '"text": "inline"' \
+    "$(call "$id" slow_echo '{"text": "inline", "ms": 100}')"
+  check "rmcp server: ... no task made" "^0$" "$(rmcp_stat .tasks_created)"
+  qid=$(as_alice -c "SELECT mcp_call_tool_async('$id', 'slow_echo', '{\"text\": \"as a task\", \"ms\": 1500}')")
+  check "rmcp server: a queued call it runs as a task: its result" '"text": "as a task"' "$(as_alice -c "SELECT mcp_call_result($qid, '30s')" 2>&1)"
+  check "rmcp server: ... one task, polled with tasks/get, the work done once" "^1 [1-9][0-9]* 1$" \
+    "$(rmcp_stat '"\(.tasks_created) \(.task_polls) \(.executed["as a task"])"')"
+  check "rmcp server: ... the task's id kept on the call" "^succeeded\|.+" "$(as_alice -c "SELECT status || '|' || coalesce(task_id, '') FROM mcp_tool_calls WHERE id = $qid")"
+  qid=$(as_alice -c "SELECT mcp_call_tool_async('$id', 'slow_echo', '{\"text\": \"cancel me\", \"ms\": 60000}')")
+  for _ in $(seq 50); do [ -n "$(as_alice -c "SELECT task_id FROM mcp_tool_calls WHERE id = $qid")" ] && break; sleep 0.1; done
+  check "rmcp server: cancelling a call it runs as a task" "^t$" "$(as_alice -c "SELECT mcp_cancel_call($qid)")"
+  for _ in $(seq 50); do [ "$(rmcp_stat .task_cancels)" = 1 ] && break; sleep 0.1; done
+  check "rmcp server: ... sends tasks/cancel, and the work is never done" "^1 null$" "$(rmcp_stat '"\(.task_cancels) \(.executed["cancel me"])"')"
+  check "rmcp server: ... the call ends cancelled" "^cancelled$" "$(as_alice -c "SELECT status FROM mcp_tool_calls WHERE id = $qid")"
+}
+
 # scenario LABEL MCP_URL FEATURES: the row's whole life against one server.
 # FEATURES: any of sessions (the server keeps sessions, and is restarted to
 # forget them: $restart), bound (it counts requests that carry a session
@@ -126,6 +157,16 @@ scenario() {
     "$(as_alice -c "SELECT string_agg(name, ',' ORDER BY name) FROM mcp_list_tools('$id')" 2>&1)"
   check "$label: a call" '"text": "hi"' "$(call "$id")"
   check "$label: its structured result" '"structuredContent": \{"(sum|result)": 5\}' "$(call "$id" add '{"a": 2, "b": 3}')"
+  if [ "$peer_mode" = direct ]; then
+    out=$(as_alice -c "SELECT string_agg(e->>'ok' || ':' || (e->'result'->'content'->0->>'text'), ',')
+                         FROM jsonb_array_elements(mcp_call_tools(jsonb_build_array(
+                           jsonb_build_object('server_id', '$id', 'name', 'echo', 'arguments', '{\"text\": \"parallel\"}'::jsonb),
+                           jsonb_build_object('server_id', '$id', 'name', 'add', 'arguments', '{\"a\": 2, \"b\": 3}'::jsonb)))) e" 2>&1)
+    check "$label: parallel calls in one statement (mcp_call_tools)" "^true:[^,]*parallel[^,]*,true:[^,]*5" "$out"
+    out=$(as_alice -c "SELECT mcp_call_tool_async('$id', 'echo', '{\"text\": \"queued\"}')" 2>&1)
+    check "$label: a queued call (mcp_call_tool_async), made by the queue worker" '"text": "[^"]*queued' \
+      "$(as_alice -c "SELECT mcp_call_result($out, '20s')" 2>&1)"
+  fi
 
   # Refresh after a 401 (the access token revoked at the AS, the refresh
   # token still good), then after expiry.
@@ -241,6 +282,7 @@ INI
       ;;
   esac
   say "$1"
+  peer_mode=$1
   tool_names=add,admin_action,echo,slow,whoami
   server=${ts_url%/mcp} session_misses=unknown_session_requests restart=restart_ts
   scenario "TS SDK stateful ($1)" "$ts_url" "sessions bound stepup isolation lifecycle"
@@ -250,6 +292,7 @@ INI
   tool_names=add,echo,whoami
   server=${py_url%/mcp} session_misses='session_misses' restart=restart_py
   scenario "Python SDK FastMCP ($1)" "$py_url" "sessions isolation lifecycle"
+  [ "$1" = direct ] && rmcp_tasks
   case $1 in
     pgbouncer)
       kill "$(cat "$dir/pgbouncer.pid")" && rm -f "$dir/pgbouncer.pid"
