@@ -108,6 +108,17 @@ SQL
 
 behave "{\"api_key\": \"$KEY\", \"mcp_delay_ms\": $DELAY_MS}"
 declare -A results
+# Parallel calls in one statement: ten calls to the same server, each
+# answered after DELAY_MS, in one mcp_call_tools (pgbench's average latency
+# per statement, the first of each backend excluded by a warm-up).
+ten="[$(for i in $(seq 10); do [ "$i" -gt 1 ] && printf ','; printf '{"server_id": "%s", "name": "echo", "arguments": {"text": "p%s"}}' "$server" "$i"; done)]"
+mkdir -p "$dir/bench" && chmod 777 "$dir/bench"
+echo "SELECT jsonb_array_length(mcp_call_tools('$ten'));" >"$dir/bench/ten.sql"
+psql_q -At -c "SELECT jsonb_array_length(mcp_call_tools('$ten'))" >/dev/null
+for _ in $(seq "$REPS"); do
+  results[ten]+="$(as_pg "$PG_BIN/pgbench" -h "$dir" -p 5432 -U postgres -n -c 1 -t 20 -f "$dir/bench/ten.sql" postgres 2>/dev/null |
+    sed -n 's/^latency average = \([0-9.]*\) ms/\1/p') "
+done
 for cap in 100 200; do
   set_cap "$cap"
   for _ in $(seq "$REPS"); do
@@ -143,7 +154,6 @@ behave "{\"api_key\": \"$KEY\", \"hang\": true}"
 psql_q -At -c "SELECT mcp_call_tool_async('$server', 'echo')" >/dev/null
 sleep 1
 work="$dir/bench"
-mkdir -p "$work" && chmod 777 "$work"
 echo "SELECT mcp_call_tool_async('$server', 'echo', '{\"text\": \"enqueued\"}');" >"$work/enqueue.sql"
 echo "INSERT INTO bench_plain (user_id, server_id, name, arguments) VALUES ('postgres', '$server', 'echo', '{\"text\": \"enqueued\"}');" >"$work/insert.sql"
 pgbench_rate() {
@@ -219,6 +229,10 @@ section=$(
     echo
     echo "pg_net was not measured: its source was not found at \`\$PG_NET_SRC\`."
   fi
+  echo
+  ten_ms=$(tr ' ' '\n' <<<"${results[ten]}" | grep . | median)
+  echo "Ten calls in one \`mcp_call_tools\`, each answered after $DELAY_MS ms (pgbench, 20 statements, median of $REPS averages):"
+  echo "$ten_ms ms per statement (target: about $DELAY_MS ms, not $(( 10 * DELAY_MS )): $(awk -v t="$ten_ms" -v d="$DELAY_MS" 'BEGIN { print (t < 1.5 * d ? "met" : "not met") }'))."
   echo
   echo "| enqueue, one per transaction (pgbench, 1 client, $ENQUEUE_ROWS transactions) | tps (median of $REPS) |"
   echo "|---|---|"

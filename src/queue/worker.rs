@@ -325,7 +325,7 @@ impl Worker {
         self.paused.retain(|_, until| *until > now);
         let mut more_queued = false;
         let claimed = in_transaction(|| {
-            let candidates = store::candidates((room * 4).min(1000) as i32)?;
+            let candidates = store::candidates(queue::claim_window(room) as i32)?;
             let servers: Vec<uuid::Uuid> = candidates.iter().map(|(_, server)| *server).collect();
             let admitted = queue::admit(&servers, &self.per_server, &|s| self.paused.contains_key(s), caps);
             more_queued = admitted.len() < candidates.len();

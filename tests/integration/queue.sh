@@ -138,6 +138,17 @@ check "a 500 on a read-only tool: made again, and succeeds" "^3(\.0)?$" "$(as_al
 check "... on its second attempt, marked repeatable" "^2\|t$" "$(as_alice -c "SELECT attempts, repeatable FROM mcp_tool_calls WHERE id = $id")"
 behave '{"api_key": "key-0001"}'
 
+# Queued calls on a row whose token expired: one refresh for all of them.
+behave '{"api_key": "key-0001", "expires_in": 1}'
+sign_in "$oauth"
+behave '{"api_key": "key-0001", "mcp_delay_ms": 100}'
+sleep 1.5
+refreshes=$(stat refreshes) reuse=$(stat refresh_reuse)
+ids=$(as_alice -c "SELECT string_agg(mcp_call_tool_async('$oauth', 'echo', jsonb_build_object('text', 'r' || i))::text, ',') FROM generate_series(1, 8) i")
+check "eight queued calls on an expired token all succeed" "^8$" "$(as_alice -c "SELECT count(*) FROM unnest('{$ids}'::bigint[]) i WHERE mcp_call_result(i, '20s') IS NOT NULL")"
+check "... with one refresh, no refresh token reused" "^1 0$" "$(delta "$refreshes" "$(stat refreshes)") $(delta "$reuse" "$(stat refresh_reuse)")"
+behave '{"api_key": "key-0001"}'
+
 # A server down, then up: connection refused is made again.
 port=$(sed -E 's|.*:([0-9]+)$|\1|' <<<"$base")
 kill "$(cat "$dir/fixture.pid")"
@@ -199,17 +210,6 @@ as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
 check "a task running across a crash: its result after the restart" '"text": "task across a crash"' "$(as_alice -c "SELECT mcp_call_result($id, '20s')")"
 check "... from the same task, the tool not called again" "^1\|1$" \
   "$(delta "$made" "$(stat tasks_created)")|$(curl -sf "$base/_fixture/stats" | jq -r '[.echoed[] | select(. == "task across a crash")] | length')"
-behave '{"api_key": "key-0001"}'
-
-# Queued calls on a row whose token expired: one refresh for all of them.
-behave '{"api_key": "key-0001", "expires_in": 1}'
-sign_in "$oauth"
-behave '{"api_key": "key-0001", "mcp_delay_ms": 100}'
-sleep 1.5
-refreshes=$(stat refreshes) reuse=$(stat refresh_reuse)
-ids=$(as_alice -c "SELECT string_agg(mcp_call_tool_async('$oauth', 'echo', jsonb_build_object('text', 'r' || i))::text, ',') FROM generate_series(1, 8) i")
-check "eight queued calls on an expired token all succeed" "^8$" "$(as_alice -c "SELECT count(*) FROM unnest('{$ids}'::bigint[]) i WHERE mcp_call_result(i, '20s') IS NOT NULL")"
-check "... with one refresh, no refresh token reused" "^1 0$" "$(delta "$refreshes" "$(stat refreshes)") $(delta "$reuse" "$(stat refresh_reuse)")"
 behave '{"api_key": "key-0001"}'
 
 # A worker killed mid-call: started again, it settles what it left running.

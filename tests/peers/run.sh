@@ -278,7 +278,7 @@ INI
       restart_cluster
       check "no dynamic worker can start (a parallel query gets none)" "Workers Planned: 1.*Workers Launched: 0" \
         "$(psql_q -c "SET force_parallel_mode = on" -c "EXPLAIN (ANALYZE, COSTS OFF) SELECT 1" 2>&1 | tr -d '\n')"
-      check "... while the durable writers run" "^2$" "$(pgrep -fc "postgres: mcp_oauth durable writer [0-9]")"
+      check "... while the durable writers run" "^2$" "$(pgrep -P "$(head -1 "$dir/data/postmaster.pid")" -fc "postgres: mcp_oauth durable writer [0-9]")"
       ;;
   esac
   say "$1"

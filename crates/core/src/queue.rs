@@ -122,6 +122,14 @@ pub struct Caps {
     pub per_server: usize,
 }
 
+/// How many due calls a worker with `room` free places looks at in one
+/// claim: more than it can take, so that calls to servers at their cap or
+/// paused do not hide the others behind them; bounded, as they are locked
+/// while the claim's transaction lasts.
+pub fn claim_window(room: usize) -> usize {
+    room.saturating_mul(4).clamp(1, 1000)
+}
+
 /// Of `candidates` (oldest first, each by its server), the ones that may
 /// start now, given what is in flight and which servers asked for a pause.
 pub fn admit<S: Eq + Hash + Copy>(candidates: &[S], in_flight: &HashMap<S, usize>, paused: &dyn Fn(&S) -> bool, caps: Caps) -> Vec<usize> {
@@ -219,6 +227,15 @@ mod tests {
         assert_eq!(p.after_interruption(false, 1), Decision::Fail);
         assert_eq!(p.after_interruption(true, 1), Decision::Retry { after: Duration::from_millis(250) });
         assert_eq!(p.after_interruption(true, 5), Decision::Fail);
+    }
+
+    #[test]
+    fn claim_windows() {
+        assert_eq!(claim_window(0), 1);
+        assert_eq!(claim_window(1), 4);
+        assert_eq!(claim_window(100), 400);
+        assert_eq!(claim_window(10_000), 1000);
+        assert_eq!(claim_window(usize::MAX), 1000);
     }
 
     #[test]
