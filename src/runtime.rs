@@ -101,6 +101,21 @@ pub fn http_client() -> Result<Rc<HttpClient>, Error> {
     })
 }
 
+/// Sleeps on this backend's latch for at most `ms` milliseconds (woken
+/// early by a signal or a latch set), shown as an `Extension` wait.
+pub fn nap(ms: std::ffi::c_long) {
+    // SAFETY: waits on this backend's own latch, bounded, then resets it.
+    unsafe {
+        pg_sys::WaitLatch(
+            pg_sys::MyLatch,
+            (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+            ms,
+            pg_sys::PG_WAIT_EXTENSION,
+        );
+        pg_sys::ResetLatch(pg_sys::MyLatch);
+    }
+}
+
 /// A query cancel or termination is pending (statement_timeout,
 /// pg_cancel_backend, pg_terminate_backend).
 pub fn cancel_requested() -> bool {

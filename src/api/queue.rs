@@ -73,16 +73,7 @@ fn wait_for(id: i64, timeout: Duration) -> Result<Option<RawJsonb>, Error> {
         if started.elapsed() >= timeout {
             return Ok(None);
         }
-        // SAFETY: waits on this backend's own latch, bounded.
-        unsafe {
-            pg_sys::WaitLatch(
-                pg_sys::MyLatch,
-                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
-                POLL_MS,
-                pg_sys::PG_WAIT_EXTENSION,
-            );
-            pg_sys::ResetLatch(pg_sys::MyLatch);
-        }
+        crate::runtime::nap(POLL_MS);
         if crate::runtime::cancel_requested() {
             return Err(Error::Cancelled);
         }

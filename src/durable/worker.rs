@@ -182,13 +182,7 @@ impl Worker {
                     break loaded;
                 }
                 // No slot: nothing signals when one frees, so look again soon.
-                pg_sys::WaitLatch(
-                    pg_sys::MyLatch,
-                    (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
-                    SLOT_POLL_MS,
-                    pg_sys::PG_WAIT_EXTENSION,
-                );
-                pg_sys::ResetLatch(pg_sys::MyLatch);
+                crate::runtime::nap(SLOT_POLL_MS);
             };
             match loaded {
                 Some(process) => {
@@ -263,17 +257,9 @@ impl Worker {
             if started.elapsed() > timeout {
                 return WaitEnd::TimedOut;
             }
-            // SAFETY: waits on this backend's own latch (set by the worker,
-            // and by the postmaster when the worker starts or stops).
-            unsafe {
-                pg_sys::WaitLatch(
-                    pg_sys::MyLatch,
-                    (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
-                    10,
-                    pg_sys::PG_WAIT_EXTENSION,
-                );
-                pg_sys::ResetLatch(pg_sys::MyLatch);
-            }
+            // The latch is set by the worker, and by the postmaster when
+            // the worker starts or stops.
+            crate::runtime::nap(10);
         }
     }
 

@@ -130,33 +130,33 @@ const CLAIM: Statement = Statement {
     sql: "UPDATE {schema}.mcp_tool_calls
              SET status = 'running', attempts = attempts + 1, worker = $2, started_at = pg_catalog.clock_timestamp()
            WHERE id = ANY ($1)
-          RETURNING id, user_id, server_id, name, arguments, attempts, repeatable",
+          RETURNING id, user_id, server_id, name, arguments, attempts, repeatable, task_id",
     args: &[pg_sys::INT8ARRAYOID, pg_sys::INT4OID],
 };
+
+/// A call from a row of `id, user_id, server_id, name, arguments, attempts,
+/// repeatable, task_id`.
+fn claimed_from(row: &spi::Row) -> Option<Claimed> {
+    let arguments = match row.get::<JsonB>(5) {
+        Some(JsonB(Value::Object(map))) => map,
+        _ => Map::new(),
+    };
+    Some(Claimed {
+        id: row.get::<i64>(1)?,
+        user_id: row.get::<String>(2)?,
+        server_id: uuid::Uuid::from_bytes(*row.get::<pgrx::Uuid>(3)?.as_bytes()),
+        name: row.get::<String>(4)?,
+        arguments,
+        attempts: row.get::<i32>(6).unwrap_or(1).max(1) as u32,
+        repeatable: row.get::<bool>(7),
+        task_id: row.get::<String>(8),
+    })
+}
 
 /// Marks `ids` (locked by `candidates`) running in worker `worker`.
 pub fn claim(ids: Vec<i64>, worker: i32) -> Result<Vec<Claimed>, Error> {
     let mut claimed = Vec::new();
-    spi::run(&CLAIM, &[arg(ids), arg(worker)], |row| {
-        let arguments = match row.get::<JsonB>(5) {
-            Some(JsonB(Value::Object(map))) => map,
-            _ => Map::new(),
-        };
-        if let (Some(id), Some(user_id), Some(server), Some(name)) =
-            (row.get::<i64>(1), row.get::<String>(2), row.get::<pgrx::Uuid>(3), row.get::<String>(4))
-        {
-            claimed.push(Claimed {
-                id,
-                user_id,
-                server_id: uuid::Uuid::from_bytes(*server.as_bytes()),
-                name,
-                arguments,
-                attempts: row.get::<i32>(6).unwrap_or(1).max(1) as u32,
-                repeatable: row.get::<bool>(7),
-                task_id: None,
-            });
-        }
-    })?;
+    spi::run(&CLAIM, &[arg(ids), arg(worker)], |row| claimed.extend(claimed_from(row)))?;
     Ok(claimed)
 }
 
@@ -206,7 +206,7 @@ pub fn requeue(id: i64, after_ms: i64, repeatable: Option<bool>, sqlstate: &str,
 
 const ORPHANS: Statement = Statement {
     name: "queue_orphans",
-    sql: "SELECT id, user_id, server_id, name, attempts, repeatable, task_id FROM {schema}.mcp_tool_calls
+    sql: "SELECT id, user_id, server_id, name, arguments, attempts, repeatable, task_id FROM {schema}.mcp_tool_calls
            WHERE status = 'running' AND (worker = $1 OR ($2 AND (worker IS NULL OR worker >= $3)))
            FOR UPDATE SKIP LOCKED",
     args: &[pg_sys::INT4OID, pg_sys::BOOLOID, pg_sys::INT4OID],
@@ -217,22 +217,7 @@ const ORPHANS: Statement = Statement {
 /// longer exist.
 pub fn orphans(worker: i32, workers: i32) -> Result<Vec<Claimed>, Error> {
     let mut found = Vec::new();
-    spi::run(&ORPHANS, &[arg(worker), arg(worker == 0), arg(workers)], |row| {
-        if let (Some(id), Some(user_id), Some(server), Some(name)) =
-            (row.get::<i64>(1), row.get::<String>(2), row.get::<pgrx::Uuid>(3), row.get::<String>(4))
-        {
-            found.push(Claimed {
-                id,
-                user_id,
-                server_id: uuid::Uuid::from_bytes(*server.as_bytes()),
-                name,
-                arguments: Map::new(),
-                attempts: row.get::<i32>(5).unwrap_or(1).max(1) as u32,
-                repeatable: row.get::<bool>(6),
-                task_id: row.get::<String>(7),
-            });
-        }
-    })?;
+    spi::run(&ORPHANS, &[arg(worker), arg(worker == 0), arg(workers)], |row| found.extend(claimed_from(row)))?;
     Ok(found)
 }
 
