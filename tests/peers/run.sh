@@ -44,11 +44,18 @@ start_peer() {
   for _ in $(seq 150); do [ -s "$dir/$name.out" ] && break; sleep 0.1; done
   head -1 "$dir/$name.out"
 }
+# A server that does not stop within 5 s (uvicorn waits for its clients'
+# keep-alive connections, such as a queue worker's idle one) is killed: a
+# restart must free the port for the new one.
 stop_peer() {
   local pid
   pid=$(cat "$dir/$1.pid")
   kill "$pid" 2>/dev/null
   for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -9 "$pid" 2>/dev/null
+    for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
   rm -f "$dir/$1.pid" "$dir/$1.out"
 }
 # counter URL FIELD: a number a peer counted. A peer that cannot be read, or
@@ -237,9 +244,12 @@ py_url=$(start_peer py "$python" py_server.py "$py_port" "$issuer")
 for u in "$ts_url" "$ts400_url" "$tsless_url" "$py_url"; do
   [ -n "$u" ] || { echo "a server did not start:"; tail -5 "$dir"/*.err; exit 1; }
 done
-restart_ts() { stop_peer ts; start_ts "" "$ts_port" stateful 404 >/dev/null; }
-restart_ts400() { stop_peer ts400; start_ts 400 "$ts400_port" stateful 400 >/dev/null; }
-restart_py() { stop_peer py; start_peer py "$python" py_server.py "$py_port" "$issuer" >/dev/null; }
+# up URL: waits (at most 10 s) until the server at URL (its /mcp) answers:
+# a server prints its URL before it listens.
+up() { for _ in $(seq 100); do curl -sf --max-time 1 "${1%/mcp}/_test/stats" >/dev/null && return 0; sleep 0.1; done; }
+restart_ts() { stop_peer ts; up "$(start_ts "" "$ts_port" stateful 404)"; }
+restart_ts400() { stop_peer ts400; up "$(start_ts 400 "$ts400_port" stateful 400)"; }
+restart_py() { stop_peer py; up "$(start_peer py "$python" py_server.py "$py_port" "$issuer")"; }
 
 direct_host=$PGHOST
 run_mode() {
