@@ -205,7 +205,7 @@ section=$(
   echo "Measured by \`$command_line\` on $(date -u +%Y-%m-%d) at commit \`$(git rev-parse --short HEAD)\`;"
   echo "the machine and builds as above (release, preloaded), \`mcp_oauth.call_workers = 2\`."
   echo "The server is the loopback fixture answering every MCP request after $DELAY_MS ms. $CALLS calls are"
-  echo "committed at once; the time runs from the commit to the last result stored (median of $REPS). The target is the"
+  echo "committed at once; the time runs from the commit to the last result stored (median of $REPS). The target applies at"
   echo "the default cap; at a higher cap the fixed cost of each call's two short transactions in the"
   echo "workers weighs more (batching them is the next step)."
   echo
