@@ -95,7 +95,7 @@ suite "pg_regress" regress_tests
 suite "integration tests (and the upgrade from 0.1.0)" integration_tests
 suite "token lifecycle under races, isolation levels and faults" faults_tests
 suite "hostile inputs, in an isolated network namespace" security_tests
-suite "third-party servers (MCP TypeScript and Python SDKs, oidc-provider; direct, PgBouncer, no worker slots)" peer_tests
+suite "third-party servers (MCP TypeScript and Python SDKs, rmcp's server, oidc-provider; direct, PgBouncer, no worker slots)" peer_tests
 suite "the example application in a real browser (headless Chromium)" browser_tests
 suite "the demo (scripts/demo.sh)" demo_run
 suite "MCP conformance suites (0.1.16 auth, backcompat, draft; 0.2.0-alpha.12 2026-07-28, 2025-11-25)" conformance_tests
