@@ -378,6 +378,14 @@ impl Attempt {
         self
     }
 
+    /// `text` (what a server said) without any secret the row holds.
+    pub fn redact(&self, text: &str) -> String {
+        let row = &self.row;
+        let access = row.credentials.as_ref().map(|c| &c.tokens.access_token);
+        let secrets = withheld_secrets(row).into_iter().chain(access).chain(row.headers.iter().map(|(_, v)| v));
+        mcp_oauth_core::text::redact(text, secrets.map(Secret::expose))
+    }
+
     /// The row's credentials (refreshed first when due) and session.
     pub fn prepare(&mut self, op: Operation) -> Result<Request, Error> {
         let row = &mut self.row;

@@ -423,7 +423,7 @@ impl Worker {
     /// What a call's answer leads to: its end, or (the server runs it as a
     /// task) a poll of the task.
     fn conclude(&mut self, running: Running, result: Result<Outcome, Error>) {
-        let Running { mut claimed, started, polling, poll_failures, .. } = running;
+        let Running { mut claimed, started, polling, poll_failures, attempt, .. } = running;
         let raw = match result {
             Ok(Outcome::Raw(raw)) => raw,
             Err(e) if polling && reach_of(&e) != Reach::Final && poll_failures + 1 < MAX_POLL_FAILURES => {
@@ -432,7 +432,8 @@ impl Worker {
             }
             other => return self.finish(claimed, started, other),
         };
-        let ended = |why: String| Err(Error::TaskEnded(why));
+        // What the server said of its task may echo a credential.
+        let ended = |why: String| Err(Error::TaskEnded(attempt.redact(&why)));
         match tasks::task_state(&raw, polling) {
             Ok(TaskState::NotATask) => self.finish(claimed, started, Ok(Outcome::Raw(raw))),
             Ok(TaskState::Working { task_id, poll }) => {

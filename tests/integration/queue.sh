@@ -189,9 +189,11 @@ check "... its task id kept on the call" "^task-[0-9]+\|succeeded\|1$" "$(as_ali
 check "a synchronous call never gets a task (the extension is declared only by the queue)" '"text": "sync"' \
   "$(as_alice -c "SELECT mcp_call_tool('$keyed', 'echo', '{\"text\": \"sync\"}')")"
 check "... so no task was made for it" "^1$" "$(delta "$made" "$(stat tasks_created)")"
-behave '{"api_key": "key-0001", "echo_as_task": true, "task_ms": 0, "task_poll_ms": 100, "task_fails": true}'
+behave '{"api_key": "key-0001", "echo_as_task": true, "task_ms": 0, "task_poll_ms": 100, "task_fails": true, "task_error": "bad key key-0001"}'
 id=$(enqueue "$keyed" echo '{"text": "failing task"}')
 expect_error "a task that fails: MC005 with the server's error" MC005 "JSON-RPC error -32603" -- -U alice -c "SELECT mcp_call_result($id)"
+check "... the credential it echoed is not kept" "^bad key \[redacted\]|^0$" \
+  "$(as_alice -c "SELECT count(*) FROM mcp_tool_calls WHERE error_message LIKE '%key-0001%'")"
 behave '{"api_key": "key-0001", "echo_as_task": true, "task_ms": 60000, "task_poll_ms": 200}'
 cancels=$(stat task_cancels)
 id=$(enqueue "$keyed" echo '{"text": "cancelled task"}')
