@@ -297,3 +297,139 @@ REVOKE ALL ON SEQUENCE @extschema@.mcp_tool_calls_id_seq FROM PUBLIC;
 REVOKE ALL ON TABLE @extschema@.mcp_calls FROM PUBLIC;
 GRANT SELECT ON @extschema@.mcp_tool_calls TO mcp_oauth_user;
 GRANT SELECT ON @extschema@.mcp_calls TO mcp_oauth_user;
+
+-- Tokens obtained with no user: the client credentials grant (with a client
+-- secret or a private key) and workload identity federation.
+ALTER TABLE @extschema@.user_mcp_servers DROP CONSTRAINT user_mcp_servers_auth_type_check;
+ALTER TABLE @extschema@.user_mcp_servers ADD CONSTRAINT user_mcp_servers_auth_type_check
+    CHECK (auth_type IN ('headers', 'oauth', 'client_credentials', 'workload_identity'));
+CREATE OR REPLACE FUNCTION @extschema@.user_mcp_servers_before_write() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    problem text;
+    base_slug text;
+    candidate text;
+    suffix int := 1;
+BEGIN
+    IF NEW.user_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'not_null_violation', MESSAGE = 'an MCP server needs an owner',
+            DETAIL = 'user_id is null.', HINT = 'Leave user_id out: it defaults to mcp_current_user_id().',
+            TABLE = TG_TABLE_NAME, COLUMN = 'user_id';
+    END IF;
+    IF NEW.name IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'not_null_violation', MESSAGE = 'an MCP server needs a name',
+            TABLE = TG_TABLE_NAME, COLUMN = 'name';
+    END IF;
+    NEW.name := btrim(NEW.name);
+    IF char_length(NEW.name) = 0 OR char_length(NEW.name) > 80 THEN
+        RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'invalid MCP server name',
+            DETAIL = format('A name has 1 to 80 characters besides leading and trailing spaces; this one has %s.', char_length(NEW.name)),
+            TABLE = TG_TABLE_NAME, COLUMN = 'name', CONSTRAINT = 'user_mcp_servers_name_check';
+    END IF;
+    IF NEW.url IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'not_null_violation', MESSAGE = 'an MCP server needs a URL',
+            TABLE = TG_TABLE_NAME, COLUMN = 'url';
+    END IF;
+    problem := @extschema@.mcp_oauth_url_problem(NEW.url);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'invalid MCP server URL', DETAIL = problem,
+            HINT = 'Use the absolute http(s) URL of the MCP endpoint, e.g. https://mcp.example.com/mcp.',
+            TABLE = TG_TABLE_NAME, COLUMN = 'url', CONSTRAINT = 'user_mcp_servers_url_check';
+    END IF;
+    IF NEW.headers IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'not_null_violation', MESSAGE = 'headers cannot be null',
+            HINT = 'Use ''{}'' for no headers.', TABLE = TG_TABLE_NAME, COLUMN = 'headers';
+    END IF;
+    IF TG_OP = 'INSERT' OR NEW.headers IS DISTINCT FROM OLD.headers THEN
+        -- Plaintext values are checked strictly; values already sealed for
+        -- this row (kept from before) pass as they are.
+        problem := @extschema@.mcp_oauth_headers_problem(NEW.headers, true);
+        IF problem IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'invalid MCP server headers', DETAIL = problem,
+                HINT = 'headers is a JSON object of at most 20 header names to string values, e.g. {"Authorization": "Bearer ..."}.',
+                TABLE = TG_TABLE_NAME, COLUMN = 'headers', CONSTRAINT = 'user_mcp_servers_headers_check';
+        END IF;
+        -- Header values are secrets: sealed before the row is written.
+        NEW.headers := @extschema@.mcp_oauth_seal_headers(NEW.id, NEW.headers);
+    END IF;
+    IF NEW.auth_type IS NULL OR NEW.auth_type NOT IN ('headers', 'oauth', 'client_credentials', 'workload_identity') THEN
+        RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'invalid auth_type',
+            DETAIL = format('auth_type is %s; it must be ''headers'', ''oauth'', ''client_credentials'' or ''workload_identity''.', coalesce(quote_literal(left(NEW.auth_type, 40)), 'null')),
+            TABLE = TG_TABLE_NAME, COLUMN = 'auth_type', CONSTRAINT = 'user_mcp_servers_auth_type_check';
+    END IF;
+
+    IF NEW.slug IS NULL THEN
+        -- Derive a slug unique among this user's rows: "github", "github-2", ...
+        -- Concurrent inserts for one user take turns here (the lock is held
+        -- to the end of the transaction), so they do not pick the same slug.
+        PERFORM pg_advisory_xact_lock(hashtextextended('mcp_oauth.slug:' || NEW.user_id, 0));
+        base_slug := @extschema@.mcp_oauth_slug(NEW.name);
+        candidate := base_slug;
+        WHILE EXISTS (SELECT FROM @extschema@.user_mcp_servers s
+                      WHERE s.user_id = NEW.user_id AND s.slug = candidate AND s.id IS DISTINCT FROM NEW.id) LOOP
+            suffix := suffix + 1;
+            candidate := rtrim(left(base_slug, 23 - length(suffix::text)), '-') || '-' || suffix;
+        END LOOP;
+        NEW.slug := candidate;
+    ELSIF NEW.slug !~ '^[a-z0-9_-]{1,24}$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'invalid slug',
+            DETAIL = format('%s is not 1 to 24 characters of a-z, 0-9, _ and -.', quote_literal(left(NEW.slug, 40))),
+            HINT = 'Leave slug out to derive it from the name.',
+            TABLE = TG_TABLE_NAME, COLUMN = 'slug', CONSTRAINT = 'user_mcp_servers_slug_check';
+    END IF;
+
+    IF TG_OP = 'INSERT' THEN
+        NEW.generation := 0;
+    ELSE
+        NEW.created_at := OLD.created_at;
+        NEW.updated_at := now();
+        -- Credentials belong to an endpoint and an auth mode: a change of
+        -- either forgets them, and an OAuth row must sign in again.
+        IF NEW.url IS DISTINCT FROM OLD.url OR NEW.auth_type IS DISTINCT FROM OLD.auth_type THEN
+            NEW.oauth_tokens := NULL;
+            NEW.oauth_code_verifier := NULL;
+            NEW.oauth_client_secret := NULL;
+            NEW.oauth_metadata := NULL;
+            NEW.reauth_required := (NEW.auth_type = 'oauth');
+        END IF;
+        -- What was learned about a server belongs to that server, reached
+        -- with those credentials.
+        IF NEW.url IS DISTINCT FROM OLD.url OR NEW.auth_type IS DISTINCT FROM OLD.auth_type
+           OR NEW.headers IS DISTINCT FROM OLD.headers THEN
+            NEW.mcp_protocol := NULL;
+        END IF;
+        -- Writes the extension computed from an older read of the row are
+        -- conditional on this: a change of endpoint or credentials, or a
+        -- new demand to sign in, makes them miss. (It only grows; the
+        -- extension may bump it itself, as a reset does.)
+        NEW.generation := greatest(NEW.generation, OLD.generation);
+        IF NEW.url IS DISTINCT FROM OLD.url OR NEW.auth_type IS DISTINCT FROM OLD.auth_type
+           OR NEW.headers IS DISTINCT FROM OLD.headers OR NEW.oauth_tokens IS DISTINCT FROM OLD.oauth_tokens
+           OR (NEW.reauth_required AND NOT OLD.reauth_required) THEN
+            NEW.generation := NEW.generation + 1;
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE FUNCTION "mcp_oauth_set_client_key"(
+	"server_id" uuid,
+	"client_id" TEXT,
+	"private_key" TEXT,
+	"algorithm" TEXT DEFAULT 'ES256',
+	"key_id" TEXT DEFAULT NULL
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'mcp_oauth_set_client_key_wrapper';
+REVOKE ALL ON FUNCTION @extschema@.mcp_oauth_set_client_key(uuid, text, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.mcp_oauth_set_client_key(uuid, text, text, text, text) TO mcp_oauth_user;
+COMMENT ON FUNCTION @extschema@.mcp_oauth_set_client_key(uuid, text, text, text, text) IS
+    'Sets a pre-registered client that authenticates with a private key (private_key_jwt, RFC 7523): its PEM (checked, then sealed), algorithm (default ES256) and key id (the JWT kid).';
+COMMENT ON FUNCTION @extschema@.mcp_oauth_set_client(uuid, text, text) IS
+    'Sets a pre-registered OAuth client (and secret) for a server; it is used before Client ID Metadata Documents and dynamic registration, and by client_credentials and workload_identity servers to obtain their token.';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.auth_type IS '''headers'' (send the row''s headers), ''oauth'' (the user signs in with OAuth 2.1), ''client_credentials'' (the client''s own token, from mcp_oauth_set_client or mcp_oauth_set_client_key) or ''workload_identity'' (the database''s workload token, mcp_oauth.workload_token_file).';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.oauth_client_secret IS 'Client secret of a confidential client, or the private key (PEM) of a private_key_jwt client. Secret.';
+COMMENT ON COLUMN @extschema@.mcp_servers.auth_type IS '''headers'', ''oauth'', ''client_credentials'' or ''workload_identity''.';

@@ -49,7 +49,7 @@ CREATE TABLE @extschema@.user_mcp_servers (
     CONSTRAINT user_mcp_servers_name_check CHECK (pg_catalog.char_length(name) BETWEEN 1 AND 80),
     CONSTRAINT user_mcp_servers_url_check CHECK (@extschema@.mcp_oauth_url_problem(url) IS NULL),
     CONSTRAINT user_mcp_servers_headers_check CHECK (@extschema@.mcp_oauth_headers_problem(headers, true) IS NULL),
-    CONSTRAINT user_mcp_servers_auth_type_check CHECK (auth_type IN ('headers', 'oauth')),
+    CONSTRAINT user_mcp_servers_auth_type_check CHECK (auth_type IN ('headers', 'oauth', 'client_credentials', 'workload_identity')),
     CONSTRAINT user_mcp_servers_oauth_metadata_check CHECK (
         oauth_metadata IS NULL OR pg_catalog.jsonb_typeof(oauth_metadata) = 'object'),
     CONSTRAINT user_mcp_servers_last_error_check CHECK (pg_catalog.char_length(last_error) <= 1000)
@@ -73,11 +73,11 @@ COMMENT ON COLUMN @extschema@.user_mcp_servers.user_id IS 'Owner; defaults to mc
 COMMENT ON COLUMN @extschema@.user_mcp_servers.slug IS 'Short name, ^[a-z0-9_-]{1,24}$, unique per user; derived from name when not given.';
 COMMENT ON COLUMN @extschema@.user_mcp_servers.url IS 'The MCP endpoint: absolute http(s) URL, no credentials, no fragment, at most 2048 characters.';
 COMMENT ON COLUMN @extschema@.user_mcp_servers.headers IS 'Headers sent in headers mode, e.g. {"Authorization": "Bearer ..."}. Values are secrets: write-only for applications.';
-COMMENT ON COLUMN @extschema@.user_mcp_servers.auth_type IS '''headers'' (send the row''s headers) or ''oauth'' (sign in with OAuth 2.1).';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.auth_type IS '''headers'' (send the row''s headers), ''oauth'' (the user signs in with OAuth 2.1), ''client_credentials'' (the client''s own token, from mcp_oauth_set_client or mcp_oauth_set_client_key) or ''workload_identity'' (the database''s workload token, mcp_oauth.workload_token_file).';
 COMMENT ON COLUMN @extschema@.user_mcp_servers.oauth_metadata IS 'Discovery results and the public parts of the client registration.';
 COMMENT ON COLUMN @extschema@.user_mcp_servers.oauth_tokens IS 'Access and refresh token. Secret: never readable by applications.';
 COMMENT ON COLUMN @extschema@.user_mcp_servers.oauth_code_verifier IS 'PKCE verifier of the sign-in in progress. Secret.';
-COMMENT ON COLUMN @extschema@.user_mcp_servers.oauth_client_secret IS 'Client secret of a confidential client. Secret.';
+COMMENT ON COLUMN @extschema@.user_mcp_servers.oauth_client_secret IS 'Client secret of a confidential client, or the private key (PEM) of a private_key_jwt client. Secret.';
 COMMENT ON COLUMN @extschema@.user_mcp_servers.reauth_required IS 'The user must sign in again (set by triggers, failed refreshes and step-up).';
 COMMENT ON COLUMN @extschema@.user_mcp_servers.oauth_authorized IS 'An OAuth row with tokens and no pending re-authentication.';
 COMMENT ON COLUMN @extschema@.user_mcp_servers.header_keys IS 'The names of the configured headers, sorted; never their values.';
@@ -154,9 +154,9 @@ BEGIN
         -- Header values are secrets: sealed before the row is written.
         NEW.headers := @extschema@.mcp_oauth_seal_headers(NEW.id, NEW.headers);
     END IF;
-    IF NEW.auth_type IS NULL OR NEW.auth_type NOT IN ('headers', 'oauth') THEN
+    IF NEW.auth_type IS NULL OR NEW.auth_type NOT IN ('headers', 'oauth', 'client_credentials', 'workload_identity') THEN
         RAISE EXCEPTION USING ERRCODE = 'check_violation', MESSAGE = 'invalid auth_type',
-            DETAIL = format('auth_type is %s; it must be ''headers'' or ''oauth''.', coalesce(quote_literal(left(NEW.auth_type, 40)), 'null')),
+            DETAIL = format('auth_type is %s; it must be ''headers'', ''oauth'', ''client_credentials'' or ''workload_identity''.', coalesce(quote_literal(left(NEW.auth_type, 40)), 'null')),
             TABLE = TG_TABLE_NAME, COLUMN = 'auth_type', CONSTRAINT = 'user_mcp_servers_auth_type_check';
     END IF;
 
@@ -320,7 +320,7 @@ COMMENT ON COLUMN @extschema@.mcp_servers.slug IS 'Short name, unique per user; 
 COMMENT ON COLUMN @extschema@.mcp_servers.name IS 'Display name.';
 COMMENT ON COLUMN @extschema@.mcp_servers.url IS 'The MCP endpoint.';
 COMMENT ON COLUMN @extschema@.mcp_servers.enabled IS 'Whether calls are allowed.';
-COMMENT ON COLUMN @extschema@.mcp_servers.auth_type IS '''headers'' or ''oauth''.';
+COMMENT ON COLUMN @extschema@.mcp_servers.auth_type IS '''headers'', ''oauth'', ''client_credentials'' or ''workload_identity''.';
 COMMENT ON COLUMN @extschema@.mcp_servers.oauth_authorized IS 'An OAuth server with tokens and no pending re-authentication: ready to call.';
 COMMENT ON COLUMN @extschema@.mcp_servers.header_keys IS 'The names of the configured headers; never their values.';
 COMMENT ON COLUMN @extschema@.mcp_servers.reauth_required IS 'The user must sign in again: call mcp_oauth_start().';
@@ -348,8 +348,10 @@ COMMENT ON FUNCTION @extschema@.mcp_call_tools(jsonb) IS
     'Runs an array of tool calls ({server_id, name, arguments} or {name: qualified_name, arguments}, at most 100) at once in this backend; returns their results in order, each {id?, ok: true, result} or {id?, ok: false, error: {sqlstate, message, detail, hint}}.';
 COMMENT ON FUNCTION @extschema@.mcp_oauth_reset(uuid) IS
     'Forgets a server''s tokens, sign-in in progress, client registration and last error.';
+COMMENT ON FUNCTION @extschema@.mcp_oauth_set_client_key(uuid, text, text, text, text) IS
+    'Sets a pre-registered client that authenticates with a private key (private_key_jwt, RFC 7523): its PEM (checked, then sealed), algorithm (default ES256) and key id (the JWT kid).';
 COMMENT ON FUNCTION @extschema@.mcp_oauth_set_client(uuid, text, text) IS
-    'Sets a pre-registered OAuth client (and secret) for a server; it is used before Client ID Metadata Documents and dynamic registration.';
+    'Sets a pre-registered OAuth client (and secret) for a server; it is used before Client ID Metadata Documents and dynamic registration, and by client_credentials and workload_identity servers to obtain their token.';
 COMMENT ON FUNCTION @extschema@.mcp_list_tools(uuid) IS
     'The tools of one of your servers, all pages: name, title, description, input_schema, output_schema, annotations.';
 COMMENT ON FUNCTION @extschema@.mcp_call_tool(uuid, text, jsonb) IS
@@ -566,6 +568,7 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.mcp_oauth_callback(text),
     @extschema@.mcp_oauth_reset(uuid),
     @extschema@.mcp_oauth_set_client(uuid, text, text),
+    @extschema@.mcp_oauth_set_client_key(uuid, text, text, text, text),
     @extschema@.mcp_oauth_callback_page(text, text),
     @extschema@.mcp_oauth_disconnect(uuid),
     @extschema@.mcp_user_tools(),

@@ -176,7 +176,7 @@ fn withheld_secrets(row: &ServerRow) -> Vec<&Secret> {
     ]
     .into_iter()
     .flatten()
-    .chain(if row.auth_type == AuthType::OAuth { row.headers.iter().map(|(_, v)| v).collect::<Vec<_>>() } else { vec![] })
+    .chain(if row.auth_type.uses_tokens() { row.headers.iter().map(|(_, v)| v).collect::<Vec<_>>() } else { vec![] })
     .collect()
 }
 
@@ -413,7 +413,8 @@ impl Attempt {
     fn settle_or_fail(&mut self, request: Request, outcome: Result<Outcome, McpError>) -> Result<Result<Outcome, Operation>, Error> {
         let Request { mut kept, op, bearer, .. } = request;
         let row = &mut self.row;
-        let oauth = row.auth_type == AuthType::OAuth;
+        let oauth = row.auth_type.uses_tokens();
+        let signs_in = row.auth_type == AuthType::OAuth;
         match outcome.map_err(Error::from) {
             Ok(value) => {
                 share_learned(row, &kept)?;
@@ -429,9 +430,9 @@ impl Attempt {
                 tokens::refresh(&self.http, row, &bearer.unwrap_or_default())?;
                 Ok(Err(op))
             }
-            Err(Error::Mcp(McpError::Unauthorized { .. })) if oauth => Err(tokens::reauth(row, "the server refused the access token")),
+            Err(Error::Mcp(McpError::Unauthorized { .. })) if signs_in => Err(tokens::reauth(row, "the server refused the access token")),
             Err(Error::Mcp(McpError::Forbidden { challenge: Some(c), .. }))
-                if oauth && c.error.as_deref() == Some("insufficient_scope") =>
+                if signs_in && c.error.as_deref() == Some("insufficient_scope") =>
             {
                 Err(step_up(row, c.scope.as_deref()))
             }

@@ -14,6 +14,7 @@ use std::ffi::{c_char, c_void, CStr, CString};
 pub static STATE_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ENCRYPTION_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ENCRYPTION_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static WORKLOAD_TOKEN_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static REDIRECT_URI: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CLIENT_NAME: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"mcp_oauth"));
 pub static CLIENT_URI: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -75,6 +76,14 @@ pub fn init() {
             c"Path of a file holding the encryption key (64 hexadecimal characters).",
             c"The file should be readable only by the server's operating-system user.",
             &ENCRYPTION_KEY_FILE,
+            GucContext::Suset,
+            secret,
+        );
+        GucRegistry::define_string_guc(
+            c"mcp_oauth.workload_token_file",
+            c"Path of the file holding the database's workload identity token (a JWT), for workload_identity servers.",
+            c"Superuser only. Read each time a token is obtained, so a token the platform rotates in place is followed.",
+            &WORKLOAD_TOKEN_FILE,
             GucContext::Suset,
             secret,
         );

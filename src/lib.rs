@@ -25,6 +25,7 @@ pub mod state;
 pub mod stats;
 pub mod store;
 pub mod tokens;
+pub mod unattended;
 
 // The table, policies, triggers, view, role and grants, written by hand.
 // `finalize` places it after every function pgrx generates.

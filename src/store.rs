@@ -26,8 +26,47 @@ use std::collections::HashMap;
 /// How a row authenticates to its server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthType {
+    /// The row's headers, as they are.
     Headers,
+    /// An OAuth 2.1 sign-in by the user (authorization code with PKCE).
     OAuth,
+    /// The client's own token (OAuth client credentials grant), obtained
+    /// with the row's client secret or private key; no user signs in.
+    ClientCredentials,
+    /// The database's workload identity token (mcp_oauth.workload_token_file)
+    /// exchanged for an access token (RFC 7523 JWT bearer grant).
+    WorkloadIdentity,
+}
+
+impl AuthType {
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "oauth" => Self::OAuth,
+            "client_credentials" => Self::ClientCredentials,
+            "workload_identity" => Self::WorkloadIdentity,
+            _ => Self::Headers,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Headers => "headers",
+            Self::OAuth => "oauth",
+            Self::ClientCredentials => "client_credentials",
+            Self::WorkloadIdentity => "workload_identity",
+        }
+    }
+
+    /// Whether calls carry an access token from `oauth_tokens`.
+    pub fn uses_tokens(self) -> bool {
+        self != Self::Headers
+    }
+
+    /// Whether the token is obtained with no user present (and obtained
+    /// again, rather than signed in for, when it expires or is refused).
+    pub fn unattended(self) -> bool {
+        matches!(self, Self::ClientCredentials | Self::WorkloadIdentity)
+    }
 }
 
 /// A server row as the extension sees it, secrets opened. No `Debug`: it
@@ -138,7 +177,7 @@ fn decode(id: uuid::Uuid, user_id: String, tuple: &spi::Tuple, cols: &spi::Colum
         id,
         user_id,
         url: tuple.get(cols.url).unwrap_or_default(),
-        auth_type: if tuple.get::<String>(cols.auth_type).as_deref() == Some("oauth") { AuthType::OAuth } else { AuthType::Headers },
+        auth_type: AuthType::parse(tuple.get::<String>(cols.auth_type).as_deref().unwrap_or_default()),
         enabled: tuple.get(cols.enabled).unwrap_or(false),
         headers,
         record: json(cols.oauth_metadata).and_then(|m| serde_json::from_value(m).ok()).unwrap_or_default(),

@@ -9,7 +9,7 @@ use crate::runtime;
 use crate::state::now;
 use crate::store::{self, AuthType, Change, Condition, RowUpdate, ServerRow};
 use mcp_oauth_core::net::HttpClient;
-use mcp_oauth_core::oauth::{self, ClientCredentials, OAuthError, TokenEndpoint};
+use mcp_oauth_core::oauth::{self, OAuthError, TokenEndpoint};
 use mcp_oauth_core::secret::Secret;
 use mcp_oauth_core::signin::Credentials;
 use std::time::Duration;
@@ -20,6 +20,9 @@ const REFRESH_ATTEMPTS: usize = 3;
 /// The access token to send to `row`'s server (None in headers mode),
 /// refreshed first when it is about to expire.
 pub fn access_token(http: &HttpClient, row: &mut ServerRow) -> Result<Option<Secret>, Error> {
+    if row.auth_type.unattended() {
+        return crate::unattended::access_token(http, row).map(Some);
+    }
     if row.auth_type != AuthType::OAuth {
         return Ok(None);
     }
@@ -63,6 +66,10 @@ pub fn reauth(row: &ServerRow, why: &str) -> Error {
 /// `invalid_grant` (or any refresh that cannot succeed) marks the row for a
 /// new sign-in.
 pub fn refresh(http: &HttpClient, row: &mut ServerRow, stale_access_token: &Secret) -> Result<(), Error> {
+    if row.auth_type.unattended() {
+        // No refresh token to use: the grant itself is run again.
+        return crate::unattended::obtain(http, row, Some(stale_access_token)).map(drop);
+    }
     let _turn = store::RefreshLock::acquire(row.id);
     for _ in 0..REFRESH_ATTEMPTS {
         let latest = store::load(row.id, &row.user_id)?;
@@ -100,7 +107,7 @@ pub fn refresh(http: &HttpClient, row: &mut ServerRow, stale_access_token: &Secr
             Reserved::Refused => continue,
         };
         reservation.hold_for(http.config().request_timeout + runtime::CANCEL_GRACE + Duration::from_secs(5));
-        let client = ClientCredentials { client_id: &grant.client_id, secret: grant.client_secret.as_ref(), method: grant.auth_method };
+        let client = grant.client();
         let endpoint = TokenEndpoint { url: &grant.token_endpoint, issuer: &grant.issuer };
         let refreshed =
             runtime::block_on_to_completion(oauth::refresh(http, endpoint, &client, &credentials.tokens, &grant.resource, now()))?;

@@ -24,10 +24,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use url::Url;
 
-/// The caller's OAuth row, or why it cannot be used.
+/// The caller's row that uses OAuth tokens (signed in for, or obtained
+/// unattended), or why it cannot be used.
 fn oauth_row(id: uuid::Uuid, user_id: &str) -> Result<ServerRow, Error> {
     let row = store::load(id, user_id)?;
-    if row.auth_type != AuthType::OAuth {
+    if !row.auth_type.uses_tokens() {
         return Err(Error::NotOAuth(id));
     }
     Ok(row)
@@ -85,6 +86,12 @@ fn start(server_id: uuid::Uuid) -> Result<String, Error> {
         return Err(Error::ReadOnly);
     }
     let mut row = oauth_row(server_id, &user_id)?;
+    if row.auth_type != AuthType::OAuth {
+        return Err(Error::InvalidArgument(format!(
+            "MCP server {server_id} obtains its token without a sign-in (auth_type {}); call its tools directly",
+            row.auth_type.as_str()
+        )));
+    }
     if !row.enabled {
         return Err(Error::Disabled(server_id));
     }
@@ -239,7 +246,12 @@ fn redeem(p: PendingSignIn, code: &str) -> Result<uuid::Uuid, Error> {
     let http = runtime::http_client()?;
     crate::secrets::check_sealable()?;
     let reservation = hold_flow(&p, &end_flow, &http)?;
-    let credentials = ClientCredentials { client_id: &p.client.client_id, secret: p.client_secret.as_ref(), method: p.client.auth_method };
+    let credentials = ClientCredentials {
+        client_id: &p.client.client_id,
+        secret: p.client_secret.as_ref(),
+        method: p.client.auth_method,
+        key: p.client.key.as_ref(),
+    };
     let exchanged = runtime::block_on_to_completion(oauth::exchange_code(
         &http,
         TokenEndpoint::from(&p.auth_server),
@@ -433,7 +445,12 @@ fn revoke(http: &HttpClient, row: &ServerRow) -> Result<Revocation, Error> {
         return Ok(if row.credentials.is_none() { Revocation::NoTokens } else { Revocation::NotOffered });
     };
     let Some(endpoint) = &grant.revocation_endpoint else { return Ok(Revocation::NotOffered) };
-    let client = ClientCredentials { client_id: &grant.client_id, secret: grant.client_secret.as_ref(), method: grant.auth_method };
+    if grant.client_id.is_empty() {
+        // A workload token presented without a client: nothing identifies
+        // the client to revoke as.
+        return Ok(Revocation::NotOffered);
+    }
+    let client = grant.client();
     Ok(match runtime::block_on_to_completion(oauth::revoke(http, endpoint, &client, &credentials.tokens))? {
         Ok(()) => Revocation::Revoked,
         Err(e) => Revocation::Failed(Error::from(e).report().message_with_detail()),
@@ -441,26 +458,52 @@ fn revoke(http: &HttpClient, row: &ServerRow) -> Result<Revocation, Error> {
 }
 
 fn set_client(server_id: uuid::Uuid, client_id: &str, client_secret: Option<&str>) -> Result<(), Error> {
-    let user_id = current_user_id()?;
-    if client_id.trim().is_empty() || client_id.len() > 1024 || client_id.chars().any(char::is_control) {
-        return Err(Error::InvalidArgument("client_id must be 1 to 1024 printable characters".into()));
-    }
     let min = mcp_oauth_core::text::MIN_SECRET_LEN;
     if client_secret.is_some_and(|s| s.chars().count() < min || s.len() > 4096 || s.chars().any(char::is_control)) {
         return Err(Error::InvalidArgument(format!(
             "client_secret must be {min} to 4096 printable characters, or NULL (a shorter one cannot be kept out of what servers say back)"
         )));
     }
+    let method = if client_secret.is_some() { ClientAuthMethod::ClientSecretBasic } else { ClientAuthMethod::None };
+    store_client(server_id, client_id, method, None, client_secret)
+}
+
+/// Sets a `private_key_jwt` client: its key (PEM) is checked by signing
+/// with it, then sealed where a client secret would be.
+fn set_client_key(server_id: uuid::Uuid, client_id: &str, private_key: &str, algorithm: &str, key_id: Option<&str>) -> Result<(), Error> {
+    let alg = oauth::SigningAlg::parse(algorithm).ok_or_else(|| {
+        let names: Vec<&str> = oauth::SigningAlg::ALL.iter().map(|a| a.as_str()).collect();
+        Error::InvalidArgument(format!("algorithm must be one of {}", names.join(", ")))
+    })?;
+    if key_id.is_some_and(|k| k.is_empty() || k.len() > 256 || k.chars().any(char::is_control)) {
+        return Err(Error::InvalidArgument("key_id must be 1 to 256 printable characters, or NULL".into()));
+    }
+    let spec = oauth::KeySpec { alg, kid: key_id.map(str::to_owned) };
+    oauth::check_key(&Secret::new(private_key), &spec)
+        .map_err(|why| Error::InvalidArgument(format!("private_key is not usable: {why}")))?;
+    store_client(server_id, client_id, ClientAuthMethod::PrivateKeyJwt, Some(spec), Some(private_key))
+}
+
+/// Stores a pre-registered client. New credentials end what the old ones
+/// led to: a sign-in in progress, and on an unattended row the token and a
+/// refusal (the next call obtains a token with the new ones).
+fn store_client(
+    server_id: uuid::Uuid,
+    client_id: &str,
+    auth_method: ClientAuthMethod,
+    key: Option<oauth::KeySpec>,
+    secret: Option<&str>,
+) -> Result<(), Error> {
+    let user_id = current_user_id()?;
+    if client_id.trim().is_empty() || client_id.len() > 1024 || client_id.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument("client_id must be 1 to 1024 printable characters".into()));
+    }
     let row = oauth_row(server_id, &user_id)?;
-    let client = ClientRegistration {
-        client_id: client_id.to_owned(),
-        source: ClientSource::Preregistered,
-        issuer: None,
-        auth_method: if client_secret.is_some() { ClientAuthMethod::ClientSecretBasic } else { ClientAuthMethod::None },
-    };
+    let client =
+        ClientRegistration { client_id: client_id.to_owned(), source: ClientSource::Preregistered, issuer: None, auth_method, key };
     let row_id = row.id.to_string();
-    let update = RowUpdate {
-        client_secret: match client_secret {
+    let mut update = RowUpdate {
+        client_secret: match secret {
             Some(secret) => Change::Set(secrets::seal_text(&row_id, "oauth_client_secret", secret)?),
             None => Change::Clear,
         },
@@ -469,6 +512,10 @@ fn set_client(server_id: uuid::Uuid, client_id: &str, client_secret: Option<&str
     }
     .set_metadata("client", &client)
     .remove_metadata(&["flow"]);
+    if row.auth_type.unattended() {
+        update = RowUpdate { tokens: Change::Clear, reauth_required: Some(false), last_error: Change::Clear, ..update }
+            .remove_metadata(&["refused_workload_token"]);
+    }
     store::apply(row.id, &row.user_id, Condition::Always, &update)?;
     Ok(())
 }
@@ -534,6 +581,25 @@ fn mcp_oauth_disconnect(server_id: Option<pgrx::Uuid>) -> pgrx::JsonB {
 #[pg_extern(volatile, parallel_unsafe)]
 fn mcp_oauth_reset(server_id: Option<pgrx::Uuid>) {
     or_raise(required(server_id, "server_id").and_then(|id| reset(ids::from_sql(id))))
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn mcp_oauth_set_client_key(
+    server_id: Option<pgrx::Uuid>,
+    client_id: Option<&str>,
+    private_key: Option<&str>,
+    algorithm: default!(Option<&str>, "'ES256'"),
+    key_id: default!(Option<&str>, "NULL"),
+) {
+    or_raise(required(server_id, "server_id").and_then(|id| {
+        set_client_key(
+            ids::from_sql(id),
+            required(client_id, "client_id")?,
+            required(private_key, "private_key")?,
+            required(algorithm, "algorithm")?,
+            key_id,
+        )
+    }))
 }
 
 #[pg_extern(volatile, parallel_unsafe)]

@@ -50,6 +50,16 @@ pub enum Error {
     Disabled(uuid::Uuid),
     #[error("sign-in required: {0}")]
     ReauthRequired(String),
+    /// The authorization server refused an unattended row's credentials
+    /// (client secret or key, workload identity token).
+    #[error("credentials refused: {0}")]
+    CredentialsRefused(String),
+    /// An unattended row without the credentials its grant needs.
+    #[error("MCP server {0} has no client credentials")]
+    NoClientCredentials(uuid::Uuid),
+    /// The workload identity token file cannot be used.
+    #[error("{0}")]
+    WorkloadToken(String),
     #[error("the authorization server returned {code}")]
     AuthorizationDenied { code: String, description: Option<String> },
     #[error("{0}")]

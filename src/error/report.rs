@@ -172,6 +172,15 @@ impl Error {
             Error::Disabled(id) => Report::new(OBJECT_NOT_IN_PREREQUISITE_STATE, format!("MCP server {id} is disabled"))
                 .hint("Set enabled = true on the row to use it."),
             Error::ReauthRequired(why) => Report::new(REAUTH_REQUIRED, "sign-in required").detail(sentence(why)).hint(SIGN_IN_HINT),
+            Error::CredentialsRefused(why) => Report::new(REAUTH_REQUIRED, "the server's credentials were refused")
+                .detail(sentence(&escape(why)))
+                .hint("Set working credentials with mcp_oauth_set_client() or mcp_oauth_set_client_key() (workload identity: once the token file holds a new token, the next call tries it)."),
+            Error::NoClientCredentials(id) => Report::new(OBJECT_NOT_IN_PREREQUISITE_STATE, format!("MCP server {id} has no client credentials"))
+                .detail("A client_credentials server obtains its token with the client's secret or private key, and none is set.")
+                .hint("Set them with mcp_oauth_set_client(server_id, client_id, client_secret) or mcp_oauth_set_client_key(server_id, client_id, private_key_pem)."),
+            Error::WorkloadToken(why) => Report::new(CONFIGURATION_MISSING, "the workload identity token cannot be used")
+                .detail(sentence(why))
+                .hint("The platform mounts the token; check the path in mcp_oauth.workload_token_file and that the server's operating-system user can read it."),
             Error::AuthorizationDenied { code, description } => {
                 let detail = match description {
                     Some(d) => format!("The authorization server answered {}: {}.", escape(code), escape(d)),

@@ -8,6 +8,9 @@
 # credentials, mcp_oauth_start, the authorize URL fetched without following
 # the redirect, mcp_oauth_callback with the Location, then tools listed and
 # called, signing in again when the server asks for more scope.
+# Unattended scenarios (client credentials, workload identity): a row of
+# that auth_type, its client (secret or private key) or the workload token
+# file, then tools listed and called with no sign-in.
 # Other scenarios: a headers-mode row and what the scenario asks for (the
 # context's toolCalls, or the tools it lists), answering input-required
 # results from SQL.
@@ -26,7 +29,7 @@ finish() {
   local status=$? sqlstate
   sqlstate=$(cat "$tmp/sqlstate" 2>/dev/null || echo -)
   [ -n "${MCP_OAUTH_RUNNER_LOG:-}" ] && echo "$scenario exit=$status sqlstate=$sqlstate" >>"$MCP_OAUTH_RUNNER_LOG"
-  rm -rf "$tmp"
+  rm -rf "$tmp" ${token_file:+"$token_file"}
 }
 trap finish EXIT
 export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
@@ -105,6 +108,38 @@ oauth_scenario() {
   exit 1
 }
 
+# unattended_scenario AUTH_TYPE: a client_credentials or workload_identity
+# row, set up from the context, whose tools are listed and called with no
+# sign-in.
+unattended_scenario() {
+  local id client_id secret key alg tool result
+  id=$(sql "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('conformance', $(lit "$server_url"), '$1') RETURNING id") || exit 1
+  log "$1 row $id for $server_url ($scenario)"
+  client_id=$(jq -r '.client_id // empty' <<<"$context")
+  secret=$(jq -r '.client_secret // empty' <<<"$context")
+  key=$(jq -r '.private_key_pem // empty' <<<"$context")
+  alg=$(jq -r '.signing_algorithm // "ES256"' <<<"$context")
+  if [ -n "$key" ]; then
+    sql "SELECT mcp_oauth_set_client_key('$id', $(lit "$client_id"), $(lit "$key"), $(lit "$alg"))" >/dev/null || exit 1
+  elif [ -n "$client_id" ]; then
+    sql "SELECT mcp_oauth_set_client('$id', $(lit "$client_id"), $([ -n "$secret" ] && lit "$secret" || echo NULL))" >/dev/null || exit 1
+  fi
+  if [ "$1" = workload_identity ]; then
+    # The platform's mounted token: a file only the server's user reads,
+    # named by a superuser (mcp_oauth.workload_token_file is superuser-only).
+    token_file=$(mktemp "${TMPDIR:-/tmp}/mcp_oauth_workload.XXXXXX")
+    jq -r '.valid_jwt' <<<"$context" >"$token_file"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$token_file"
+    chmod 600 "$token_file"
+    PGUSER=postgres psql -X -q -v ON_ERROR_STOP=1 \
+      -c "ALTER ROLE \"$PGUSER\" SET mcp_oauth.workload_token_file = $(lit "$token_file")" >/dev/null || exit 1
+  fi
+  tool=$(sql "SELECT name FROM mcp_list_tools('$id') ORDER BY name LIMIT 1") || exit 1
+  result=$(sql "SELECT mcp_call_tool('$id', $(lit "$tool"), '{}')") || exit 1
+  log "called $tool: $result"
+  exit 0
+}
+
 mcp_scenario() {
   local id calls schema tool
   id=$(sql "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('conformance', $(lit "$server_url"), '{}') RETURNING id") || exit 1
@@ -142,6 +177,8 @@ mcp_scenario() {
 }
 
 case "$scenario" in
+  auth/client-credentials-*) unattended_scenario client_credentials ;;
+  auth/wif-*) unattended_scenario workload_identity ;;
   auth/*) oauth_scenario ;;
   *) mcp_scenario ;;
 esac

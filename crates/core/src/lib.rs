@@ -19,5 +19,6 @@ pub mod signin;
 pub mod state;
 pub mod stats;
 pub mod text;
+pub mod unattended;
 pub mod validate;
 pub mod www_authenticate;

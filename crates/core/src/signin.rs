@@ -45,6 +45,11 @@ pub struct OAuthRecord {
     /// The sign-in in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<Flow>,
+    /// A workload identity row: the fingerprint of the workload token the
+    /// authorization server refused last (not tried again until the token
+    /// file holds another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_workload_token: Option<String>,
 }
 
 /// Keys of `oauth_metadata` that only 0.1.0 wrote and a sign-in replaces.
@@ -100,6 +105,10 @@ pub struct Grant {
     pub auth_method: ClientAuthMethod,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<Secret>,
+    /// A `private_key_jwt` client's algorithm and key id (the key is the
+    /// `client_secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<oauth::KeySpec>,
     pub resource: String,
 }
 
@@ -113,7 +122,18 @@ impl Grant {
             client_id: client.client_id.clone(),
             auth_method: client.auth_method,
             client_secret: client_secret.cloned(),
+            key: client.key.clone(),
             resource: resource.to_owned(),
+        }
+    }
+
+    /// How this grant's client authenticates at its token endpoint.
+    pub fn client(&self) -> oauth::ClientCredentials<'_> {
+        oauth::ClientCredentials {
+            client_id: &self.client_id,
+            secret: self.client_secret.as_ref(),
+            method: self.auth_method,
+            key: self.key.as_ref(),
         }
     }
 
@@ -217,7 +237,7 @@ fn choose_client(
                 _ => pre.issuer = Some(issuer.clone()),
             }
             // A client with a secret authenticates the way this server prefers.
-            if pre.auth_method != ClientAuthMethod::None {
+            if matches!(pre.auth_method, ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost) {
                 pre.auth_method = ClientAuthMethod::for_secret(server.token_endpoint_auth_methods_supported.as_deref());
             }
             ClientChoice::Use(pre, Change::Keep)
@@ -228,6 +248,7 @@ fn choose_client(
                 source: ClientSource::MetadataDocument,
                 issuer: Some(issuer.clone()),
                 auth_method: ClientAuthMethod::None,
+                key: None,
             },
             Change::Clear,
         ),
@@ -313,7 +334,7 @@ mod tests {
     }
 
     fn registration(source: ClientSource, issuer: Option<&str>, auth_method: ClientAuthMethod) -> ClientRegistration {
-        ClientRegistration { client_id: format!("{source:?}"), source, issuer: issuer.map(str::to_owned), auth_method }
+        ClientRegistration { client_id: format!("{source:?}"), source, issuer: issuer.map(str::to_owned), auth_method, key: None }
     }
 
     #[test]
@@ -346,6 +367,7 @@ mod tests {
             source: ClientSource::MetadataDocument,
             issuer: Some("https://as1".into()),
             auth_method: ClientAuthMethod::None,
+            key: None,
         };
         for kept in [None, Some(dynamic("https://as1"))] {
             assert_eq!(choose_client(kept, &cimd_server, Some(cimd)).unwrap(), ClientChoice::Use(document.clone(), Change::Clear));
@@ -414,6 +436,7 @@ mod tests {
             source: ClientSource::Dynamic,
             issuer: Some("https://as1".into()),
             auth_method: ClientAuthMethod::None,
+            key: None,
         };
         let mut record = OAuthRecord {
             resource: Some("https://mcp/x".into()),
@@ -451,6 +474,7 @@ mod tests {
                     source: ClientSource::Dynamic,
                     issuer: None,
                     auth_method: ClientAuthMethod::ClientSecretBasic,
+                    key: None,
                 },
                 None,
                 "https://mcp",

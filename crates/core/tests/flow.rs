@@ -65,7 +65,7 @@ async fn whole_flow_discovery_registration_code_refresh_and_tools() {
     assert_eq!(fixture.stats().last_resource.as_deref(), Some(found.resource.as_str()));
     let code = param(&callback, "code").unwrap();
 
-    let creds = ClientCredentials { client_id: &registration.client_id, secret: None, method: registration.auth_method };
+    let creds = ClientCredentials { client_id: &registration.client_id, secret: None, method: registration.auth_method, key: None };
     let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 1000)
         .await
         .unwrap();
@@ -126,7 +126,7 @@ async fn tools_come_from_every_page() {
     let pkce = Pkce::new();
     let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce, "s", None, &found.resource).unwrap();
     let code = param(&authorize(&http, &url).await, "code").unwrap();
-    let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method };
+    let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method, key: None };
     let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0)
         .await
         .unwrap();
@@ -166,7 +166,7 @@ async fn signed_in(fixture: &mcp_oauth_fixture::Fixture, http: &HttpClient) -> S
     let pkce = Pkce::new();
     let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce, "s", None, &found.resource).unwrap();
     let code = param(&authorize(http, &url).await, "code").unwrap();
-    let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method };
+    let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method, key: None };
     oauth::exchange_code(http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0)
         .await
         .unwrap()
@@ -551,13 +551,19 @@ async fn token_endpoint_errors_and_client_auth() {
     let code = param(&authorize(&http, &url).await, "code").unwrap();
 
     let wrong_secret = Secret::new("wrong");
-    let wrong = ClientCredentials { client_id: &reg.client_id, secret: Some(&wrong_secret), method: ClientAuthMethod::ClientSecretBasic };
+    let wrong = ClientCredentials {
+        client_id: &reg.client_id,
+        secret: Some(&wrong_secret),
+        method: ClientAuthMethod::ClientSecretBasic,
+        key: None,
+    };
     let err = oauth::exchange_code(&http, (&found.auth_server).into(), &wrong, &code, &pkce.verifier, REDIRECT, &found.resource, 0)
         .await
         .unwrap_err();
     assert!(matches!(err, OAuthError::Rejected { ref code, status: 401, .. } if code == "invalid_client"), "{err:?}");
 
-    let right = ClientCredentials { client_id: &reg.client_id, secret: Some(&secret), method: ClientAuthMethod::ClientSecretBasic };
+    let right =
+        ClientCredentials { client_id: &reg.client_id, secret: Some(&secret), method: ClientAuthMethod::ClientSecretBasic, key: None };
     oauth::exchange_code(&http, (&found.auth_server).into(), &right, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap();
     assert_eq!(fixture.stats().last_client_auth.as_deref(), Some("client_secret_basic"));
 
@@ -615,7 +621,7 @@ async fn a_refresh_without_a_new_refresh_token_keeps_the_old_one() {
     let url =
         oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce, "s", Some("tools:read"), &found.resource).unwrap();
     let code = param(&authorize(&http, &url).await, "code").unwrap();
-    let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method };
+    let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method, key: None };
     let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0)
         .await
         .unwrap();

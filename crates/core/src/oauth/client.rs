@@ -2,7 +2,8 @@
 //! through our [`HttpClient`], so that the network policy, DNS pinning, the
 //! body cap, the no-redirect rule and the timeouts apply to every request.
 
-use super::tokens::TokenResponse;
+use super::assertion::{client_assertion, KeySpec, JWT_BEARER_ASSERTION_TYPE};
+use super::tokens::{parse_token_response, TokenResponse};
 use super::{ClientAuthMethod, OAuthError, TokenSet};
 use crate::discovery::AuthServer;
 use crate::net::{display_host, HttpClient, HttpRequest, Method, NetError};
@@ -70,14 +71,31 @@ fn redirect_url(redirect_uri: &str) -> Result<RedirectUrl, OAuthError> {
 /// The client's credentials for the token endpoint.
 pub struct ClientCredentials<'a> {
     pub client_id: &'a str,
+    /// The client secret; a `private_key_jwt` client's private key (PEM).
     pub secret: Option<&'a Secret>,
     pub method: ClientAuthMethod,
+    /// A `private_key_jwt` client's algorithm and key id.
+    pub key: Option<&'a KeySpec>,
 }
 
 impl ClientCredentials<'_> {
-    /// The secret, when this client authenticates with one.
+    /// The secret, when this client authenticates with one (never the
+    /// private key of a `private_key_jwt` client, which is not sent).
     pub(super) fn secret(&self) -> Option<&Secret> {
-        self.secret.filter(|_| self.method != ClientAuthMethod::None)
+        self.secret.filter(|_| matches!(self.method, ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost))
+    }
+
+    /// The body parameters of a `private_key_jwt` client's authentication
+    /// (RFC 7523 §2.2): a fresh assertion for `audience`, the issuer.
+    pub(super) fn assertion_params(&self, audience: &str, now: i64) -> Result<Vec<(&'static str, String)>, OAuthError> {
+        if self.method != ClientAuthMethod::PrivateKeyJwt {
+            return Ok(Vec::new());
+        }
+        let (Some(pem), Some(spec)) = (self.secret, self.key) else {
+            return Err(OAuthError::Unsupported("the client authenticates with a private key, but none is set".into()));
+        };
+        let assertion = client_assertion(self.client_id, audience, pem, spec, now)?;
+        Ok(vec![("client_assertion_type", JWT_BEARER_ASSERTION_TYPE.to_owned()), ("client_assertion", assertion.expose().to_owned())])
     }
 
     /// The HTTP Basic credential built from this client's id and secret,
@@ -133,7 +151,7 @@ type TokenClient<HasTokenUrl = EndpointSet> = oauth2::Client<
 fn token_client(endpoint: TokenEndpoint<'_>, client: &ClientCredentials<'_>) -> Result<TokenClient, OAuthError> {
     let url = TokenUrl::new(endpoint.url.to_owned()).map_err(|_| OAuthError::Unsupported("the token endpoint is not a URL".into()))?;
     let auth_type = match client.method {
-        ClientAuthMethod::ClientSecretPost => AuthType::RequestBody,
+        ClientAuthMethod::ClientSecretPost | ClientAuthMethod::PrivateKeyJwt => AuthType::RequestBody,
         ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::None => AuthType::BasicAuth,
     };
     let oauth = TokenClient::<EndpointNotSet>::new(ClientId::new(client.client_id.to_owned())).set_token_uri(url).set_auth_type(auth_type);
@@ -217,14 +235,18 @@ pub async fn exchange_code(
 ) -> Result<TokenSet, OAuthError> {
     let oauth = token_client(endpoint, client)?.set_redirect_uri(redirect_url(redirect_uri)?);
     let transport = Transport::new(http);
-    let answer = oauth
+    let assertion = client.assertion_params(endpoint.issuer, now)?;
+    let mut request = oauth
         .exchange_code(AuthorizationCode::new(code.to_owned()))
         .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_owned()))
-        .add_extra_param("resource", resource)
-        .request_async(&|request| transport.send(request))
-        .await;
+        .add_extra_param("resource", resource);
+    for (name, value) in &assertion {
+        request = request.add_extra_param(*name, value.clone());
+    }
+    let answer = request.request_async(&|request| transport.send(request)).await;
     let mut sent = client.echoable();
     sent.extend([code.to_owned(), verifier.expose().to_owned()]);
+    sent.extend(assertion.into_iter().map(|(_, v)| v));
     transport.outcome(answer, endpoint, &sent, now)
 }
 
@@ -241,13 +263,16 @@ pub async fn refresh(
     let refresh_token = tokens.refresh_token.as_ref().ok_or_else(|| OAuthError::Unsupported("no refresh token was issued".into()))?;
     let oauth = token_client(endpoint, client)?;
     let transport = Transport::new(http);
-    let answer = oauth
-        .exchange_refresh_token(&RefreshToken::new(refresh_token.expose().to_owned()))
-        .add_extra_param("resource", resource)
-        .request_async(&|request| transport.send(request))
-        .await;
+    let assertion = client.assertion_params(endpoint.issuer, now)?;
+    let refresh_token_value = RefreshToken::new(refresh_token.expose().to_owned());
+    let mut request = oauth.exchange_refresh_token(&refresh_token_value).add_extra_param("resource", resource);
+    for (name, value) in &assertion {
+        request = request.add_extra_param(*name, value.clone());
+    }
+    let answer = request.request_async(&|request| transport.send(request)).await;
     let mut sent = client.echoable();
     sent.push(refresh_token.expose().to_owned());
+    sent.extend(assertion.into_iter().map(|(_, v)| v));
     let mut fresh = transport.outcome(answer, endpoint, &sent, now)?;
     if fresh.refresh_token.is_none() {
         fresh.refresh_token = tokens.refresh_token.clone();
@@ -256,6 +281,108 @@ pub async fn refresh(
         fresh.scope = tokens.scope.clone();
     }
     Ok(fresh)
+}
+
+/// The client credentials grant (OAuth 2.1 §4.2): a token for the client
+/// itself, no user involved.
+pub async fn client_credentials(
+    http: &HttpClient,
+    endpoint: TokenEndpoint<'_>,
+    client: &ClientCredentials<'_>,
+    scope: Option<&str>,
+    resource: &str,
+    now: i64,
+) -> Result<TokenSet, OAuthError> {
+    let oauth = token_client(endpoint, client)?;
+    let transport = Transport::new(http);
+    let assertion = client.assertion_params(endpoint.issuer, now)?;
+    let scopes = scope.into_iter().flat_map(str::split_ascii_whitespace).map(|s| Scope::new(s.to_owned()));
+    let mut request = oauth.exchange_client_credentials().add_scopes(scopes).add_extra_param("resource", resource);
+    for (name, value) in &assertion {
+        request = request.add_extra_param(*name, value.clone());
+    }
+    let answer = request.request_async(&|request| transport.send(request)).await;
+    let mut sent = client.echoable();
+    sent.extend(assertion.into_iter().map(|(_, v)| v));
+    let mut tokens = transport.outcome(answer, endpoint, &sent, now)?;
+    tokens.scope = tokens.scope.or_else(|| scope.map(str::to_owned));
+    Ok(tokens)
+}
+
+/// `grant_type` of the JWT bearer grant (RFC 7523 §2.1).
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// The JWT bearer grant (RFC 7523 §2.1): `assertion`, a JWT another party
+/// issued (a workload identity token, an identity assertion grant), for an
+/// access token. Written here because `oauth2` has no extension grants;
+/// the request is built as `oauth2` builds its own (form body, client
+/// authentication, `Accept: application/json`) and sent through the same
+/// policy-checked client.
+pub async fn jwt_bearer(
+    http: &HttpClient,
+    endpoint: TokenEndpoint<'_>,
+    client: Option<&ClientCredentials<'_>>,
+    assertion: &Secret,
+    scope: Option<&str>,
+    resource: &str,
+    now: i64,
+) -> Result<TokenSet, OAuthError> {
+    let mut form: Vec<(&str, String)> = vec![("grant_type", JWT_BEARER_GRANT.to_owned()), ("assertion", assertion.expose().to_owned())];
+    if let Some(scope) = scope.filter(|s| !s.trim().is_empty()) {
+        form.push(("scope", scope.split_ascii_whitespace().collect::<Vec<_>>().join(" ")));
+    }
+    form.push(("resource", resource.to_owned()));
+    let mut sent = vec![assertion.expose().to_owned()];
+    let mut headers = oauth2::http::HeaderMap::new();
+    if let Some(client) = client {
+        match (client.method, client.basic_credential()) {
+            (ClientAuthMethod::ClientSecretBasic, Some(basic)) => {
+                let mut value = oauth2::http::HeaderValue::from_str(&format!("Basic {basic}"))
+                    .map_err(|_| OAuthError::Unsupported("the client credentials cannot be sent in a header".into()))?;
+                value.set_sensitive(true);
+                headers.insert(AUTHORIZATION, value);
+            }
+            (ClientAuthMethod::ClientSecretPost, _) => {
+                form.push(("client_id", client.client_id.to_owned()));
+                if let Some(secret) = client.secret() {
+                    form.push(("client_secret", secret.expose().to_owned()));
+                }
+            }
+            _ => form.push(("client_id", client.client_id.to_owned())),
+        }
+        let assertion_params = client.assertion_params(endpoint.issuer, now)?;
+        sent.extend(client.echoable());
+        sent.extend(assertion_params.iter().map(|(_, v)| v.clone()));
+        form.extend(assertion_params);
+    }
+    send_form(http, endpoint, headers, &form, &sent, now).await
+}
+
+/// POSTs a token request built by hand and reads the answer as `oauth2`
+/// would: tokens that pass our checks, or the OAuth error with nothing of
+/// `sent` in it.
+async fn send_form(
+    http: &HttpClient,
+    endpoint: TokenEndpoint<'_>,
+    mut headers: oauth2::http::HeaderMap,
+    form: &[(&str, String)],
+    sent: &[String],
+    now: i64,
+) -> Result<TokenSet, OAuthError> {
+    let url = Url::parse(endpoint.url).map_err(|_| OAuthError::Unsupported("the token endpoint is not a URL".into()))?;
+    let host = display_host(&url);
+    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str()))).finish();
+    headers.insert(oauth2::http::header::CONTENT_TYPE, oauth2::http::HeaderValue::from_static("application/x-www-form-urlencoded"));
+    headers.insert(oauth2::http::header::ACCEPT, oauth2::http::HeaderValue::from_static("application/json"));
+    let request = HttpRequest { method: Method::Post, url, headers, body: Some(body.into_bytes()), follow_same_origin: false };
+    let response = http.send(request).await?;
+    if response.status == 200 {
+        return parse_token_response(&host, &response.body, endpoint.issuer, now);
+    }
+    let error: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
+    let text = |name: &str| error.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);
+    Err(OAuthError::rejected_or_invalid(&host, response.status, text("error"), text("error_description"))
+        .redacted(sent.iter().map(String::as_str)))
 }
 
 #[cfg(test)]

@@ -6,12 +6,16 @@
 //! registration (`registration`), the callback, the checks on what a token
 //! endpoint returns (`tokens`), and revocation on loopback (`revocation`).
 
+mod assertion;
 mod client;
 mod registration;
 mod revocation;
 mod tokens;
 
-pub use client::{authorization_url, exchange_code, refresh, ClientCredentials, Pkce, TokenEndpoint};
+pub use assertion::{check_key, client_assertion, KeySpec, SigningAlg, JWT_BEARER_ASSERTION_TYPE, MAX_KEY_PEM_LEN};
+pub use client::{
+    authorization_url, client_credentials, exchange_code, jwt_bearer, refresh, ClientCredentials, Pkce, TokenEndpoint, JWT_BEARER_GRANT,
+};
 pub use registration::register;
 pub use revocation::revoke;
 pub use tokens::{is_access_token, is_refresh_token, parse_token_response, TokenSet, MAX_REFRESH_MARGIN_SECS, MAX_TOKEN_LEN};
@@ -109,6 +113,8 @@ pub enum ClientAuthMethod {
     None,
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT signed with the client's private key (RFC 7523 §2.2).
+    PrivateKeyJwt,
 }
 
 impl ClientAuthMethod {
@@ -117,6 +123,7 @@ impl ClientAuthMethod {
             Self::None => "none",
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
@@ -125,6 +132,7 @@ impl ClientAuthMethod {
             "none" => Some(Self::None),
             "client_secret_basic" => Some(Self::ClientSecretBasic),
             "client_secret_post" => Some(Self::ClientSecretPost),
+            "private_key_jwt" => Some(Self::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -169,6 +177,10 @@ pub struct ClientRegistration {
     /// pre-registered client not used yet.
     pub issuer: Option<String>,
     pub auth_method: ClientAuthMethod,
+    /// A `private_key_jwt` client's algorithm and key id (its key is
+    /// sealed in the row's client secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeySpec>,
 }
 
 /// The metadata this client registers with (RFC 7591 §2).

@@ -75,6 +75,6 @@ pub async fn register(
         return Err(invalid(format!("the registration requires {} but issued no client_secret", auth_method.as_str())));
     }
     let registration =
-        ClientRegistration { client_id, source: ClientSource::Dynamic, issuer: Some(auth_server.issuer.clone()), auth_method };
+        ClientRegistration { client_id, source: ClientSource::Dynamic, issuer: Some(auth_server.issuer.clone()), auth_method, key: None };
     Ok((registration, if auth_method == ClientAuthMethod::None { None } else { secret }))
 }

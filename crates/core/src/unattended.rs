@@ -1,0 +1,110 @@
+//! Tokens obtained with no user present: the OAuth client credentials grant
+//! (the MCP client credentials extension, SEP-1046) and the JWT bearer
+//! grant with the database's workload identity token (SEP-1933, RFC 7523).
+//! Discovery is the sign-in's; the token is obtained again, never
+//! refreshed, when it expires or is refused, since these grants need
+//! nothing a person holds.
+
+use crate::discovery::Discovered;
+use crate::net::HttpClient;
+use crate::oauth::{self, ClientCredentials, OAuthError, TokenEndpoint, TokenSet, MAX_TOKEN_LEN};
+use crate::secret::Secret;
+use sha2::{Digest, Sha256};
+
+/// What proves the client's right to a token.
+pub enum Proof<'a> {
+    /// The client's own credentials (client_secret_basic, client_secret_post
+    /// or private_key_jwt).
+    Client(ClientCredentials<'a>),
+    /// A workload identity token the platform issued, as the JWT bearer
+    /// grant's assertion, with the client id when one is set.
+    WorkloadToken { token: &'a Secret, client: Option<ClientCredentials<'a>> },
+}
+
+/// The scope to ask for: the server's challenge, else every scope its
+/// protected resource metadata lists, else none (no `offline_access`: these
+/// grants are run again instead of refreshed).
+pub fn scope(found: &Discovered) -> Option<String> {
+    oauth::choose_scope(found.challenge_scope.as_deref(), found.resource_scopes.as_deref(), None, None)
+}
+
+/// Obtains a token for `found`'s resource at its authorization server.
+pub async fn obtain(http: &HttpClient, found: &Discovered, proof: &Proof<'_>, now: i64) -> Result<TokenSet, OAuthError> {
+    let endpoint = TokenEndpoint::from(&found.auth_server);
+    let scope = scope(found);
+    match proof {
+        Proof::Client(client) => oauth::client_credentials(http, endpoint, client, scope.as_deref(), &found.resource, now).await,
+        Proof::WorkloadToken { token, client } => {
+            oauth::jwt_bearer(http, endpoint, client.as_ref(), token, scope.as_deref(), &found.resource, now).await
+        }
+    }
+}
+
+/// The workload identity token in the text of its file: one compact JWS
+/// (three base64url parts), surrounding whitespace ignored. The error never
+/// repeats the file's content.
+pub fn workload_token(text: &str) -> Result<Secret, String> {
+    let token = text.trim();
+    if token.is_empty() {
+        return Err("the file is empty".into());
+    }
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(format!("the file holds more than {MAX_TOKEN_LEN} bytes"));
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    let base64url = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if parts.len() != 3 || !parts.iter().all(|p| base64url(p)) {
+        return Err("the file does not hold a JWT (three base64url parts separated by dots)".into());
+    }
+    Ok(Secret::new(token))
+}
+
+/// A fingerprint of a token, kept in public metadata to recognise a token
+/// that was refused already: SHA-256, hex, of which the first 16 bytes.
+pub fn fingerprint(token: &Secret) -> String {
+    Sha256::digest(token.expose().as_bytes())[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::AuthServer;
+
+    #[test]
+    fn a_workload_token_is_one_jwt_and_never_repeated_in_errors() {
+        assert_eq!(workload_token("  aGVhZA.Ym9keQ.c2ln \n").unwrap().expose(), "aGVhZA.Ym9keQ.c2ln");
+        for bad in ["", "   ", "only-one-part", "a.b", "a.b.c.d", "a..c", "a.b.c d", "a.b+.c"] {
+            let why = workload_token(bad).unwrap_err();
+            assert!(bad.trim().is_empty() || !why.contains(bad.trim()), "{why}");
+        }
+        assert!(workload_token(&format!("a.{}.c", "b".repeat(MAX_TOKEN_LEN))).is_err());
+    }
+
+    #[test]
+    fn fingerprints_tell_tokens_apart_without_showing_them() {
+        let a = fingerprint(&Secret::new("aaa.bbb.ccc"));
+        assert_eq!(a.len(), 32);
+        assert_eq!(a, fingerprint(&Secret::new("aaa.bbb.ccc")));
+        assert_ne!(a, fingerprint(&Secret::new("aaa.bbb.ccd")));
+        assert!(!a.contains("aaa"));
+    }
+
+    #[test]
+    fn the_scope_is_the_challenge_s_else_the_resource_s_and_never_offline_access() {
+        let mut server = AuthServer::at("https://as");
+        server.scopes_supported = Some(vec!["a".into(), "offline_access".into()]);
+        let mut found = Discovered {
+            resource: "https://mcp".into(),
+            resource_metadata_url: None,
+            challenge_scope: None,
+            resource_scopes: Some(vec!["r1".into(), "r2".into()]),
+            auth_server: server,
+        };
+        assert_eq!(scope(&found).as_deref(), Some("r1 r2"));
+        found.challenge_scope = Some("c".into());
+        assert_eq!(scope(&found).as_deref(), Some("c"));
+        found.challenge_scope = None;
+        found.resource_scopes = None;
+        assert_eq!(scope(&found), None);
+    }
+}
