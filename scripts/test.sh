@@ -62,6 +62,7 @@ integration_tests() {
   bash tests/integration/catalog.sh || status=1
   bash tests/integration/parallel.sh || status=1
   bash tests/integration/queue.sh || status=1
+  bash tests/integration/unattended.sh || status=1
   bash tests/integration/observability.sh || status=1
   bash tests/upgrade/run.sh || status=1
   return "$status"
