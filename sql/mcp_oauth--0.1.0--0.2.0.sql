@@ -433,3 +433,16 @@ COMMENT ON FUNCTION @extschema@.mcp_oauth_set_client(uuid, text, text) IS
 COMMENT ON COLUMN @extschema@.user_mcp_servers.auth_type IS '''headers'' (send the row''s headers), ''oauth'' (the user signs in with OAuth 2.1), ''client_credentials'' (the client''s own token, from mcp_oauth_set_client or mcp_oauth_set_client_key) or ''workload_identity'' (the database''s workload token, mcp_oauth.workload_token_file).';
 COMMENT ON COLUMN @extschema@.user_mcp_servers.oauth_client_secret IS 'Client secret of a confidential client, or the private key (PEM) of a private_key_jwt client. Secret.';
 COMMENT ON COLUMN @extschema@.mcp_servers.auth_type IS '''headers'', ''oauth'', ''client_credentials'' or ''workload_identity''.';
+
+-- Enterprise-managed authorization: a sign-in with the user's ID token.
+CREATE FUNCTION "mcp_oauth_enterprise_sign_in"(
+	"server_id" uuid,
+	"id_token" TEXT
+) RETURNS uuid
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'mcp_oauth_enterprise_sign_in_wrapper';
+REVOKE ALL ON FUNCTION @extschema@.mcp_oauth_enterprise_sign_in(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.mcp_oauth_enterprise_sign_in(uuid, text) TO mcp_oauth_user;
+COMMENT ON FUNCTION @extschema@.mcp_oauth_enterprise_sign_in(uuid, text) IS
+    'Signs in with no browser (enterprise-managed authorization): the user''s ID token from the identity provider in mcp_oauth.idp_token_endpoint is exchanged there for an identity assertion grant (RFC 8693), which the row''s client redeems at the server''s authorization server (RFC 7523). The ID token is used once and never stored. Returns the server id.';

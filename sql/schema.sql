@@ -348,6 +348,8 @@ COMMENT ON FUNCTION @extschema@.mcp_call_tools(jsonb) IS
     'Runs an array of tool calls ({server_id, name, arguments} or {name: qualified_name, arguments}, at most 100) at once in this backend; returns their results in order, each {id?, ok: true, result} or {id?, ok: false, error: {sqlstate, message, detail, hint}}.';
 COMMENT ON FUNCTION @extschema@.mcp_oauth_reset(uuid) IS
     'Forgets a server''s tokens, sign-in in progress, client registration and last error.';
+COMMENT ON FUNCTION @extschema@.mcp_oauth_enterprise_sign_in(uuid, text) IS
+    'Signs in with no browser (enterprise-managed authorization): the user''s ID token from the identity provider in mcp_oauth.idp_token_endpoint is exchanged there for an identity assertion grant (RFC 8693), which the row''s client redeems at the server''s authorization server (RFC 7523). The ID token is used once and never stored. Returns the server id.';
 COMMENT ON FUNCTION @extschema@.mcp_oauth_set_client_key(uuid, text, text, text, text) IS
     'Sets a pre-registered client that authenticates with a private key (private_key_jwt, RFC 7523): its PEM (checked, then sealed), algorithm (default ES256) and key id (the JWT kid).';
 COMMENT ON FUNCTION @extschema@.mcp_oauth_set_client(uuid, text, text) IS
@@ -569,6 +571,7 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.mcp_oauth_reset(uuid),
     @extschema@.mcp_oauth_set_client(uuid, text, text),
     @extschema@.mcp_oauth_set_client_key(uuid, text, text, text, text),
+    @extschema@.mcp_oauth_enterprise_sign_in(uuid, text),
     @extschema@.mcp_oauth_callback_page(text, text),
     @extschema@.mcp_oauth_disconnect(uuid),
     @extschema@.mcp_user_tools(),

@@ -14,6 +14,9 @@ use std::ffi::{c_char, c_void, CStr, CString};
 pub static STATE_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ENCRYPTION_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static ENCRYPTION_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static IDP_TOKEN_ENDPOINT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static IDP_CLIENT_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static IDP_CLIENT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static WORKLOAD_TOKEN_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static REDIRECT_URI: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static CLIENT_NAME: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"mcp_oauth"));
@@ -76,6 +79,33 @@ pub fn init() {
             c"Path of a file holding the encryption key (64 hexadecimal characters).",
             c"The file should be readable only by the server's operating-system user.",
             &ENCRYPTION_KEY_FILE,
+            GucContext::Suset,
+            secret,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"mcp_oauth.idp_token_endpoint",
+            c"Token endpoint of the users' enterprise identity provider, for mcp_oauth_enterprise_sign_in (RFC 8693 token exchange).",
+            c"Superuser only.",
+            &IDP_TOKEN_ENDPOINT,
+            GucContext::Suset,
+            plain,
+            Some(check_web_url),
+            None,
+            None,
+        );
+        GucRegistry::define_string_guc(
+            c"mcp_oauth.idp_client_id",
+            c"This application's client id at the enterprise identity provider.",
+            c"Superuser only.",
+            &IDP_CLIENT_ID,
+            GucContext::Suset,
+            plain,
+        );
+        GucRegistry::define_string_guc(
+            c"mcp_oauth.idp_client_secret",
+            c"This application's client secret at the enterprise identity provider (client_secret_basic), if it has one.",
+            c"Superuser only; hidden from other roles.",
+            &IDP_CLIENT_SECRET,
             GucContext::Suset,
             secret,
         );

@@ -15,8 +15,9 @@ use crate::gucs;
 use crate::runtime;
 use crate::state::now;
 use crate::store::{self, AuthType, Change, Condition, RowUpdate, ServerRow};
+use mcp_oauth_core::discovery::Discovered;
 use mcp_oauth_core::net::HttpClient;
-use mcp_oauth_core::oauth::{ClientCredentials, ClientRegistration, ClientSource, OAuthError};
+use mcp_oauth_core::oauth::{ClientAuthMethod, ClientCredentials, ClientRegistration, ClientSource, OAuthError, TokenSet};
 use mcp_oauth_core::secret::Secret;
 use mcp_oauth_core::signin::{self, Credentials, Grant};
 use mcp_oauth_core::unattended::{self, Proof};
@@ -84,21 +85,8 @@ pub fn obtain(http: &HttpClient, row: &mut ServerRow, stale: Option<&Secret>) ->
         return match obtained {
             Ok(tokens) => {
                 let registration = client.unwrap_or_else(|| anonymous_client(&found.auth_server.issuer));
-                let grant = Grant::new(&found.auth_server, &registration, row.client_secret.as_ref(), &found.resource);
                 let access_token = tokens.access_token.clone();
-                let credentials = Credentials { tokens, grant: Some(grant) };
-                let update = RowUpdate {
-                    tokens: Change::Set(store::seal(row.id, &credentials)?),
-                    reauth_required: Some(false),
-                    last_error: Change::Clear,
-                    ..Default::default()
-                }
-                .set_metadata("issuer", &found.auth_server.issuer)
-                .set_metadata("resource", &found.resource)
-                .remove_metadata(&[REFUSED_TOKEN_KEY]);
-                row.generation = reservation.apply(&update)?;
-                row.credentials = Some(credentials);
-                row.reauth_required = false;
+                store_tokens(reservation, row, &found, &registration, tokens, RowUpdate::default())?;
                 crate::stats::record_refresh(row.id);
                 if runtime::cancel_requested() {
                     return Err(Error::Cancelled);
@@ -122,6 +110,126 @@ pub fn obtain(http: &HttpClient, row: &mut ServerRow, stale: Option<&Secret>) ->
     Err(Error::Internal("the server row kept changing while a token was obtained; try again".into()))
 }
 
+/// Stores `tokens` with their grant through the worker holding the row,
+/// clearing any mark and error, with `extra` written in the same update.
+fn store_tokens(
+    reservation: durable::Reservation,
+    row: &mut ServerRow,
+    found: &Discovered,
+    client: &ClientRegistration,
+    tokens: TokenSet,
+    extra: RowUpdate,
+) -> Result<(), Error> {
+    let grant = Grant::new(&found.auth_server, client, row.client_secret.as_ref(), &found.resource);
+    let credentials = Credentials { tokens, grant: Some(grant) };
+    let update = RowUpdate {
+        tokens: Change::Set(store::seal(row.id, &credentials)?),
+        reauth_required: Some(false),
+        last_error: Change::Clear,
+        ..extra
+    }
+    .set_metadata("issuer", &found.auth_server.issuer)
+    .set_metadata("resource", &found.resource)
+    .remove_metadata(&[REFUSED_TOKEN_KEY, "step_up_attempts", "step_up_scope"]);
+    row.generation = reservation.apply(&update)?;
+    row.credentials = Some(credentials);
+    row.reauth_required = false;
+    Ok(())
+}
+
+/// Enterprise-managed authorization (mcp_oauth_enterprise_sign_in): the
+/// user's ID token from the enterprise identity provider (used once, never
+/// stored) is exchanged there for an identity assertion grant, which the
+/// row's client redeems at the server's authorization server. The tokens
+/// are stored as a sign-in's are; when they cannot be refreshed, the
+/// application signs in again with a new ID token.
+pub fn enterprise_sign_in(server_id: uuid::Uuid, id_token: &str) -> Result<uuid::Uuid, Error> {
+    let user_id = crate::identity::current_user_id()?;
+    if durable::on_standby() {
+        return Err(Error::ReadOnly);
+    }
+    let id_token = unattended::compact_jwt(id_token).map_err(|why| Error::InvalidArgument(format!("id_token is not usable: {why}")))?;
+    let idp_endpoint = gucs::string(&gucs::IDP_TOKEN_ENDPOINT).ok_or(Error::SettingMissing {
+        setting: "mcp_oauth.idp_token_endpoint",
+        hint: "A superuser must set mcp_oauth.idp_token_endpoint (and mcp_oauth.idp_client_id) to the enterprise identity provider's token endpoint and this application's client there.",
+    })?;
+    let idp_client_id = gucs::string(&gucs::IDP_CLIENT_ID).ok_or(Error::SettingMissing {
+        setting: "mcp_oauth.idp_client_id",
+        hint: "A superuser must set mcp_oauth.idp_client_id to this application's client id at the enterprise identity provider.",
+    })?;
+    let idp_secret = gucs::string(&gucs::IDP_CLIENT_SECRET).map(Secret::new);
+    let http = runtime::http_client()?;
+    let mut row = store::load(server_id, &user_id)?;
+    if row.auth_type != AuthType::OAuth {
+        return Err(Error::NotOAuth(server_id));
+    }
+    if !row.enabled {
+        return Err(Error::Disabled(server_id));
+    }
+    let Some(client) = row.record.client.clone().filter(|c| c.source == ClientSource::Preregistered) else {
+        return Err(Error::InvalidArgument(format!(
+            "MCP server {server_id} has no client: set the one its authorization server issued with mcp_oauth_set_client() first"
+        )));
+    };
+    let server_url = Url::parse(&row.url).map_err(|_| Error::InvalidArgument("the server URL is not valid".into()))?;
+    let found = runtime::block_on(signin::discover(&http, &server_url))??;
+    if let Some(bound) = client.issuer.as_deref().filter(|b| *b != found.auth_server.issuer) {
+        return Err(Error::SignIn(signin::SignInError::ForeignClient {
+            registered: bound.to_owned(),
+            discovered: found.auth_server.issuer.clone(),
+        }));
+    }
+    crate::secrets::check_sealable()?;
+    let _turn = store::RefreshLock::acquire(row.id);
+    row = store::load(server_id, &user_id)?;
+    let reservation = match durable::reserve(&row, Condition::Generation(row.generation), None)? {
+        Reserved::Held(reservation) => reservation,
+        Reserved::Refused => return Err(Error::RowChanged(server_id)),
+    };
+    reservation.hold_for(2 * http.config().request_timeout + runtime::CANCEL_GRACE + Duration::from_secs(5));
+    let idp = unattended::IdentityProvider {
+        token_endpoint: &idp_endpoint,
+        client: ClientCredentials {
+            client_id: &idp_client_id,
+            secret: idp_secret.as_ref(),
+            method: if idp_secret.is_some() { ClientAuthMethod::ClientSecretBasic } else { ClientAuthMethod::None },
+            key: None,
+        },
+    };
+    let signed_in = runtime::block_on_to_completion(unattended::enterprise_sign_in(
+        &http,
+        &found,
+        &idp,
+        &id_token,
+        &credentials_of(&client, &row),
+        now(),
+    ))?;
+    match signed_in {
+        Ok(tokens) => {
+            let bound = ClientRegistration { issuer: Some(found.auth_server.issuer.clone()), ..client };
+            let extra = RowUpdate { signed_in: true, verifier: Change::Clear, ..Default::default() }
+                .set_metadata("client", &bound)
+                .remove_metadata(&["flow"]);
+            store_tokens(reservation, &mut row, &found, &bound, tokens, extra)?;
+            crate::stats::record_sign_in(row.id);
+            if runtime::cancel_requested() {
+                return Err(Error::Cancelled);
+            }
+            pgrx::log!(
+                "mcp_oauth: user {} signed in to server {} through their identity provider (issuer {})",
+                row.user_id,
+                row.id,
+                found.auth_server.issuer
+            );
+            Ok(row.id)
+        }
+        Err(e) => {
+            reservation.apply(&RowUpdate::failure(&Error::from(e.clone()).report().message_with_detail(), false))?;
+            Err(e.into())
+        }
+    }
+}
+
 fn credentials_of<'a>(client: &'a ClientRegistration, row: &'a ServerRow) -> ClientCredentials<'a> {
     ClientCredentials {
         client_id: &client.client_id,
@@ -137,7 +245,7 @@ fn anonymous_client(issuer: &str) -> ClientRegistration {
         client_id: String::new(),
         source: ClientSource::Preregistered,
         issuer: Some(issuer.to_owned()),
-        auth_method: mcp_oauth_core::oauth::ClientAuthMethod::None,
+        auth_method: ClientAuthMethod::None,
         key: None,
     }
 }
@@ -171,6 +279,6 @@ fn read_workload_token() -> Result<Secret, Error> {
     let text = std::fs::read_to_string(&path).map_err(|e| {
         Error::WorkloadToken(format!("the file {path} named by mcp_oauth.workload_token_file cannot be read ({})", e.kind()))
     })?;
-    unattended::workload_token(&text)
+    unattended::compact_jwt(&text)
         .map_err(|why| Error::WorkloadToken(format!("the file {path} named by mcp_oauth.workload_token_file is not usable: {why}")))
 }

@@ -583,6 +583,18 @@ fn mcp_oauth_reset(server_id: Option<pgrx::Uuid>) {
     or_raise(required(server_id, "server_id").and_then(|id| reset(ids::from_sql(id))))
 }
 
+/// Signs in without a browser: the user's enterprise ID token, exchanged at
+/// the identity provider for an identity assertion grant, redeemed at the
+/// server's authorization server (enterprise-managed authorization).
+#[pg_extern(volatile, parallel_unsafe)]
+fn mcp_oauth_enterprise_sign_in(server_id: Option<pgrx::Uuid>, id_token: Option<&str>) -> pgrx::Uuid {
+    let id = or_raise(
+        required(server_id, "server_id")
+            .and_then(|id| crate::unattended::enterprise_sign_in(ids::from_sql(id), required(id_token, "id_token")?)),
+    );
+    ids::to_sql(id)
+}
+
 #[pg_extern(volatile, parallel_unsafe)]
 fn mcp_oauth_set_client_key(
     server_id: Option<pgrx::Uuid>,

@@ -140,6 +140,25 @@ unattended_scenario() {
   exit 0
 }
 
+# enterprise_scenario: an OAuth row with the client its authorization server
+# issued, the identity provider named by a superuser, and a sign-in with the
+# user's ID token (no browser); then tools listed and called.
+enterprise_scenario() {
+  local id tool result
+  id=$(sql "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('conformance', $(lit "$server_url"), 'oauth') RETURNING id") || exit 1
+  log "oauth row $id for $server_url ($scenario)"
+  sql "SELECT mcp_oauth_set_client('$id', $(lit "$(jq -r .client_id <<<"$context")"), $(lit "$(jq -r .client_secret <<<"$context")"))" >/dev/null || exit 1
+  PGUSER=postgres psql -X -q -v ON_ERROR_STOP=1 \
+    -c "ALTER ROLE \"$PGUSER\" SET mcp_oauth.idp_token_endpoint = $(lit "$(jq -r .idp_token_endpoint <<<"$context")")" \
+    -c "ALTER ROLE \"$PGUSER\" SET mcp_oauth.idp_client_id = $(lit "$(jq -r .idp_client_id <<<"$context")")" >/dev/null || exit 1
+  sql "SELECT mcp_oauth_enterprise_sign_in('$id', $(lit "$(jq -r .idp_id_token <<<"$context")"))" >/dev/null || exit 1
+  log "signed in with the ID token"
+  tool=$(sql "SELECT name FROM mcp_list_tools('$id') ORDER BY name LIMIT 1") || exit 1
+  result=$(sql "SELECT mcp_call_tool('$id', $(lit "$tool"), '{}')") || exit 1
+  log "called $tool: $result"
+  exit 0
+}
+
 mcp_scenario() {
   local id calls schema tool
   id=$(sql "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('conformance', $(lit "$server_url"), '{}') RETURNING id") || exit 1
@@ -179,6 +198,7 @@ mcp_scenario() {
 case "$scenario" in
   auth/client-credentials-*) unattended_scenario client_credentials ;;
   auth/wif-*) unattended_scenario workload_identity ;;
+  auth/enterprise-managed-authorization) enterprise_scenario ;;
   auth/*) oauth_scenario ;;
   *) mcp_scenario ;;
 esac

@@ -144,4 +144,41 @@ psql_q -c "ALTER SYSTEM SET mcp_oauth.workload_token_file = '$dir/missing'" -c "
 behave '{"revoke_access": true}'
 expect_error "a token file that cannot be read" MC008 "$dir/missing named by mcp_oauth.workload_token_file cannot be read" -- -U alice -c "SELECT mcp_call_tool('$wi', 'echo', '{}')"
 
+# --- Enterprise-managed authorization: a sign-in with the user's ID token.
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$keys/idp.pem" 2>/dev/null
+openssl pkey -in "$keys/idp.pem" -pubout -out "$keys/idp.pub" 2>/dev/null
+# id_token KEY: alice's ID token from the identity provider, for the app's client there.
+id_token() {
+  local head body
+  head=$(printf '{"alg":"RS256","typ":"JWT"}' | b64url)
+  body=$(printf '{"iss":"%s/idp","sub":"alice@corp.example","aud":"app-at-idp","iat":%s,"exp":%s}' "$base" "$(date +%s)" "$(($(date +%s) + 600))" | b64url)
+  printf '%s.%s.%s' "$head" "$body" "$(printf '%s.%s' "$head" "$body" | openssl dgst -sha256 -sign "$1" | b64url)"
+}
+behave "$(jq -n --rawfile k "$keys/idp.pub" '{id_token_public_key: $k}')"
+en=$(as_alice -c "INSERT INTO user_mcp_servers (name, slug, url, auth_type) VALUES ('Corp', 'corp', '$base/mcp', 'oauth') RETURNING id")
+token=$(id_token "$keys/idp.pem")
+expect_error "no identity provider named" MC008 "mcp_oauth.idp_token_endpoint is not set" -- -U alice -c "SELECT mcp_oauth_enterprise_sign_in('$en', '$token')"
+psql_q -c "ALTER SYSTEM SET mcp_oauth.idp_token_endpoint = '$base/idp/token'" -c "ALTER SYSTEM SET mcp_oauth.idp_client_id = 'app-at-idp'" -c "SELECT pg_reload_conf()" >/dev/null
+expect_error "no client for the authorization server" 22023 "has no client" -- -U alice -c "SELECT mcp_oauth_enterprise_sign_in('$en', '$token')"
+as_alice -c "SELECT mcp_oauth_set_client('$en', 'fixture-preregistered', 'fixture-preregistered-secret')" >/dev/null
+out=$(psql_q -U alice -c "SELECT mcp_oauth_enterprise_sign_in('$en', 'not-a.jwt')" 2>&1)
+check "an ID token that is no JWT: 22023" "22023|id_token is not usable: it is not a JWT" "$out"
+refute "... never repeated" "not-a.jwt" "$out"
+expect_error "bob signs in to alice's row" 42704 "not found" -- -U bob -c "SELECT mcp_oauth_enterprise_sign_in('$en', '$token')"
+exchanges=$(stat token_exchanges)
+as_alice -c "BEGIN" -c "SELECT mcp_oauth_enterprise_sign_in('$en', '$token')" -c "ROLLBACK" >/dev/null
+check "a sign-in with the ID token, even rolled back, stands" "^t$" "$(as_alice -c "SELECT oauth_authorized FROM mcp_servers WHERE id = '$en'")"
+check "... through one token exchange at the identity provider" "^1$" "$(delta "$exchanges" "$(stat token_exchanges)")"
+check "... for the authorization server and the resource" "^$base $base/mcp$" "$(stat last_exchange_audience) $(stat last_exchange_resource)"
+check "... whose grant the client redeemed" "^1$" "$(stat id_jag_grants)"
+check "the user's tools are then called" "^enterprise$" "$(as_alice -c "SELECT mcp_call_tool('$en', 'echo', '{\"text\": \"enterprise\"}')->'content'->0->>'text'")"
+# (PostgreSQL itself logs a failed statement's text: applications pass the
+# token as a bind parameter, which it does not log.)
+refute "the ID token is in no log line of the extension's" "$(cut -d. -f2 <<<"$token")" "$(grep -v 'STATEMENT:' "$dir/server.log")"
+other_token=$(id_token "$keys/issuer.pem")
+out=$(psql_q -U alice -c "SELECT mcp_oauth_enterprise_sign_in('$en', '$other_token')" 2>&1)
+check "an ID token the identity provider refuses: MC004 with its code" "MC004|invalid_grant" "$out"
+refute "... never repeated" "$(cut -d. -f3 <<<"$other_token")" "$out"
+check "... recorded on the row" "invalid_grant" "$(as_alice -c "SELECT last_error FROM mcp_servers WHERE id = '$en'")"
+
 finish_checks unattended

@@ -40,21 +40,49 @@ pub async fn obtain(http: &HttpClient, found: &Discovered, proof: &Proof<'_>, no
     }
 }
 
-/// The workload identity token in the text of its file: one compact JWS
-/// (three base64url parts), surrounding whitespace ignored. The error never
-/// repeats the file's content.
-pub fn workload_token(text: &str) -> Result<Secret, String> {
+/// The user's identity provider in enterprise-managed authorization: its
+/// token endpoint and this application's client there.
+pub struct IdentityProvider<'a> {
+    pub token_endpoint: &'a str,
+    pub client: ClientCredentials<'a>,
+}
+
+/// Enterprise-managed authorization (SEP-990): the user's ID token is
+/// exchanged at their identity provider for an identity assertion grant
+/// (RFC 8693) addressed to `found`'s authorization server, which `client`
+/// then redeems there with the JWT bearer grant (RFC 7523). No browser.
+pub async fn enterprise_sign_in(
+    http: &HttpClient,
+    found: &Discovered,
+    idp: &IdentityProvider<'_>,
+    id_token: &Secret,
+    client: &ClientCredentials<'_>,
+    now: i64,
+) -> Result<TokenSet, OAuthError> {
+    let scope = scope(found);
+    let idp_endpoint = TokenEndpoint { url: idp.token_endpoint, issuer: idp.token_endpoint };
+    let grant =
+        oauth::exchange_id_token(http, idp_endpoint, &idp.client, id_token, &found.auth_server.issuer, &found.resource, scope.as_deref())
+            .await?;
+    let endpoint = TokenEndpoint::from(&found.auth_server);
+    oauth::jwt_bearer(http, endpoint, Some(client), &grant, scope.as_deref(), &found.resource, now).await
+}
+
+/// A JWT given as text (a workload token file, an ID token): one compact
+/// JWS (three base64url parts), surrounding whitespace ignored. The error
+/// never repeats the text.
+pub fn compact_jwt(text: &str) -> Result<Secret, String> {
     let token = text.trim();
     if token.is_empty() {
-        return Err("the file is empty".into());
+        return Err("it is empty".into());
     }
     if token.len() > MAX_TOKEN_LEN {
-        return Err(format!("the file holds more than {MAX_TOKEN_LEN} bytes"));
+        return Err(format!("it is longer than {MAX_TOKEN_LEN} bytes"));
     }
     let parts: Vec<&str> = token.split('.').collect();
     let base64url = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if parts.len() != 3 || !parts.iter().all(|p| base64url(p)) {
-        return Err("the file does not hold a JWT (three base64url parts separated by dots)".into());
+        return Err("it is not a JWT (three base64url parts separated by dots)".into());
     }
     Ok(Secret::new(token))
 }
@@ -71,13 +99,13 @@ mod tests {
     use crate::discovery::AuthServer;
 
     #[test]
-    fn a_workload_token_is_one_jwt_and_never_repeated_in_errors() {
-        assert_eq!(workload_token("  aGVhZA.Ym9keQ.c2ln \n").unwrap().expose(), "aGVhZA.Ym9keQ.c2ln");
+    fn a_jwt_is_three_parts_and_never_repeated_in_errors() {
+        assert_eq!(compact_jwt("  aGVhZA.Ym9keQ.c2ln \n").unwrap().expose(), "aGVhZA.Ym9keQ.c2ln");
         for bad in ["", "   ", "only-one-part", "a.b", "a.b.c.d", "a..c", "a.b.c d", "a.b+.c"] {
-            let why = workload_token(bad).unwrap_err();
+            let why = compact_jwt(bad).unwrap_err();
             assert!(bad.trim().is_empty() || !why.contains(bad.trim()), "{why}");
         }
-        assert!(workload_token(&format!("a.{}.c", "b".repeat(MAX_TOKEN_LEN))).is_err());
+        assert!(compact_jwt(&format!("a.{}.c", "b".repeat(MAX_TOKEN_LEN))).is_err());
     }
 
     #[test]

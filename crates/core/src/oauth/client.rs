@@ -355,20 +355,74 @@ pub async fn jwt_bearer(
         sent.extend(assertion_params.iter().map(|(_, v)| v.clone()));
         form.extend(assertion_params);
     }
-    send_form(http, endpoint, headers, &form, &sent, now).await
+    let (host, body) = send_form(http, endpoint, headers, &form, &sent).await?;
+    parse_token_response(&host, &body, endpoint.issuer, now)
 }
 
-/// POSTs a token request built by hand and reads the answer as `oauth2`
-/// would: tokens that pass our checks, or the OAuth error with nothing of
-/// `sent` in it.
+/// RFC 8693 token types of the identity assertion authorization grant.
+const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+const ID_JAG_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id-jag";
+const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// The token exchange (RFC 8693) of enterprise-managed authorization
+/// (SEP-990): the user's ID token, at their identity provider, for an
+/// identity assertion JWT authorization grant (ID-JAG) addressed to
+/// `audience` (the MCP server's authorization server) for `resource`.
+/// Written here because `oauth2` has no token exchange.
+pub async fn exchange_id_token(
+    http: &HttpClient,
+    idp: TokenEndpoint<'_>,
+    idp_client: &ClientCredentials<'_>,
+    id_token: &Secret,
+    audience: &str,
+    resource: &str,
+    scope: Option<&str>,
+) -> Result<Secret, OAuthError> {
+    let mut form: Vec<(&str, String)> = vec![
+        ("grant_type", TOKEN_EXCHANGE_GRANT.to_owned()),
+        ("requested_token_type", ID_JAG_TOKEN_TYPE.to_owned()),
+        ("subject_token", id_token.expose().to_owned()),
+        ("subject_token_type", ID_TOKEN_TYPE.to_owned()),
+        ("audience", audience.to_owned()),
+        ("resource", resource.to_owned()),
+    ];
+    if let Some(scope) = scope.filter(|s| !s.trim().is_empty()) {
+        form.push(("scope", scope.to_owned()));
+    }
+    let mut headers = oauth2::http::HeaderMap::new();
+    match idp_client.basic_credential() {
+        Some(basic) => {
+            let mut value = oauth2::http::HeaderValue::from_str(&format!("Basic {basic}"))
+                .map_err(|_| OAuthError::Unsupported("the identity provider's client credentials cannot be sent in a header".into()))?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        None => form.push(("client_id", idp_client.client_id.to_owned())),
+    }
+    let mut sent = vec![id_token.expose().to_owned()];
+    sent.extend(idp_client.echoable());
+    let (host, body) = send_form(http, idp, headers, &form, &sent).await?;
+    let invalid = |why: &str| OAuthError::InvalidResponse { host: host.clone(), why: why.to_owned() };
+    let answer: serde_json::Value = serde_json::from_slice(&body).map_err(|_| invalid("the token exchange response is not JSON"))?;
+    if answer.get("issued_token_type").and_then(serde_json::Value::as_str) != Some(ID_JAG_TOKEN_TYPE) {
+        return Err(invalid("the token exchange did not issue an identity assertion grant (issued_token_type is not id-jag)"));
+    }
+    match answer.get("access_token").and_then(serde_json::Value::as_str) {
+        Some(grant) if super::is_access_token(grant) && grant.split('.').count() == 3 => Ok(Secret::new(grant)),
+        _ => Err(invalid("the identity assertion grant is not a JWT")),
+    }
+}
+
+/// POSTs a token request built by hand as `oauth2` builds its own: the
+/// endpoint's host and a 200 answer's body, or the OAuth error with
+/// nothing of `sent` in it.
 async fn send_form(
     http: &HttpClient,
     endpoint: TokenEndpoint<'_>,
     mut headers: oauth2::http::HeaderMap,
     form: &[(&str, String)],
     sent: &[String],
-    now: i64,
-) -> Result<TokenSet, OAuthError> {
+) -> Result<(String, Vec<u8>), OAuthError> {
     let url = Url::parse(endpoint.url).map_err(|_| OAuthError::Unsupported("the token endpoint is not a URL".into()))?;
     let host = display_host(&url);
     let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str()))).finish();
@@ -377,7 +431,7 @@ async fn send_form(
     let request = HttpRequest { method: Method::Post, url, headers, body: Some(body.into_bytes()), follow_same_origin: false };
     let response = http.send(request).await?;
     if response.status == 200 {
-        return parse_token_response(&host, &response.body, endpoint.issuer, now);
+        return Ok((host, response.body));
     }
     let error: serde_json::Value = serde_json::from_slice(&response.body).unwrap_or_default();
     let text = |name: &str| error.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);

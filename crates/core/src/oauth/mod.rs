@@ -14,7 +14,8 @@ mod tokens;
 
 pub use assertion::{check_key, client_assertion, KeySpec, SigningAlg, JWT_BEARER_ASSERTION_TYPE, MAX_KEY_PEM_LEN};
 pub use client::{
-    authorization_url, client_credentials, exchange_code, jwt_bearer, refresh, ClientCredentials, Pkce, TokenEndpoint, JWT_BEARER_GRANT,
+    authorization_url, client_credentials, exchange_code, exchange_id_token, jwt_bearer, refresh, ClientCredentials, Pkce, TokenEndpoint,
+    JWT_BEARER_GRANT,
 };
 pub use registration::register;
 pub use revocation::revoke;
