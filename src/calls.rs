@@ -41,6 +41,8 @@ struct Kept {
     /// learned is written only if the row still holds it.
     origin: Option<String>,
     session: McpSession,
+    /// The resource server's latest DPoP nonce (RFC 9449 §9).
+    dpop_nonce: Option<String>,
 }
 
 thread_local! {
@@ -104,6 +106,7 @@ fn take_session(row: &ServerRow, fp: u64) -> Kept {
             fingerprint: fp,
             origin: held.map(str::to_owned),
             session: McpSession::from_learned(row.protocol.clone(), row.generation),
+            dpop_nonce: None,
         },
     }
 }
@@ -315,6 +318,8 @@ pub struct Attempt {
     capabilities: Rc<ClientCapabilities>,
     refreshed: bool,
     renewed: bool,
+    /// A DPoP nonce the server asked for was sent.
+    nonce_sent: bool,
 }
 
 /// One request, owning all it needs, so that many can be in flight at once.
@@ -324,6 +329,8 @@ pub struct Request {
     url: Url,
     headers: Vec<(String, Secret)>,
     bearer: Option<Secret>,
+    /// The key the bearer token is bound to, and the nonce to prove with.
+    dpop: Option<(mcp_oauth_core::oauth::dpop::DpopKey, Option<String>)>,
     withheld: Vec<Secret>,
     http: Rc<HttpClient>,
     capabilities: Rc<ClientCapabilities>,
@@ -336,6 +343,7 @@ impl Request {
             url: &self.url,
             headers: &self.headers,
             bearer: self.bearer.as_ref(),
+            dpop: self.dpop.as_ref().map(|(key, nonce)| (key, nonce.as_deref())),
             capabilities: &self.capabilities,
             withheld: &withheld,
         };
@@ -365,6 +373,7 @@ impl Attempt {
             capabilities: client_capabilities()?,
             refreshed: false,
             renewed: false,
+            nonce_sent: false,
         })
     }
 
@@ -397,7 +406,18 @@ impl Attempt {
         let headers = if row.auth_type == AuthType::Headers { row.headers.clone() } else { vec![] };
         let kept = take_session(row, fingerprint(row, &headers, token.as_ref()));
         let withheld = withheld_secrets(row).into_iter().cloned().collect();
-        Ok(Request { kept, op, url, headers, bearer: token, withheld, http: self.http.clone(), capabilities: self.capabilities.clone() })
+        let dpop = row.credentials.as_ref().and_then(|c| c.tokens.dpop_key.clone()).map(|key| (key, kept.dpop_nonce.clone()));
+        Ok(Request {
+            kept,
+            op,
+            url,
+            headers,
+            bearer: token,
+            dpop,
+            withheld,
+            http: self.http.clone(),
+            capabilities: self.capabilities.clone(),
+        })
     }
 
     /// Refreshes once after a 401, and records a step-up after a 403
@@ -416,6 +436,13 @@ impl Attempt {
         let oauth = row.auth_type.uses_tokens();
         let signs_in = row.auth_type == AuthType::OAuth;
         match outcome.map_err(Error::from) {
+            // The server wants its nonce in the proof: sent again with it, once.
+            Err(Error::Mcp(McpError::Unauthorized { dpop_nonce: Some(nonce), .. })) if bearer.is_some() && !self.nonce_sent => {
+                self.nonce_sent = true;
+                kept.dpop_nonce = Some(nonce);
+                keep_session(self.server_id, kept);
+                Ok(Err(op))
+            }
             Ok(value) => {
                 share_learned(row, &kept)?;
                 keep_session(self.server_id, kept);

@@ -348,7 +348,7 @@ mod tests {
         assert_eq!(state(Error::Discovery(DiscoveryError::Invalid("x".into()))), DISCOVERY_FAILED);
         assert_eq!(state(Error::OAuth(OAuthError::InvalidResponse { host: "h".into(), why: "w".into() })), AUTHORIZATION_SERVER_ERROR);
         assert_eq!(state(Error::Mcp(McpError::Http { host: "h".into(), status: 500, retry_after: None })), MCP_ERROR);
-        assert_eq!(state(Error::Mcp(McpError::Unauthorized { host: "h".into(), challenge: None })), REAUTH_REQUIRED);
+        assert_eq!(state(Error::Mcp(McpError::Unauthorized { host: "h".into(), challenge: None, dpop_nonce: None })), REAUTH_REQUIRED);
         let blocked = net(NetError::Blocked { host: "h".into(), reason: "private".into() });
         assert_eq!(state(Error::OAuth(OAuthError::Net(blocked.clone()))), NETWORK_POLICY);
         assert_eq!(state(Error::Mcp(McpError::Net(blocked))), NETWORK_POLICY);
@@ -419,7 +419,7 @@ mod tests {
             Error::SignIn(SignInError::ForeignClient { registered: "a".into(), discovered: "b".into() }),
             Error::Mcp(McpError::Http { host: host(), status: 500, retry_after: None }),
             Error::Mcp(McpError::SessionEnded { host: host(), mid_request: true }),
-            Error::Mcp(McpError::Unauthorized { host: host(), challenge: None }),
+            Error::Mcp(McpError::Unauthorized { host: host(), challenge: None, dpop_nonce: None }),
             Error::ServerNotFound(id),
             Error::NotOAuth(id),
             Error::Disabled(id),

@@ -31,6 +31,10 @@ pub struct AuthServer {
     pub scopes_supported: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// RFC 9449 §5.1: the proof algorithms the server takes; tokens are
+    /// bound to a DPoP key when it lists ES256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
     #[serde(default)]
     pub client_id_metadata_document_supported: bool,
     #[serde(default)]
@@ -53,6 +57,7 @@ impl AuthServer {
             revocation_endpoint: None,
             scopes_supported: None,
             token_endpoint_auth_methods_supported: None,
+            dpop_signing_alg_values_supported: None,
             client_id_metadata_document_supported: false,
             authorization_response_iss_parameter_supported: false,
             from_metadata: true,
@@ -96,6 +101,7 @@ struct AuthServerDoc {
     response_types_supported: Option<Vec<String>>,
     code_challenge_methods_supported: Option<Vec<String>>,
     token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    dpop_signing_alg_values_supported: Option<Vec<String>>,
     client_id_metadata_document_supported: Option<bool>,
     authorization_response_iss_parameter_supported: Option<bool>,
 }
@@ -291,6 +297,7 @@ fn validate_auth_server(doc: AuthServerDoc, expected_issuer: &str, rule: IssuerR
         revocation_endpoint,
         scopes_supported: doc.scopes_supported,
         token_endpoint_auth_methods_supported: doc.token_endpoint_auth_methods_supported,
+        dpop_signing_alg_values_supported: doc.dpop_signing_alg_values_supported,
         client_id_metadata_document_supported: doc.client_id_metadata_document_supported.unwrap_or(false),
         authorization_response_iss_parameter_supported: doc.authorization_response_iss_parameter_supported.unwrap_or(false),
         from_metadata: true,
@@ -316,6 +323,7 @@ async fn legacy_auth_server(http: &HttpClient, server_url: &Url) -> Result<AuthS
         revocation_endpoint: None,
         scopes_supported: None,
         token_endpoint_auth_methods_supported: None,
+        dpop_signing_alg_values_supported: None,
         client_id_metadata_document_supported: false,
         authorization_response_iss_parameter_supported: false,
         from_metadata: false,
@@ -413,6 +421,7 @@ mod tests {
             response_types_supported: Some(vec!["code".into()]),
             code_challenge_methods_supported: methods.map(|m| m.into_iter().map(String::from).collect()),
             token_endpoint_auth_methods_supported: None,
+            dpop_signing_alg_values_supported: None,
             client_id_metadata_document_supported: None,
             authorization_response_iss_parameter_supported: None,
         }

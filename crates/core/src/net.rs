@@ -259,6 +259,7 @@ pub enum Method {
 /// A request as the protocol code builds it. Its `Debug` leaves out the body
 /// (a token request carries the code verifier, refresh token or client
 /// secret); credential headers are marked sensitive and print redacted.
+#[derive(Clone)]
 pub struct HttpRequest {
     pub method: Method,
     pub url: Url,
@@ -345,7 +346,8 @@ fn bearer_challenge(status: u16, headers: &HeaderMap) -> Option<BearerChallenge>
     if status != 401 && status != 403 {
         return None;
     }
-    www_authenticate::bearer(headers.get_all("www-authenticate").into_iter().filter_map(|v| v.to_str().ok()))
+    let values: Vec<&str> = headers.get_all("www-authenticate").into_iter().filter_map(|v| v.to_str().ok()).collect();
+    www_authenticate::bearer(values.iter().copied())
 }
 
 /// Starts a thread running its argument. The embedding chooses how: inside

@@ -184,7 +184,7 @@ mod tests {
         assert_eq!(reach(&http(499, None)), Reach::Final);
         assert_eq!(reach(&McpError::Rpc { host: "h".into(), code: -32602, message: "m".into() }), Reach::Final);
         assert_eq!(reach(&McpError::SessionEnded { host: "h".into(), mid_request: false }), Reach::Final);
-        assert_eq!(reach(&McpError::Unauthorized { host: "h".into(), challenge: None }), Reach::Final);
+        assert_eq!(reach(&McpError::Unauthorized { host: "h".into(), challenge: None, dpop_nonce: None }), Reach::Final);
     }
 
     #[test]

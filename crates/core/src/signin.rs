@@ -423,6 +423,7 @@ mod tests {
             scope: None,
             issuer: issuer.into(),
             issued_at: None,
+            dpop_key: None,
         }
     }
 

@@ -7,6 +7,7 @@
 
 use crate::discovery::Discovered;
 use crate::net::HttpClient;
+use crate::oauth::dpop::{self, DpopKey};
 use crate::oauth::{self, ClientCredentials, OAuthError, TokenEndpoint, TokenSet, MAX_TOKEN_LEN};
 use crate::secret::Secret;
 use sha2::{Digest, Sha256};
@@ -32,12 +33,21 @@ pub fn scope(found: &Discovered) -> Option<String> {
 pub async fn obtain(http: &HttpClient, found: &Discovered, proof: &Proof<'_>, now: i64) -> Result<TokenSet, OAuthError> {
     let endpoint = TokenEndpoint::from(&found.auth_server);
     let scope = scope(found);
+    let dpop = new_dpop_key(found);
     match proof {
-        Proof::Client(client) => oauth::client_credentials(http, endpoint, client, scope.as_deref(), &found.resource, now).await,
+        Proof::Client(client) => {
+            oauth::client_credentials(http, endpoint, client, scope.as_deref(), &found.resource, dpop.as_ref(), now).await
+        }
         Proof::WorkloadToken { token, client } => {
-            oauth::jwt_bearer(http, endpoint, client.as_ref(), token, scope.as_deref(), &found.resource, now).await
+            oauth::jwt_bearer(http, endpoint, client.as_ref(), token, scope.as_deref(), &found.resource, dpop.as_ref(), now).await
         }
     }
+}
+
+/// A new key for tokens of `found`'s authorization server, when it takes
+/// DPoP proofs: each grant binds its tokens to a key of its own.
+pub fn new_dpop_key(found: &Discovered) -> Option<DpopKey> {
+    dpop::supported(found.auth_server.dpop_signing_alg_values_supported.as_deref()).then(DpopKey::generate)
 }
 
 /// The user's identity provider in enterprise-managed authorization: its
@@ -65,7 +75,7 @@ pub async fn enterprise_sign_in(
         oauth::exchange_id_token(http, idp_endpoint, &idp.client, id_token, &found.auth_server.issuer, &found.resource, scope.as_deref())
             .await?;
     let endpoint = TokenEndpoint::from(&found.auth_server);
-    oauth::jwt_bearer(http, endpoint, Some(client), &grant, scope.as_deref(), &found.resource, now).await
+    oauth::jwt_bearer(http, endpoint, Some(client), &grant, scope.as_deref(), &found.resource, new_dpop_key(found).as_ref(), now).await
 }
 
 /// A JWT given as text (a workload token file, an ID token): one compact

@@ -143,14 +143,19 @@ fn parse_challenges(header: &str) -> Vec<Challenge> {
     out
 }
 
-/// The Bearer challenge among `headers` (all `WWW-Authenticate` values), if any.
-pub fn bearer<'a>(headers: impl IntoIterator<Item = &'a str>) -> Option<BearerChallenge> {
+/// The Bearer challenge among `headers` (all `WWW-Authenticate` values), if
+/// any; else a DPoP one (RFC 9449 §7.1), whose parameters mean the same.
+pub fn bearer<'a>(headers: impl IntoIterator<Item = &'a str> + Clone) -> Option<BearerChallenge> {
+    challenge_of(headers.clone(), "bearer").or_else(|| challenge_of(headers, "dpop"))
+}
+
+fn challenge_of<'a>(headers: impl IntoIterator<Item = &'a str>, scheme: &str) -> Option<BearerChallenge> {
     for header in headers {
         if header.len() > MAX_HEADER_LEN {
             continue;
         }
         for challenge in parse_challenges(header) {
-            if !challenge.scheme.eq_ignore_ascii_case("bearer") {
+            if !challenge.scheme.eq_ignore_ascii_case(scheme) {
                 continue;
             }
             let get = |name: &str| challenge.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
@@ -183,6 +188,14 @@ mod tests {
         assert_eq!(c.error.as_deref(), Some("insufficient_scope"));
         assert_eq!(c.scope.as_deref(), Some("mcp:admin"));
         assert_eq!(c.error_description.as_deref(), Some("Scope \"upgrade\" will never succeed"));
+    }
+
+    #[test]
+    fn a_dpop_challenge_serves_when_there_is_no_bearer_one() {
+        let c = bearer([r#"DPoP error="use_dpop_nonce", resource_metadata="http://x/r""#]).unwrap();
+        assert_eq!((c.error.as_deref(), c.resource_metadata.as_deref()), (Some("use_dpop_nonce"), Some("http://x/r")));
+        let both = bearer([r#"DPoP algs="ES256", Bearer scope="a""#]).unwrap();
+        assert_eq!(both.scope.as_deref(), Some("a"));
     }
 
     #[test]

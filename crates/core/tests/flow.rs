@@ -66,15 +66,17 @@ async fn whole_flow_discovery_registration_code_refresh_and_tools() {
     let code = param(&callback, "code").unwrap();
 
     let creds = ClientCredentials { client_id: &registration.client_id, secret: None, method: registration.auth_method, key: None };
-    let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 1000)
-        .await
-        .unwrap();
+    let tokens =
+        oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, None, 1000)
+            .await
+            .unwrap();
     assert_eq!(tokens.expires_at, Some(4600));
     assert_eq!(fixture.stats().last_resource.as_deref(), Some(found.resource.as_str()));
 
     // The code is single use.
     let again =
-        oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 1000).await;
+        oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, None, 1000)
+            .await;
     assert!(matches!(again, Err(OAuthError::Rejected { ref code, .. }) if code == "invalid_grant"), "{again:?}");
 
     // MCP with the token.
@@ -82,6 +84,7 @@ async fn whole_flow_discovery_registration_code_refresh_and_tools() {
         url: &server,
         headers: &[],
         bearer: Some(&tokens.access_token),
+        dpop: None,
         capabilities: &ClientCapabilities::default(),
         withheld: &[],
     };
@@ -108,7 +111,8 @@ async fn whole_flow_discovery_registration_code_refresh_and_tools() {
     assert_eq!(fixture.stats().refreshes, 2);
 
     // Without a token: 401 with the challenge.
-    let anonymous = Target { url: &server, headers: &[], bearer: None, capabilities: &ClientCapabilities::default(), withheld: &[] };
+    let anonymous =
+        Target { url: &server, headers: &[], bearer: None, dpop: None, capabilities: &ClientCapabilities::default(), withheld: &[] };
     match McpSession::new().list_tools(&http, &anonymous).await {
         Err(McpError::Unauthorized { challenge: Some(c), .. }) => assert!(c.resource_metadata.is_some()),
         other => panic!("{other:?}"),
@@ -127,13 +131,15 @@ async fn tools_come_from_every_page() {
     let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce, "s", None, &found.resource).unwrap();
     let code = param(&authorize(&http, &url).await, "code").unwrap();
     let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method, key: None };
-    let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0)
-        .await
-        .unwrap();
+    let tokens =
+        oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, None, 0)
+            .await
+            .unwrap();
     let target = Target {
         url: &server,
         headers: &[],
         bearer: Some(&tokens.access_token),
+        dpop: None,
         capabilities: &ClientCapabilities::default(),
         withheld: &[],
     };
@@ -146,7 +152,7 @@ async fn tools_come_from_every_page() {
 static NO_CAPABILITIES: std::sync::LazyLock<ClientCapabilities> = std::sync::LazyLock::new(ClientCapabilities::default);
 
 fn bearer_target<'a>(server: &'a Url, token: &'a Secret, capabilities: &'a ClientCapabilities) -> Target<'a> {
-    Target { url: server, headers: &[], bearer: Some(token), capabilities, withheld: &[] }
+    Target { url: server, headers: &[], bearer: Some(token), dpop: None, capabilities, withheld: &[] }
 }
 
 /// A fixture, a client signed in to it, its token and MCP endpoint.
@@ -167,7 +173,7 @@ async fn signed_in(fixture: &mcp_oauth_fixture::Fixture, http: &HttpClient) -> S
     let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce, "s", None, &found.resource).unwrap();
     let code = param(&authorize(http, &url).await, "code").unwrap();
     let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method, key: None };
-    oauth::exchange_code(http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0)
+    oauth::exchange_code(http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, None, 0)
         .await
         .unwrap()
         .access_token
@@ -557,23 +563,26 @@ async fn token_endpoint_errors_and_client_auth() {
         method: ClientAuthMethod::ClientSecretBasic,
         key: None,
     };
-    let err = oauth::exchange_code(&http, (&found.auth_server).into(), &wrong, &code, &pkce.verifier, REDIRECT, &found.resource, 0)
+    let err = oauth::exchange_code(&http, (&found.auth_server).into(), &wrong, &code, &pkce.verifier, REDIRECT, &found.resource, None, 0)
         .await
         .unwrap_err();
     assert!(matches!(err, OAuthError::Rejected { ref code, status: 401, .. } if code == "invalid_client"), "{err:?}");
 
     let right =
         ClientCredentials { client_id: &reg.client_id, secret: Some(&secret), method: ClientAuthMethod::ClientSecretBasic, key: None };
-    oauth::exchange_code(&http, (&found.auth_server).into(), &right, &code, &pkce.verifier, REDIRECT, &found.resource, 0).await.unwrap();
+    oauth::exchange_code(&http, (&found.auth_server).into(), &right, &code, &pkce.verifier, REDIRECT, &found.resource, None, 0)
+        .await
+        .unwrap();
     assert_eq!(fixture.stats().last_client_auth.as_deref(), Some("client_secret_basic"));
 
     // A wrong verifier is refused by the server (PKCE really is checked).
     let pkce2 = Pkce::new();
     let url = oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce2, "s", None, &found.resource).unwrap();
     let code = param(&authorize(&http, &url).await, "code").unwrap();
-    let err = oauth::exchange_code(&http, (&found.auth_server).into(), &right, &code, &Pkce::new().verifier, REDIRECT, &found.resource, 0)
-        .await
-        .unwrap_err();
+    let err =
+        oauth::exchange_code(&http, (&found.auth_server).into(), &right, &code, &Pkce::new().verifier, REDIRECT, &found.resource, None, 0)
+            .await
+            .unwrap_err();
     assert!(matches!(err, OAuthError::Rejected { ref code, .. } if code == "invalid_grant"));
 }
 
@@ -622,9 +631,10 @@ async fn a_refresh_without_a_new_refresh_token_keeps_the_old_one() {
         oauth::authorization_url(&found.auth_server, &reg.client_id, REDIRECT, &pkce, "s", Some("tools:read"), &found.resource).unwrap();
     let code = param(&authorize(&http, &url).await, "code").unwrap();
     let creds = ClientCredentials { client_id: &reg.client_id, secret: None, method: reg.auth_method, key: None };
-    let tokens = oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, 0)
-        .await
-        .unwrap();
+    let tokens =
+        oauth::exchange_code(&http, (&found.auth_server).into(), &creds, &code, &pkce.verifier, REDIRECT, &found.resource, None, 0)
+            .await
+            .unwrap();
     fixture.set(Behaviour { no_rotation: true, ..Default::default() });
     let fresh = oauth::refresh(&http, (&found.auth_server).into(), &creds, &tokens, &found.resource, 10).await.unwrap();
     assert_ne!(fresh.access_token, tokens.access_token);

@@ -30,6 +30,7 @@ pub use rmcp::model::ClientCapabilities;
 pub use sse::data_of as sse_data;
 
 use crate::net::{display_host, HttpClient, HttpRequest, HttpResponse, NetError};
+use crate::oauth::dpop::DpopKey;
 use crate::secret::Secret;
 use crate::www_authenticate::BearerChallenge;
 use reqwest::header::{HeaderMap, HeaderName};
@@ -57,7 +58,9 @@ pub enum McpError {
     #[error(transparent)]
     Net(#[from] NetError),
     #[error("{host} answered 401 Unauthorized")]
-    Unauthorized { host: String, challenge: Option<Box<BearerChallenge>> },
+    /// 401; `dpop_nonce` when the server asked for a DPoP proof with its
+    /// nonce (RFC 9449 §9), which is answered by sending again with it.
+    Unauthorized { host: String, challenge: Option<Box<BearerChallenge>>, dpop_nonce: Option<String> },
     #[error("{host} answered 403 Forbidden")]
     Forbidden { host: String, challenge: Option<Box<BearerChallenge>> },
     #[error("{host} answered HTTP {status}")]
@@ -86,6 +89,9 @@ pub struct Target<'a> {
     /// Custom headers (headers mode); all treated as secrets.
     pub headers: &'a [(String, Secret)],
     pub bearer: Option<&'a Secret>,
+    /// The key the bearer token is bound to (RFC 9449), and the resource
+    /// server's latest nonce: the token is sent as `DPoP` with a proof.
+    pub dpop: Option<(&'a DpopKey, Option<&'a str>)>,
     pub capabilities: &'a ClientCapabilities,
     /// Secrets the request does not carry but the caller holds (a refresh
     /// token, a client secret...): removed from what the server says all
@@ -110,9 +116,23 @@ fn with_credentials(mut request: HttpRequest, target: &Target<'_>) -> HttpReques
             request = request.header(name, value.expose(), true);
         }
     }
-    match target.bearer {
-        Some(token) => request.bearer(token.expose()),
-        None => request,
+    match (target.bearer, target.dpop) {
+        (Some(token), Some((key, nonce))) => {
+            let method = match request.method {
+                crate::net::Method::Get => "GET",
+                crate::net::Method::Post => "POST",
+                crate::net::Method::Delete => "DELETE",
+            };
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default();
+            let proof = key.proof(method, &request.url, Some(token), nonce, now);
+            let request = request.header(HeaderName::from_static("authorization"), &format!("DPoP {}", token.expose()), true);
+            match proof {
+                Some(proof) => request.header(HeaderName::from_static("dpop"), &proof, false),
+                None => request,
+            }
+        }
+        (Some(token), None) => request.bearer(token.expose()),
+        (None, _) => request,
     }
 }
 
@@ -240,7 +260,14 @@ fn protocol(host: &str, why: impl Into<String>) -> McpError {
 
 fn status_error(host: &str, response: &HttpResponse) -> McpError {
     match response.status {
-        401 => McpError::Unauthorized { host: host.to_owned(), challenge: response.bearer_challenge().map(Box::new) },
+        401 => McpError::Unauthorized {
+            host: host.to_owned(),
+            challenge: response.bearer_challenge().map(Box::new),
+            dpop_nonce: crate::oauth::dpop::demanded_nonce(
+                &response.headers,
+                &response.headers.get_all("www-authenticate").iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(", "),
+            ),
+        },
         403 => McpError::Forbidden { host: host.to_owned(), challenge: response.bearer_challenge().map(Box::new) },
         status => McpError::Http {
             host: host.to_owned(),
@@ -686,7 +713,7 @@ mod tests {
         let headers = vec![("X-Api-Key".to_owned(), Secret::new("key-0123456789"))];
         let capabilities = ClientCapabilities::default();
         let token = Secret::new("at-abcdefghijklmnop");
-        let target = Target { url: &url, headers: &headers, bearer: Some(&token), capabilities: &capabilities, withheld: &[] };
+        let target = Target { url: &url, headers: &headers, bearer: Some(&token), dpop: None, capabilities: &capabilities, withheld: &[] };
         let error: ErrorData = serde_json::from_value(json!({"code": -32603, "message": format!(
             "bad credentials: Bearer at-abcdefghijklmnop, key key-0123456789 {}", "y".repeat(1000))}))
         .unwrap();
@@ -707,7 +734,7 @@ mod tests {
         let url = Url::parse("https://mcp.example/mcp").unwrap();
         let capabilities = ClientCapabilities::default();
         let token = Secret::new(format!("at-{}", "t".repeat(97)));
-        let target = Target { url: &url, headers: &[], bearer: Some(&token), capabilities: &capabilities, withheld: &[] };
+        let target = Target { url: &url, headers: &[], bearer: Some(&token), dpop: None, capabilities: &capabilities, withheld: &[] };
         let echoed = vec![token.expose(); 30].join(" ");
         let error: ErrorData = serde_json::from_value(json!({"code": -32603, "message": echoed})).unwrap();
         match rpc_error("mcp.example", &error).redacted(&target) {

@@ -504,7 +504,7 @@ mod tests {
         .unwrap();
         let url = url::Url::parse("https://mcp.example:8443/mcp").unwrap();
         let capabilities = rmcp::model::ClientCapabilities::default();
-        let target = Target { url: &url, headers: &[], bearer: None, capabilities: &capabilities, withheld: &[] };
+        let target = Target { url: &url, headers: &[], bearer: None, dpop: None, capabilities: &capabilities, withheld: &[] };
         let exchange = Exchange {
             http: &http,
             target: &target,

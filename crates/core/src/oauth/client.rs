@@ -3,7 +3,8 @@
 //! body cap, the no-redirect rule and the timeouts apply to every request.
 
 use super::assertion::{client_assertion, KeySpec, JWT_BEARER_ASSERTION_TYPE};
-use super::tokens::{parse_token_response, TokenResponse};
+use super::dpop::{demanded_nonce, DpopKey};
+use super::tokens::{parse_bound_token_response, TokenResponse};
 use super::{ClientAuthMethod, OAuthError, TokenSet};
 use crate::discovery::AuthServer;
 use crate::net::{display_host, HttpClient, HttpRequest, Method, NetError};
@@ -163,15 +164,17 @@ fn token_client(endpoint: TokenEndpoint<'_>, client: &ClientCredentials<'_>) -> 
 }
 
 /// `oauth2`'s HTTP client. It keeps the status of the response, which
-/// `oauth2`'s errors leave out.
+/// `oauth2`'s errors leave out, and adds a DPoP proof to each request when
+/// the tokens are to be bound to a key.
 struct Transport<'a> {
     http: &'a HttpClient,
     status: AtomicU16,
+    dpop: Option<&'a DpopKey>,
 }
 
 impl<'a> Transport<'a> {
-    fn new(http: &'a HttpClient) -> Self {
-        Self { http, status: AtomicU16::new(0) }
+    fn new(http: &'a HttpClient, dpop: Option<&'a DpopKey>) -> Self {
+        Self { http, status: AtomicU16::new(0), dpop }
     }
 
     async fn send(&self, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, NetError> {
@@ -184,7 +187,7 @@ impl<'a> Transport<'a> {
         }
         let method = if parts.method == oauth2::http::Method::GET { Method::Get } else { Method::Post };
         let request = HttpRequest { method, url, headers, body: Some(body), follow_same_origin: false };
-        let response = self.http.send(request).await?;
+        let response = send_with_proof(self.http, request, self.dpop).await?;
         self.status.store(response.status, Ordering::Relaxed);
         let mut out = oauth2::HttpResponse::new(response.body);
         *out.status_mut() = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -206,7 +209,7 @@ impl<'a> Transport<'a> {
         let status = self.status.load(Ordering::Relaxed);
         let invalid = |why: &str| OAuthError::InvalidResponse { host: host.clone(), why: why.to_owned() };
         match answer {
-            Ok(response) => response.validate(&host, endpoint.issuer, now),
+            Ok(response) => response.validate_bound(&host, endpoint.issuer, now, self.dpop),
             Err(RequestTokenError::Request(e)) => Err(OAuthError::Net(e)),
             Err(RequestTokenError::ServerResponse(e)) => {
                 Err(OAuthError::rejected_or_invalid(&host, status, Some(e.error().as_ref().to_owned()), e.error_description().cloned())
@@ -221,7 +224,36 @@ impl<'a> Transport<'a> {
     }
 }
 
-/// Exchanges an authorization code (with its PKCE verifier) for tokens.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
+}
+
+/// Sends a token request, with a fresh DPoP proof of `dpop` when there is
+/// a key, and once more with the server's nonce when it demands one
+/// (RFC 9449 §8: 400 `use_dpop_nonce` and a `DPoP-Nonce` header).
+async fn send_with_proof(http: &HttpClient, request: HttpRequest, dpop: Option<&DpopKey>) -> Result<crate::net::HttpResponse, NetError> {
+    let Some(key) = dpop else { return http.send(request).await };
+    let prove = |mut request: HttpRequest, nonce: Option<&str>| {
+        if let Some(proof) = key.proof("POST", &request.url, None, nonce, unix_now()) {
+            if let Ok(value) = oauth2::http::HeaderValue::from_str(&proof) {
+                request.headers.insert("dpop", value);
+            }
+        }
+        request
+    };
+    let again = request.clone();
+    let response = http.send(prove(request, None)).await?;
+    if response.status != 400 {
+        return Ok(response);
+    }
+    match demanded_nonce(&response.headers, &String::from_utf8_lossy(&response.body)) {
+        Some(nonce) => http.send(prove(again, Some(&nonce))).await,
+        None => Ok(response),
+    }
+}
+
+/// Exchanges an authorization code (with its PKCE verifier) for tokens,
+/// bound to `dpop` when the server takes proofs.
 #[allow(clippy::too_many_arguments)]
 pub async fn exchange_code(
     http: &HttpClient,
@@ -231,10 +263,11 @@ pub async fn exchange_code(
     verifier: &Secret,
     redirect_uri: &str,
     resource: &str,
+    dpop: Option<&DpopKey>,
     now: i64,
 ) -> Result<TokenSet, OAuthError> {
     let oauth = token_client(endpoint, client)?.set_redirect_uri(redirect_url(redirect_uri)?);
-    let transport = Transport::new(http);
+    let transport = Transport::new(http, dpop);
     let assertion = client.assertion_params(endpoint.issuer, now)?;
     let mut request = oauth
         .exchange_code(AuthorizationCode::new(code.to_owned()))
@@ -262,7 +295,8 @@ pub async fn refresh(
 ) -> Result<TokenSet, OAuthError> {
     let refresh_token = tokens.refresh_token.as_ref().ok_or_else(|| OAuthError::Unsupported("no refresh token was issued".into()))?;
     let oauth = token_client(endpoint, client)?;
-    let transport = Transport::new(http);
+    // A refresh is proved with the key the tokens are bound to (RFC 9449 §5).
+    let transport = Transport::new(http, tokens.dpop_key.as_ref());
     let assertion = client.assertion_params(endpoint.issuer, now)?;
     let refresh_token_value = RefreshToken::new(refresh_token.expose().to_owned());
     let mut request = oauth.exchange_refresh_token(&refresh_token_value).add_extra_param("resource", resource);
@@ -291,10 +325,11 @@ pub async fn client_credentials(
     client: &ClientCredentials<'_>,
     scope: Option<&str>,
     resource: &str,
+    dpop: Option<&DpopKey>,
     now: i64,
 ) -> Result<TokenSet, OAuthError> {
     let oauth = token_client(endpoint, client)?;
-    let transport = Transport::new(http);
+    let transport = Transport::new(http, dpop);
     let assertion = client.assertion_params(endpoint.issuer, now)?;
     let scopes = scope.into_iter().flat_map(str::split_ascii_whitespace).map(|s| Scope::new(s.to_owned()));
     let mut request = oauth.exchange_client_credentials().add_scopes(scopes).add_extra_param("resource", resource);
@@ -325,6 +360,7 @@ pub async fn jwt_bearer(
     assertion: &Secret,
     scope: Option<&str>,
     resource: &str,
+    dpop: Option<&DpopKey>,
     now: i64,
 ) -> Result<TokenSet, OAuthError> {
     let mut form: Vec<(&str, String)> = vec![("grant_type", JWT_BEARER_GRANT.to_owned()), ("assertion", assertion.expose().to_owned())];
@@ -355,8 +391,8 @@ pub async fn jwt_bearer(
         sent.extend(assertion_params.iter().map(|(_, v)| v.clone()));
         form.extend(assertion_params);
     }
-    let (host, body) = send_form(http, endpoint, headers, &form, &sent).await?;
-    parse_token_response(&host, &body, endpoint.issuer, now)
+    let (host, body) = send_form(http, endpoint, headers, &form, &sent, dpop).await?;
+    parse_bound_token_response(&host, &body, endpoint.issuer, now, dpop)
 }
 
 /// RFC 8693 token types of the identity assertion authorization grant.
@@ -401,7 +437,7 @@ pub async fn exchange_id_token(
     }
     let mut sent = vec![id_token.expose().to_owned()];
     sent.extend(idp_client.echoable());
-    let (host, body) = send_form(http, idp, headers, &form, &sent).await?;
+    let (host, body) = send_form(http, idp, headers, &form, &sent, None).await?;
     let invalid = |why: &str| OAuthError::InvalidResponse { host: host.clone(), why: why.to_owned() };
     let answer: serde_json::Value = serde_json::from_slice(&body).map_err(|_| invalid("the token exchange response is not JSON"))?;
     if answer.get("issued_token_type").and_then(serde_json::Value::as_str) != Some(ID_JAG_TOKEN_TYPE) {
@@ -422,6 +458,7 @@ async fn send_form(
     mut headers: oauth2::http::HeaderMap,
     form: &[(&str, String)],
     sent: &[String],
+    dpop: Option<&DpopKey>,
 ) -> Result<(String, Vec<u8>), OAuthError> {
     let url = Url::parse(endpoint.url).map_err(|_| OAuthError::Unsupported("the token endpoint is not a URL".into()))?;
     let host = display_host(&url);
@@ -429,7 +466,7 @@ async fn send_form(
     headers.insert(oauth2::http::header::CONTENT_TYPE, oauth2::http::HeaderValue::from_static("application/x-www-form-urlencoded"));
     headers.insert(oauth2::http::header::ACCEPT, oauth2::http::HeaderValue::from_static("application/json"));
     let request = HttpRequest { method: Method::Post, url, headers, body: Some(body.into_bytes()), follow_same_origin: false };
-    let response = http.send(request).await?;
+    let response = send_with_proof(http, request, dpop).await?;
     if response.status == 200 {
         return Ok((host, response.body));
     }

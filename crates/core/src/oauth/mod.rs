@@ -8,6 +8,7 @@
 
 mod assertion;
 mod client;
+pub mod dpop;
 mod registration;
 mod revocation;
 mod tokens;

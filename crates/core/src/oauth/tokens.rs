@@ -30,6 +30,10 @@ pub struct TokenSet {
     /// kept have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_at: Option<i64>,
+    /// The key the access token is bound to (RFC 9449, token_type DPoP):
+    /// every request with it carries a proof signed by this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<super::dpop::DpopKey>,
 }
 
 /// The most time before expiry at which a token is refreshed.
@@ -158,6 +162,13 @@ impl TokenResponse {
     /// The checks of OAuth 2.1 §3.2.3 and RFC 6749 Appendix A, and ours:
     /// the tokens to store, issued by `issuer` at `now`.
     pub fn validate(&self, host: &str, issuer: &str, now: i64) -> Result<TokenSet, OAuthError> {
+        self.validate_bound(host, issuer, now, None)
+    }
+
+    /// [`validate`](Self::validate) of an answer to a request that carried a
+    /// DPoP proof of `dpop`: a `DPoP` token is bound to that key (a `Bearer`
+    /// one, from a server that ignored the proof, is not).
+    pub fn validate_bound(&self, host: &str, issuer: &str, now: i64, dpop: Option<&super::dpop::DpopKey>) -> Result<TokenSet, OAuthError> {
         let invalid = |why: String| OAuthError::InvalidResponse { host: host.to_owned(), why };
         let access_token = match self.fields.get("access_token") {
             Some(Value::String(t)) if is_access_token(t) => Secret::new(t.as_str()),
@@ -169,11 +180,13 @@ impl TokenResponse {
             }
             _ => return Err(invalid("the token response has no usable access_token".into())),
         };
-        match self.fields.get("token_type") {
-            Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {}
+        let dpop_key = match self.fields.get("token_type") {
+            Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => None,
+            Some(Value::String(t)) if t.eq_ignore_ascii_case("dpop") && dpop.is_some() => dpop.cloned(),
+            Some(Value::String(_)) if dpop.is_some() => return Err(invalid("the token_type is neither Bearer nor DPoP".into())),
             Some(Value::String(_)) => return Err(invalid("the token_type is not Bearer".into())),
             _ => return Err(invalid("the token response has no token_type".into())),
-        }
+        };
         let expires_at = expires_in(self.fields.get("expires_in")).map_err(|why| invalid(why.into()))?.map(|secs| now.saturating_add(secs));
         let refresh_token = match self.fields.get("refresh_token") {
             Some(Value::String(t)) if is_refresh_token(t) => Some(Secret::new(t.as_str())),
@@ -190,16 +203,27 @@ impl TokenResponse {
         if scope.as_ref().is_some_and(|s| s.len() > MAX_SCOPE_LEN) {
             return Err(invalid(format!("the scope is longer than {MAX_SCOPE_LEN} bytes")));
         }
-        Ok(TokenSet { access_token, refresh_token, expires_at, scope, issuer: issuer.to_owned(), issued_at: Some(now) })
+        Ok(TokenSet { access_token, refresh_token, expires_at, scope, issuer: issuer.to_owned(), issued_at: Some(now), dpop_key })
     }
 }
 
 /// Validates a token endpoint response body (OAuth 2.1 §3.2.3).
 pub fn parse_token_response(host: &str, body: &[u8], issuer: &str, now: i64) -> Result<TokenSet, OAuthError> {
+    parse_bound_token_response(host, body, issuer, now, None)
+}
+
+/// [`parse_token_response`] of an answer to a request with a DPoP proof.
+pub fn parse_bound_token_response(
+    host: &str,
+    body: &[u8],
+    issuer: &str,
+    now: i64,
+    dpop: Option<&super::dpop::DpopKey>,
+) -> Result<TokenSet, OAuthError> {
     let invalid = |why: &str| OAuthError::InvalidResponse { host: host.to_owned(), why: why.to_owned() };
     let value: Value = serde_json::from_slice(body).map_err(|_| invalid("the token response is not JSON"))?;
     let Value::Object(fields) = value else { return Err(invalid("the token response is not a JSON object")) };
-    TokenResponse::from(fields).validate(host, issuer, now)
+    TokenResponse::from(fields).validate_bound(host, issuer, now, dpop)
 }
 
 #[cfg(test)]
@@ -349,6 +373,7 @@ mod tests {
             scope: None,
             issuer: "i".into(),
             issued_at: issued,
+            dpop_key: None,
         };
         // A 30-second token: refreshed in its last 3 seconds, not on every call.
         let short = tokens(Some(1000), Some(1030));
