@@ -353,6 +353,7 @@ pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 /// the request is built as `oauth2` builds its own (form body, client
 /// authentication, `Accept: application/json`) and sent through the same
 /// policy-checked client.
+#[allow(clippy::too_many_arguments)]
 pub async fn jwt_bearer(
     http: &HttpClient,
     endpoint: TokenEndpoint<'_>,
