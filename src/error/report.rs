@@ -161,6 +161,12 @@ impl Error {
                 };
                 Report::new(MCP_ERROR, "the MCP server ended the session").detail(sentence(&escape(&e.to_string()))).hint(hint)
             }
+            Error::Mcp(McpError::OutputMismatch { mismatch, .. }) => {
+                let at = if mismatch.path.is_empty() { "the structuredContent".to_owned() } else { format!("structuredContent{}", escape(&mismatch.path)) };
+                Report::new(MCP_ERROR, format!("the result of tool {} does not match its outputSchema", escape(&mismatch.tool)))
+                    .detail(format!("At {at}: {}", sentence(&escape(&mismatch.why))))
+                    .hint("The server broke the shape it declares for this tool (mcp_list_tools() shows the output_schema); its maintainers should fix it. The tool was called: do not assume it had no effect.")
+            }
             Error::Mcp(e) => Report::new(MCP_ERROR, "MCP request failed")
                 .detail(sentence(&escape(&e.to_string())))
                 .hint("Check the tool or resource name and the arguments (mcp_list_tools() shows the schemas), then retry; the DETAIL has the server's own words."),

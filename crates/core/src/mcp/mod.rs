@@ -20,6 +20,7 @@ pub mod batch;
 pub mod call;
 pub mod headers;
 pub mod names;
+pub mod output;
 pub mod sse;
 mod stream;
 pub mod tasks;
@@ -80,6 +81,9 @@ pub enum McpError {
     /// the server may have carried the request out.
     #[error("{host} ended the MCP session{}", if *.mid_request { " while the request was in progress, so whether it was carried out is unknown; it was not repeated" } else { "" })]
     SessionEnded { host: String, mid_request: bool },
+    /// The tool's result does not fit its `outputSchema`.
+    #[error("{host}: the result of {} does not match its outputSchema at {:?}: {}", .mismatch.tool, .mismatch.path, .mismatch.why)]
+    OutputMismatch { host: String, mismatch: Box<output::OutputMismatch> },
 }
 
 /// How to reach one server: its URL, what to send with every request, and
@@ -252,6 +256,8 @@ pub struct McpSession {
     /// The serialised `_meta` of 2026-07-28 requests, for this version and
     /// these capabilities (built once, not per request).
     meta: Option<(String, ClientCapabilities, String)>,
+    /// The tools' output schemas, as this session last listed them.
+    outputs: output::OutputSchemas,
 }
 
 fn protocol(host: &str, why: impl Into<String>) -> McpError {
@@ -299,6 +305,10 @@ impl McpError {
         match self {
             McpError::Rpc { host, code, message } => McpError::Rpc { host, code, message: clean(&message) },
             McpError::Protocol { host, why } => McpError::Protocol { host, why: clean(&why) },
+            McpError::OutputMismatch { host, mismatch } => McpError::OutputMismatch {
+                host,
+                mismatch: Box::new(output::OutputMismatch { path: clean(&mismatch.path), why: clean(&mismatch.why), tool: mismatch.tool }),
+            },
             other => other,
         }
     }
@@ -349,7 +359,14 @@ impl McpSession {
         }
         let mut offset = [0u8; 4];
         let _ = getrandom::fill(&mut offset);
-        Self { learned, credentials, ended: Vec::new(), next_id: i64::from(u32::from_le_bytes(offset) >> 1) << 16, meta: None }
+        Self {
+            learned,
+            credentials,
+            ended: Vec::new(),
+            next_id: i64::from(u32::from_le_bytes(offset) >> 1) << 16,
+            meta: None,
+            outputs: output::OutputSchemas::default(),
+        }
     }
 
     /// The sessions the server ended since the last call (each id, or None
@@ -672,6 +689,7 @@ impl McpSession {
                 if listing == Listing::Tools {
                     self.learned.header_params = annotated;
                     self.learned.tools_listed = true;
+                    self.outputs.learn(&items);
                 }
                 return Ok(items);
             }
@@ -689,17 +707,27 @@ impl McpSession {
     /// list was ever seen for the server, the tools are listed first. On a
     /// header mismatch (-32020) they are listed again (the annotations may
     /// have changed) and the call is made once more.
+    ///
+    /// The result is checked against the tool's `outputSchema`, which the
+    /// session learns from a tool list: made before the first call of a
+    /// session (so that a listing failure never follows a call the server
+    /// carried out).
     pub async fn call_tool(&mut self, http: &HttpClient, target: &Target<'_>, call: &mut Call) -> Result<Box<RawValue>, McpError> {
-        if !self.learned.tools_listed && !matches!(self.learned.era, Some(Era::Legacy { .. })) {
+        if !self.outputs.listed || (!self.learned.tools_listed && !matches!(self.learned.era, Some(Era::Legacy { .. }))) {
             self.list_tools(http, target).await?;
         }
-        match self.request(http, target, call).await {
+        let result = match self.request(http, target, call).await {
             Err(McpError::Rpc { code, .. }) if code == i64::from(ErrorCode::HEADER_MISMATCH.0) => {
                 self.list_tools(http, target).await?;
                 self.request(http, target, call).await
             }
             other => other,
-        }
+        }?;
+        let tool = call.name().unwrap_or_default();
+        self.outputs.check(tool, &result).map_err(|mismatch| {
+            McpError::OutputMismatch { host: display_host(target.url), mismatch: Box::new(mismatch) }.redacted(target)
+        })?;
+        Ok(result)
     }
 }
 
