@@ -217,14 +217,12 @@ async fn modern_first_with_mirrored_headers_then_one_request_per_call() {
         .unwrap();
     assert_eq!(fixture.stats().mcp_requests - before, 2);
     assert_eq!(fixture.stats().initializes, 0);
-    // What a client knew is out of date (the tool gained its annotation
-    // since): the server's -32020 has the tools listed again, and the call
-    // made once more.
-    let outdated = mcp_oauth_core::mcp::Learned { header_params: Default::default(), ..session.learned().clone() };
-    assert!(outdated.tools_listed);
-    let mut stale = McpSession::from_learned(outdated, 0);
+    // What a client knew is out of date (the tool's annotation changed
+    // since it listed them): the server's -32020 has the tools listed
+    // again, and the call made once more.
+    fixture.set(Behaviour { region_header: Some("Zone".into()), ..Default::default() });
     let before = fixture.stats().mcp_requests;
-    let result = stale
+    let result = session
         .call_tool(&http, &target, &mut Call::call_tool("region_echo", args(serde_json::json!({"region": "ap"})), InputRound::default()))
         .await
         .unwrap();
