@@ -89,7 +89,7 @@ demo_run() {
   return 1
 }
 
-conformance_tests() { bash tests/conformance/run.sh auth backcompat draft next:2026-07-28 next:2025-11-25; }
+conformance_tests() { bash tests/conformance/run.sh auth backcompat draft next:2026-07-28 next:2025-11-25 next-suite:all; }
 
 suite "formatting and lints (cargo fmt --check, cargo clippy -D warnings)" style_checks
 suite "core unit tests (cargo test -p mcp_oauth_core)" core_tests
@@ -101,7 +101,7 @@ suite "hostile inputs, in an isolated network namespace" security_tests
 suite "third-party servers (MCP TypeScript and Python SDKs, rmcp's server, oidc-provider; direct, PgBouncer, no worker slots)" peer_tests
 suite "the example application in a real browser (headless Chromium)" browser_tests
 suite "the demo (scripts/demo.sh)" demo_run
-suite "MCP conformance suites (0.1.16 auth, backcompat, draft; 0.2.0-alpha.12 2026-07-28, 2025-11-25)" conformance_tests
+suite "MCP conformance suites (0.1.16 auth, backcompat, draft; 0.2.0-alpha.12 2026-07-28, 2025-11-25, and its whole client suite)" conformance_tests
 
 # What failed, again at the end, where the tail of a CI log shows it: each
 # failed suite's failing checks (or its last lines, when it names none).

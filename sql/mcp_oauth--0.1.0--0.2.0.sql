@@ -446,3 +446,31 @@ REVOKE ALL ON FUNCTION @extschema@.mcp_oauth_enterprise_sign_in(uuid, text) FROM
 GRANT EXECUTE ON FUNCTION @extschema@.mcp_oauth_enterprise_sign_in(uuid, text) TO mcp_oauth_user;
 COMMENT ON FUNCTION @extschema@.mcp_oauth_enterprise_sign_in(uuid, text) IS
     'Signs in with no browser (enterprise-managed authorization): the user''s ID token from the identity provider in mcp_oauth.idp_token_endpoint is exchanged there for an identity assertion grant (RFC 8693), which the row''s client redeems at the server''s authorization server (RFC 7523). The ID token is used once and never stored. Returns the server id.';
+
+-- The skills extension (SEP-2640).
+CREATE FUNCTION "mcp_list_skills"(
+	"server_id" uuid
+) RETURNS TABLE (
+	"name" TEXT,
+	"description" TEXT,
+	"uri" TEXT,
+	"frontmatter" jsonb,
+	"files" jsonb,
+	"skill" jsonb
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'mcp_list_skills_wrapper';
+CREATE FUNCTION "mcp_read_skill"(
+	"server_id" uuid,
+	"uri" TEXT
+) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'mcp_read_skill_wrapper';
+REVOKE ALL ON FUNCTION @extschema@.mcp_list_skills(uuid), @extschema@.mcp_read_skill(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.mcp_list_skills(uuid), @extschema@.mcp_read_skill(uuid, text) TO mcp_oauth_user;
+COMMENT ON FUNCTION @extschema@.mcp_list_skills(uuid) IS
+    'The skills of one of your servers (the skills extension, SEP-2640), all pages: name, description, uri of its SKILL.md, frontmatter, files (each with digest and size), and the whole entry. Reads no skill file.';
+COMMENT ON FUNCTION @extschema@.mcp_read_skill(uuid, text) IS
+    'Reads one file a skill lists and returns it only once its size and SHA-256 digest, and for a SKILL.md its front matter, match the server''s listing: {uri, skill, mime_type, size, digest, frontmatter?, text | blob}. A file not listed or not matching is MC005.';

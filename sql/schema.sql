@@ -374,6 +374,10 @@ COMMENT ON FUNCTION @extschema@.mcp_get_prompt(uuid, text, jsonb) IS
     'Gets a prompt with its arguments (a JSON object of strings) and returns the GetPromptResult as jsonb (description, messages).';
 COMMENT ON FUNCTION @extschema@.mcp_get_prompt(uuid, text, jsonb, jsonb, text) IS
     'Answers an input-required result of mcp_get_prompt: asks again with input_responses and the echoed requestState.';
+COMMENT ON FUNCTION @extschema@.mcp_list_skills(uuid) IS
+    'The skills of one of your servers (the skills extension, SEP-2640), all pages: name, description, uri of its SKILL.md, frontmatter, files (each with digest and size), and the whole entry. Reads no skill file.';
+COMMENT ON FUNCTION @extschema@.mcp_read_skill(uuid, text) IS
+    'Reads one file a skill lists and returns it only once its size and SHA-256 digest, and for a SKILL.md its front matter, match the server''s listing: {uri, skill, mime_type, size, digest, frontmatter?, text | blob}. A file not listed or not matching is MC005.';
 COMMENT ON FUNCTION @extschema@.mcp_test_server(uuid) IS
     'Connects to a server and lists its tools: {ok, tool_count, tools} or {ok: false, error}; records last_error.';
 COMMENT ON FUNCTION @extschema@.mcp_oauth_url_problem(text) IS 'Internal: why a URL is not a valid MCP server URL, or NULL.';
@@ -592,6 +596,8 @@ GRANT EXECUTE ON FUNCTION
     @extschema@.mcp_get_prompt(uuid, text, jsonb),
     @extschema@.mcp_get_prompt(uuid, text, jsonb, jsonb, text),
     @extschema@.mcp_test_server(uuid),
+    @extschema@.mcp_list_skills(uuid),
+    @extschema@.mcp_read_skill(uuid, text),
     @extschema@.mcp_oauth_url_problem(text),
     @extschema@.mcp_oauth_headers_problem(jsonb, boolean),
     @extschema@.mcp_oauth_seal_headers(uuid, jsonb),

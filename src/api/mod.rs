@@ -8,4 +8,5 @@ pub mod prompts;
 pub mod queue;
 pub mod resources;
 pub mod rows;
+pub mod skills;
 pub mod tools;

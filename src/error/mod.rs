@@ -57,6 +57,9 @@ pub enum Error {
     /// An unattended row without the credentials its grant needs.
     #[error("MCP server {0} has no client credentials")]
     NoClientCredentials(uuid::Uuid),
+    /// A skill file that is not listed, or does not match its listing.
+    #[error(transparent)]
+    Skill(#[from] mcp_oauth_core::mcp::skills::SkillError),
     /// The workload identity token file cannot be used.
     #[error("{0}")]
     WorkloadToken(String),

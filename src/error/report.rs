@@ -184,6 +184,9 @@ impl Error {
             Error::NoClientCredentials(id) => Report::new(OBJECT_NOT_IN_PREREQUISITE_STATE, format!("MCP server {id} has no client credentials"))
                 .detail("A client_credentials server obtains its token with the client's secret or private key, and none is set.")
                 .hint("Set them with mcp_oauth_set_client(server_id, client_id, client_secret) or mcp_oauth_set_client_key(server_id, client_id, private_key_pem)."),
+            Error::Skill(e) => Report::new(MCP_ERROR, "the skill file cannot be used")
+                .detail(sentence(&escape(&e.to_string())))
+                .hint("Only files a skill lists (mcp_list_skills(), column files) are read, and each must match its listed size and digest, a SKILL.md also its front matter; a mismatch means the server's files changed or were tampered with: list the skills again."),
             Error::WorkloadToken(why) => Report::new(CONFIGURATION_MISSING, "the workload identity token cannot be used")
                 .detail(sentence(why))
                 .hint("The platform mounts the token; check the path in mcp_oauth.workload_token_file and that the server's operating-system user can read it."),

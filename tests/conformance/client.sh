@@ -160,10 +160,26 @@ enterprise_scenario() {
 }
 
 mcp_scenario() {
-  local id calls schema tool
+  local id calls schema tool uri
   id=$(sql "INSERT INTO user_mcp_servers (name, url, headers) VALUES ('conformance', $(lit "$server_url"), '{}') RETURNING id") || exit 1
   log "server row $id for $server_url ($scenario)"
   case "$scenario" in
+    sep-2640-*)
+      # Skills: listed; then (but for no-prefetch, where nothing is loaded)
+      # the first skill loaded: its SKILL.md read and verified, then its
+      # other files, each verified. A tampered file is refused (MC005) and
+      # nothing after it is read.
+      uri=$(sql "SELECT uri FROM mcp_list_skills('$id') ORDER BY uri LIMIT 1") || exit 1
+      [ -n "$uri" ] || { log "no skills listed"; exit 1; }
+      if [ "$scenario" = sep-2640-client-no-prefetch ]; then log "listed $uri; nothing loaded"; exit 0; fi
+      sql "SELECT mcp_read_skill('$id', $(lit "$uri"))->>'digest'" >/dev/null || exit 1
+      log "loaded $uri"
+      sql "SELECT f->>'uri' FROM mcp_list_skills('$id') s, jsonb_array_elements(s.files) f WHERE s.uri = $(lit "$uri") AND f->>'uri' <> s.uri" >"$tmp/files" || exit 1
+      while IFS= read -r file; do
+        [ -n "$file" ] || continue
+        sql "SELECT mcp_read_skill('$id', $(lit "$file"))->>'digest'" >/dev/null || exit 1
+        log "read $file"
+      done <"$tmp/files" ;;
     json-schema-ref-no-deref|request-metadata)
       sql "SELECT count(*) FROM mcp_list_tools('$id')" >/dev/null || exit 1 ;;
     json-schema-2020-12-preservation)

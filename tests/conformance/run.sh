@@ -7,7 +7,9 @@
 #   next:REVISION    every scenario the current release (0.2.0-alpha.12)
 #                    requires of a client for that revision (2025-11-25,
 #                    2026-07-28);
-#   next:SCENARIO    one scenario of the current release.
+#   next:SCENARIO    one scenario of the current release;
+#   next-suite:NAME  a suite of the current release (all: every client
+#                    scenario, extensions included).
 # Default: auth. Every run must pass with no FAILURE, and no WARNING that
 # expected-failures.yml does not list with its reason. Because the suite
 # ignores the client's exit status, the client logs each run's outcome and
@@ -119,6 +121,7 @@ for run in "${runs[@]}"; do
   : >"$MCP_OAUTH_RUNNER_LOG"
   case "$run" in
     next:20*) args=("$next_cli" client --requirements "${run#next:}") ;;
+    next-suite:*) args=("$next_cli" client --suite "${run#next-suite:}") ;;
     next:*) args=("$next_cli" client --scenario "${run#next:}") ;;
     */*) args=("$cli" client --scenario "$run") ;;
     *) args=("$cli" client --suite "$run") ;;

@@ -15,6 +15,8 @@ pub enum Listing {
     Resources,
     ResourceTemplates,
     Prompts,
+    /// The skills extension's `skills/list`.
+    Skills,
 }
 
 impl Listing {
@@ -24,6 +26,7 @@ impl Listing {
             Listing::Resources => "resources/list",
             Listing::ResourceTemplates => "resources/templates/list",
             Listing::Prompts => "prompts/list",
+            Listing::Skills => "skills/list",
         }
     }
 
@@ -34,6 +37,7 @@ impl Listing {
             Listing::Resources => "resources",
             Listing::ResourceTemplates => "resourceTemplates",
             Listing::Prompts => "prompts",
+            Listing::Skills => "skills",
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod call;
 pub mod headers;
 pub mod names;
 pub mod output;
+pub mod skills;
 pub mod sse;
 mod stream;
 pub mod tasks;
