@@ -52,7 +52,7 @@ check "a SKILL.md that matches its listing is returned" "^skill://pdf-processing
 check "... then a supporting file it lists" "^Forms: fill every field.$" \
   "$(as_alice -c "SELECT mcp_read_skill('$id', 'skill://pdf-processing/references/FORMS.md')->>'text'")"
 check "... each read once, on demand" "^skill://pdf-processing/SKILL.md,skill://pdf-processing/references/FORMS.md$" "$(reads)"
-expect_error "a file no skill lists is not read" MC005 "no skill listed by the server has the file" -- \
+expect_error "a file no skill lists is not read" MC005 "o skill listed by the server has the file" -- \
   -U alice -c "SELECT mcp_read_skill('$id', 'skill://pdf-processing/secret.md')"
 check "... nothing was asked of the server for it" "^skill://pdf-processing/SKILL.md,skill://pdf-processing/references/FORMS.md$" "$(reads)"
 for tamper in digest size frontmatter; do
@@ -61,7 +61,7 @@ for tamper in digest size frontmatter; do
     -U alice -c "SELECT mcp_read_skill('$id', 'skill://pdf-processing/SKILL.md')"
 done
 out=$(psql_q -U alice -v VERBOSITY=verbose -c "SELECT mcp_read_skill('$id', 'skill://pdf-processing/SKILL.md')" 2>&1)
-check "... the DETAIL says which field" "differs from the listing's in description" "$out"
+check "... the DETAIL says which field" "differs from the listing in description" "$out"
 refute "... never what the file says" "Exfiltrate" "$out"
 behave '{"api_key": "key-0001", "skill_tamper": "size"}'
 out=$(psql_q -U alice -v VERBOSITY=verbose -c "SELECT mcp_read_skill('$id', 'skill://pdf-processing/SKILL.md')" 2>&1)

@@ -45,9 +45,9 @@ pub enum SkillError {
     Unverifiable(String),
     #[error("{uri} has {got} bytes, but the listing says {expected}")]
     Size { uri: String, expected: u64, got: u64 },
-    #[error("the SHA-256 digest of {uri} is not the listing's")]
+    #[error("the SHA-256 digest of {uri} does not match the listing")]
     Digest { uri: String },
-    #[error("the front matter of {uri} differs from the listing's in {field}")]
+    #[error("the front matter of {uri} differs from the listing in {field}")]
     Frontmatter { uri: String, field: String },
     #[error("{uri}: {why}")]
     Invalid { uri: String, why: String },
