@@ -84,9 +84,17 @@ pub fn obtain(http: &HttpClient, row: &mut ServerRow, stale: Option<&Secret>) ->
         let obtained = runtime::block_on_to_completion(unattended::obtain(http, &found, &proof, now()))?;
         return match obtained {
             Ok(tokens) => {
-                let registration = client.unwrap_or_else(|| anonymous_client(&found.auth_server.issuer));
+                // The client is bound to the first issuer it obtains a token
+                // from (as a sign-in binds it): never presented to another.
+                let (registration, extra) = match client {
+                    Some(client) => {
+                        let bound = ClientRegistration { issuer: Some(found.auth_server.issuer.clone()), ..client };
+                        (bound.clone(), RowUpdate::default().set_metadata("client", &bound))
+                    }
+                    None => (anonymous_client(&found.auth_server.issuer), RowUpdate::default()),
+                };
                 let access_token = tokens.access_token.clone();
-                store_tokens(reservation, row, &found, &registration, tokens, RowUpdate::default())?;
+                store_tokens(reservation, row, &found, &registration, tokens, extra)?;
                 crate::stats::record_refresh(row.id);
                 if runtime::cancel_requested() {
                     return Err(Error::Cancelled);

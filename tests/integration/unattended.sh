@@ -14,6 +14,13 @@ app_roles bob
 keys="$dir/keys"
 mkdir -p "$keys"
 b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+# signed_jwt KEY CLAIMS: a JWT of CLAIMS signed RS256 with the PEM key KEY.
+signed_jwt() {
+  local head body
+  head=$(printf '{"alg":"RS256","typ":"JWT"}' | b64url)
+  body=$(printf '%s' "$2" | b64url)
+  printf '%s.%s.%s' "$head" "$body" "$(printf '%s.%s' "$head" "$body" | openssl dgst -sha256 -sign "$1" | b64url)"
+}
 
 # --- Client credentials with a client secret (client_secret_basic).
 cc=$(as_alice -c "INSERT INTO user_mcp_servers (name, slug, url, auth_type) VALUES ('Service', 'service', '$base/mcp', 'client_credentials') RETURNING id")
@@ -110,12 +117,9 @@ expect_error "a key the server does not know" MC001 "invalid_client" -- -U alice
 # --- Workload identity: the token file a superuser names.
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$keys/issuer.pem" 2>/dev/null
 openssl pkey -in "$keys/issuer.pem" -pubout -out "$keys/issuer.pub" 2>/dev/null
-# workload_jwt EXP: a workload token (RS256) of the platform's issuer.
+# workload_jwt EXP: a workload token of the platform's issuer, for the fixture.
 workload_jwt() {
-  local head body
-  head=$(printf '{"alg":"RS256","typ":"JWT"}' | b64url)
-  body=$(printf '{"iss":"https://platform.example","sub":"system:serviceaccount:db:pg","aud":"%s","iat":%s,"exp":%s}' "$base" "$(date +%s)" "$1" | b64url)
-  printf '%s.%s.%s' "$head" "$body" "$(printf '%s.%s' "$head" "$body" | openssl dgst -sha256 -sign "$keys/issuer.pem" | b64url)"
+  signed_jwt "$keys/issuer.pem" "$(printf '{"iss":"https://platform.example","sub":"system:serviceaccount:db:pg","aud":"%s","iat":%s,"exp":%s}' "$base" "$(date +%s)" "$1")"
 }
 behave "$(jq -n --rawfile k "$keys/issuer.pub" '{assertion_public_key: $k}')"
 wi=$(as_alice -c "INSERT INTO user_mcp_servers (name, slug, url, auth_type) VALUES ('Workload', 'workload', '$base/mcp', 'workload_identity') RETURNING id")
@@ -149,10 +153,7 @@ openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$keys/idp.pem
 openssl pkey -in "$keys/idp.pem" -pubout -out "$keys/idp.pub" 2>/dev/null
 # id_token KEY: alice's ID token from the identity provider, for the app's client there.
 id_token() {
-  local head body
-  head=$(printf '{"alg":"RS256","typ":"JWT"}' | b64url)
-  body=$(printf '{"iss":"%s/idp","sub":"alice@corp.example","aud":"app-at-idp","iat":%s,"exp":%s}' "$base" "$(date +%s)" "$(($(date +%s) + 600))" | b64url)
-  printf '%s.%s.%s' "$head" "$body" "$(printf '%s.%s' "$head" "$body" | openssl dgst -sha256 -sign "$1" | b64url)"
+  signed_jwt "$1" "$(printf '{"iss":"%s/idp","sub":"alice@corp.example","aud":"app-at-idp","iat":%s,"exp":%s}' "$base" "$(date +%s)" "$(($(date +%s) + 600))")"
 }
 behave "$(jq -n --rawfile k "$keys/idp.pub" '{id_token_public_key: $k}')"
 en=$(as_alice -c "INSERT INTO user_mcp_servers (name, slug, url, auth_type) VALUES ('Corp', 'corp', '$base/mcp', 'oauth') RETURNING id")

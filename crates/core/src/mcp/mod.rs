@@ -230,9 +230,17 @@ pub struct Learned {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub header_params: BTreeMap<String, Vec<HeaderParam>>,
     /// Whether `header_params` comes from a complete tool list (else a
-    /// 2026-07-28 call lists the tools first).
+    /// call lists the tools first).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tools_listed: bool,
+    /// Per tool that declares one: its `outputSchema`, as of the last
+    /// complete tool list; results are checked against it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub output_schemas: BTreeMap<String, Value>,
+    /// The output schemas were too large to share: each session lists the
+    /// tools once to learn them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub output_schemas_unshared: bool,
 }
 
 impl Learned {
@@ -690,7 +698,10 @@ impl McpSession {
                 if listing == Listing::Tools {
                     self.learned.header_params = annotated;
                     self.learned.tools_listed = true;
-                    self.outputs.learn(&items);
+                    let schemas = output::declared(&items);
+                    self.learned.output_schemas_unshared = output::too_large_to_share(&schemas);
+                    self.learned.output_schemas = if self.learned.output_schemas_unshared { BTreeMap::new() } else { schemas.clone() };
+                    self.outputs.listed = Some(schemas);
                 }
                 return Ok(items);
             }
@@ -709,12 +720,12 @@ impl McpSession {
     /// header mismatch (-32020) they are listed again (the annotations may
     /// have changed) and the call is made once more.
     ///
-    /// The result is checked against the tool's `outputSchema`, which the
-    /// session learns from a tool list: made before the first call of a
-    /// session (so that a listing failure never follows a call the server
-    /// carried out).
+    /// The result is checked against the tool's `outputSchema`, learned
+    /// from a tool list and shared with every backend (`Learned`): the tools
+    /// of a server never listed are listed before the first call, so that
+    /// a listing failure never follows a call the server carried out.
     pub async fn call_tool(&mut self, http: &HttpClient, target: &Target<'_>, call: &mut Call) -> Result<Box<RawValue>, McpError> {
-        if !self.outputs.listed || (!self.learned.tools_listed && !matches!(self.learned.era, Some(Era::Legacy { .. }))) {
+        if !self.learned.tools_listed || (self.learned.output_schemas_unshared && self.outputs.listed.is_none()) {
             self.list_tools(http, target).await?;
         }
         let result = match self.request(http, target, call).await {
@@ -725,7 +736,12 @@ impl McpSession {
             other => other,
         }?;
         let tool = call.name().unwrap_or_default();
-        self.outputs.check(tool, &result).map_err(|mismatch| {
+        let schema = match &self.outputs.listed {
+            Some(here) if self.learned.output_schemas_unshared => here.get(tool),
+            _ => self.learned.output_schemas.get(tool),
+        }
+        .cloned();
+        self.outputs.check(tool, schema.as_ref(), &result).map_err(|mismatch| {
             McpError::OutputMismatch { host: display_host(target.url), mismatch: Box::new(mismatch) }.redacted(target)
         })?;
         Ok(result)

@@ -8,7 +8,7 @@
 use jsonschema::Validator;
 use serde_json::value::RawValue;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Longest part of a validator's message shown.
@@ -23,42 +23,60 @@ pub struct OutputMismatch {
     pub why: String,
 }
 
-/// The output schemas of a server's tools, as of its last complete tool
-/// list, compiled once.
+/// Most bytes of output schemas shared through the row (`Learned`); a
+/// server declaring more has each session list its tools once instead.
+const MAX_SHARED_SCHEMA_BYTES: usize = 64 * 1024;
+
+/// The output schemas a complete tool list declares, by tool.
+pub fn declared(tools: &[Value]) -> BTreeMap<String, Value> {
+    tools.iter().filter_map(|tool| Some((tool.get("name")?.as_str()?.to_owned(), tool.get("outputSchema")?.clone()))).collect()
+}
+
+/// Whether `schemas` are too large to keep on the row for every backend.
+pub fn too_large_to_share(schemas: &BTreeMap<String, Value>) -> bool {
+    schemas.values().map(|s| s.to_string().len()).sum::<usize>() > MAX_SHARED_SCHEMA_BYTES
+}
+
+/// A session's compiled output schemas (compiling is the costly part), and
+/// the schemas its own last tool list declared.
 #[derive(Default, Clone)]
 pub struct OutputSchemas {
-    /// Whether a complete tool list was seen.
-    pub listed: bool,
-    by_tool: HashMap<String, Result<Arc<Validator>, String>>,
+    /// What this session's last complete tool list declared, if it listed.
+    pub listed: Option<BTreeMap<String, Value>>,
+    compiled: HashMap<String, (Value, Result<Arc<Validator>, String>)>,
 }
 
 impl std::fmt::Debug for OutputSchemas {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutputSchemas").field("listed", &self.listed).field("tools", &self.by_tool.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("OutputSchemas").field("compiled", &self.compiled.keys().collect::<Vec<_>>()).finish()
     }
 }
 
 impl OutputSchemas {
-    /// Learns the output schemas of a complete tool list (replacing what
-    /// was known). A schema that does not compile is kept as its error.
-    pub fn learn(&mut self, tools: &[Value]) {
-        self.by_tool.clear();
-        for tool in tools {
-            let (Some(name), Some(schema)) = (tool.get("name").and_then(Value::as_str), tool.get("outputSchema")) else { continue };
+    /// The validator of `schema`, compiled once per tool and schema. A
+    /// schema that does not compile is kept as its error.
+    fn validator(&mut self, tool: &str, schema: &Value) -> &Result<Arc<Validator>, String> {
+        let fresh = self.compiled.get(tool).is_none_or(|(known, _)| known != schema);
+        if fresh {
+            if self.compiled.len() >= 1024 {
+                self.compiled.clear();
+            }
             let compiled = jsonschema::validator_for(schema).map(Arc::new).map_err(|e| cut(&e.masked().to_string()));
-            self.by_tool.insert(name.to_owned(), compiled);
+            self.compiled.insert(tool.to_owned(), (schema.clone(), compiled));
         }
-        self.listed = true;
+        &self.compiled[tool].1
     }
 
-    /// Checks a `tools/call` result of `tool`. Tool errors (`isError`), and
-    /// results that are not a tool's final output (input required, a task),
-    /// are not checked.
-    pub fn check(&self, tool: &str, result: &RawValue) -> Result<(), OutputMismatch> {
-        let Some(validator) = self.by_tool.get(tool) else { return Ok(()) };
+    /// Checks a `tools/call` result of `tool` against its `schema`, if it
+    /// declares one. Tool errors (`isError`), and results that are not a
+    /// tool's final output (input required, a task), are not checked.
+    pub fn check(&mut self, tool: &str, schema: Option<&Value>, result: &RawValue) -> Result<(), OutputMismatch> {
+        let Some(schema) = schema else { return Ok(()) };
         let mismatch = |path: &str, why: String| OutputMismatch { tool: tool.to_owned(), path: path.to_owned(), why };
-        let validator =
-            validator.as_ref().map_err(|why| mismatch("", format!("the tool's outputSchema is not a valid JSON Schema: {why}")))?;
+        let validator = match self.validator(tool, schema) {
+            Ok(validator) => validator.clone(),
+            Err(why) => return Err(mismatch("", format!("the tool's outputSchema is not a valid JSON Schema: {why}"))),
+        };
         let result: Value = serde_json::from_str(result.get()).map_err(|_| mismatch("", "the result is not JSON".into()))?;
         let final_output = result.get("resultType").and_then(Value::as_str).is_none_or(|t| t == "complete");
         if !final_output || result.get("isError").and_then(Value::as_bool) == Some(true) {
@@ -91,9 +109,9 @@ mod tests {
         RawValue::from_string(v.to_string()).unwrap()
     }
 
-    fn schemas() -> OutputSchemas {
-        let mut s = OutputSchemas::default();
-        s.learn(&[
+    /// A session's checker and the schemas of a tool list.
+    fn schemas() -> (OutputSchemas, BTreeMap<String, Value>) {
+        let declared = declared(&[
             json!({"name": "weather", "outputSchema": {
                 "type": "object",
                 "properties": {"temperature": {"type": "number"}, "conditions": {"type": "string"},
@@ -102,49 +120,62 @@ mod tests {
             json!({"name": "plain"}),
             json!({"name": "broken", "outputSchema": {"type": 12}}),
         ]);
-        s
+        (OutputSchemas::default(), declared)
     }
 
     #[test]
     fn conforming_results_pass_and_a_mismatch_names_where() {
-        let s = schemas();
-        assert!(s.listed);
+        let (mut s, declared) = schemas();
+        let weather = declared.get("weather");
         let ok = raw(json!({"content": [], "structuredContent": {"temperature": 21.5, "conditions": "sunny"}}));
-        assert_eq!(s.check("weather", &ok), Ok(()));
+        assert_eq!(s.check("weather", weather, &ok), Ok(()));
         let wrong = raw(json!({"content": [], "structuredContent": {"temperature": 21, "hourly": [1, "two"]}}));
-        let m = s.check("weather", &wrong).unwrap_err();
+        let m = s.check("weather", weather, &wrong).unwrap_err();
         assert_eq!(m.path, "/hourly/1");
         assert!(m.why.contains("number"), "{}", m.why);
         assert!(!m.why.contains("two"), "the value itself is not repeated: {}", m.why);
         let missing = raw(json!({"content": [], "structuredContent": {"conditions": "rain"}}));
-        let m = s.check("weather", &missing).unwrap_err();
+        let m = s.check("weather", weather, &missing).unwrap_err();
         assert_eq!(m.path, "");
         assert!(m.why.contains("temperature"), "{}", m.why);
+        // A changed schema is compiled anew.
+        let looser = json!({"type": "object"});
+        assert_eq!(s.check("weather", Some(&looser), &missing), Ok(()));
     }
 
     #[test]
     fn what_is_not_checked_and_what_is_refused() {
-        let s = schemas();
+        let (mut s, declared) = schemas();
+        assert!(!declared.contains_key("plain"));
         // No schema: anything goes.
-        assert_eq!(s.check("plain", &raw(json!({"content": []}))), Ok(()));
-        assert_eq!(s.check("unknown", &raw(json!({"structuredContent": 1}))), Ok(()));
+        assert_eq!(s.check("plain", declared.get("plain"), &raw(json!({"content": []}))), Ok(()));
+        let weather = declared.get("weather");
         // A tool error, an input-required result: not the tool's output.
-        assert_eq!(s.check("weather", &raw(json!({"isError": true, "content": []}))), Ok(()));
-        assert_eq!(s.check("weather", &raw(json!({"resultType": "input_required", "inputRequests": {}}))), Ok(()));
+        assert_eq!(s.check("weather", weather, &raw(json!({"isError": true, "content": []}))), Ok(()));
+        assert_eq!(s.check("weather", weather, &raw(json!({"resultType": "input_required", "inputRequests": {}}))), Ok(()));
         // A schema but no structured content; a schema that is not one.
-        assert!(s.check("weather", &raw(json!({"content": []}))).unwrap_err().why.contains("no structuredContent"));
-        assert!(s.check("broken", &raw(json!({"structuredContent": {}}))).unwrap_err().why.contains("not a valid JSON Schema"));
+        assert!(s.check("weather", weather, &raw(json!({"content": []}))).unwrap_err().why.contains("no structuredContent"));
+        let broken = s.check("broken", declared.get("broken"), &raw(json!({"structuredContent": {}})));
+        assert!(broken.unwrap_err().why.contains("not a valid JSON Schema"));
+    }
+
+    #[test]
+    fn large_schemas_are_not_shared() {
+        let (_, small) = schemas();
+        assert!(!too_large_to_share(&small));
+        let big = json!({"type": "object", "description": "x".repeat(MAX_SHARED_SCHEMA_BYTES)});
+        assert!(too_large_to_share(&declared(&[json!({"name": "t", "outputSchema": big})])));
     }
 
     #[test]
     fn json_schema_2020_12_is_the_default_draft() {
         let mut s = OutputSchemas::default();
-        s.learn(&[json!({"name": "t", "outputSchema": {
+        let schema = json!({
             "type": "object",
             "properties": {"items": {"type": "array", "prefixItems": [{"type": "string"}], "items": false}},
-            "$defs": {"n": {"type": "number"}}}})]);
-        assert_eq!(s.check("t", &raw(json!({"structuredContent": {"items": ["a"]}}))), Ok(()));
+            "$defs": {"n": {"type": "number"}}});
+        assert_eq!(s.check("t", Some(&schema), &raw(json!({"structuredContent": {"items": ["a"]}}))), Ok(()));
         // 2020-12's prefixItems + items: false: a second item is refused.
-        assert_eq!(s.check("t", &raw(json!({"structuredContent": {"items": ["a", "b"]}}))).unwrap_err().path, "/items/1");
+        assert_eq!(s.check("t", Some(&schema), &raw(json!({"structuredContent": {"items": ["a", "b"]}}))).unwrap_err().path, "/items/1");
     }
 }

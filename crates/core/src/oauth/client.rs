@@ -374,10 +374,7 @@ pub async fn jwt_bearer(
     if let Some(client) = client {
         match (client.method, client.basic_credential()) {
             (ClientAuthMethod::ClientSecretBasic, Some(basic)) => {
-                let mut value = oauth2::http::HeaderValue::from_str(&format!("Basic {basic}"))
-                    .map_err(|_| OAuthError::Unsupported("the client credentials cannot be sent in a header".into()))?;
-                value.set_sensitive(true);
-                headers.insert(AUTHORIZATION, value);
+                headers.insert(AUTHORIZATION, basic_authorization(&basic)?);
             }
             (ClientAuthMethod::ClientSecretPost, _) => {
                 form.push(("client_id", client.client_id.to_owned()));
@@ -429,10 +426,7 @@ pub async fn exchange_id_token(
     let mut headers = oauth2::http::HeaderMap::new();
     match idp_client.basic_credential() {
         Some(basic) => {
-            let mut value = oauth2::http::HeaderValue::from_str(&format!("Basic {basic}"))
-                .map_err(|_| OAuthError::Unsupported("the identity provider's client credentials cannot be sent in a header".into()))?;
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
+            headers.insert(AUTHORIZATION, basic_authorization(&basic)?);
         }
         None => form.push(("client_id", idp_client.client_id.to_owned())),
     }
@@ -448,6 +442,14 @@ pub async fn exchange_id_token(
         Some(grant) if super::is_access_token(grant) && grant.split('.').count() == 3 => Ok(Secret::new(grant)),
         _ => Err(invalid("the identity assertion grant is not a JWT")),
     }
+}
+
+/// `Authorization: Basic` with `basic` (RFC 6749 §2.3.1), marked sensitive.
+fn basic_authorization(basic: &str) -> Result<oauth2::http::HeaderValue, OAuthError> {
+    let mut value = oauth2::http::HeaderValue::from_str(&format!("Basic {basic}"))
+        .map_err(|_| OAuthError::Unsupported("the client credentials cannot be sent in a header".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// POSTs a token request built by hand as `oauth2` builds its own: the
