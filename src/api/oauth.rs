@@ -260,8 +260,8 @@ fn redeem(p: PendingSignIn, code: &str) -> Result<uuid::Uuid, Error> {
         &p.verifier,
         &p.flow.redirect_uri,
         &p.resource,
-        // Each sign-in binds its tokens to a new key, when the server takes proofs.
-        oauth::dpop::supported(p.auth_server.dpop_signing_alg_values_supported.as_deref()).then(oauth::dpop::DpopKey::generate).as_ref(),
+        // Each sign-in binds its tokens to a new key, when the servers take proofs.
+        p.flow.dpop.then(oauth::dpop::DpopKey::generate).as_ref(),
         now(),
     ))?;
     let (update, outcome) = match exchanged {

@@ -55,6 +55,16 @@ check "a new sign-in binds its tokens to a new key" "^[A-Za-z0-9_-]{43}$" "$(sta
 refute "... not the old one" "^$first_key$" "$(stat last_bound_jkt)"
 check "... and works" "^new key$" "$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"new key\"}')->'content'->0->>'text'")"
 
+# An authorization server that takes proofs in front of an MCP server that
+# knows only Bearer (oidc-provider before an SDK server): no binding, or
+# the server would refuse every token.
+behave '{"dpop_as_only": true}'
+plain=$(as_alice -c "INSERT INTO user_mcp_servers (name, slug, url, auth_type) VALUES ('Plain', 'plain', '$base/mcp', 'oauth') RETURNING id")
+bound=$(stat dpop_bound_tokens)
+sign_in "$plain"
+check "a resource that does not take DPoP gets a Bearer token" "^0$" "$(delta "$bound" "$(stat dpop_bound_tokens)")"
+check "... and its calls work" "^plain$" "$(as_alice -c "SELECT mcp_call_tool('$plain', 'echo', '{\"text\": \"plain\"}')->'content'->0->>'text'")"
+
 # Unattended grants bind their tokens too.
 behave '{"dpop": true}'
 cc=$(as_alice -c "INSERT INTO user_mcp_servers (name, slug, url, auth_type) VALUES ('Service', 'service', '$base/mcp', 'client_credentials') RETURNING id")

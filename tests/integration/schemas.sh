@@ -16,9 +16,9 @@ add() { as_alice -c "SELECT mcp_call_tool('$id', 'add', '{\"a\": 2, \"b\": 3}')-
 
 lists=$(stat tools_lists)
 check "a conforming result is returned" '^\{"sum": 5(\.0)?\}$' "$(add)"
-check "... the schema learned from one tool list before the session's first call" "^1$" "$(delta "$lists" "$(stat tools_lists)")"
+check "... the schema learned from one tool list before the first call to the server" "^1$" "$(delta "$lists" "$(stat tools_lists)")"
 out=$(as_alice -c "SELECT mcp_call_tool('$id', 'add', '{\"a\": 1, \"b\": 1}')->'structuredContent'" -c "SELECT mcp_call_tool('$id', 'add', '{\"a\": 1, \"b\": 2}')->'structuredContent'")
-check "... and no list again for the session's next calls" "^2$" "$(delta "$lists" "$(stat tools_lists)")"
+check "... and shared: no list again, in another backend either" "^1$" "$(delta "$lists" "$(stat tools_lists)")"
 
 behave '{"api_key": "key-0001", "structured_override": {"sum": "five", "secret": "key-0001"}}'
 expect_error "a value of the wrong type" MC005 "the result of tool add does not match its outputSchema" -- -U alice -c "SELECT mcp_call_tool('$id', 'add', '{}')"

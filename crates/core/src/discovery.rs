@@ -81,6 +81,10 @@ pub struct Discovered {
     /// `scopes_supported` of the protected resource metadata.
     pub resource_scopes: Option<Vec<String>>,
     pub auth_server: AuthServer,
+    /// The resource takes DPoP-bound tokens (RFC 9449 §7.1: its challenge
+    /// uses the DPoP scheme; RFC 9728 §2: its metadata lists proof
+    /// algorithms or requires bound tokens). See `oauth::dpop::binds`.
+    pub resource_dpop: bool,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +92,8 @@ struct ResourceMetadataDoc {
     resource: Option<serde_json::Value>,
     authorization_servers: Option<Vec<serde_json::Value>>,
     scopes_supported: Option<Vec<serde_json::Value>>,
+    dpop_signing_alg_values_supported: Option<Vec<serde_json::Value>>,
+    dpop_bound_access_tokens_required: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -338,6 +344,7 @@ pub async fn discover(http: &HttpClient, server_url: &Url, challenge: Option<Bea
         return Ok(Discovered {
             resource: server_url.to_string(),
             resource_metadata_url: None,
+            resource_dpop: challenge.as_ref().is_some_and(|c| c.dpop),
             challenge_scope: challenge.and_then(|c| c.scope),
             resource_scopes: None,
             auth_server,
@@ -359,9 +366,13 @@ pub async fn discover(http: &HttpClient, server_url: &Url, challenge: Option<Bea
     let issuer = servers.first().ok_or_else(|| invalid("the protected resource metadata lists no authorization_servers"))?;
     let auth_server = fetch_auth_server(http, issuer).await?;
     let resource_scopes = doc.scopes_supported.map(|s| s.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect());
+    let resource_dpop = challenge.as_ref().is_some_and(|c| c.dpop)
+        || doc.dpop_bound_access_tokens_required == Some(true)
+        || doc.dpop_signing_alg_values_supported.is_some_and(|algs| !algs.is_empty());
     Ok(Discovered {
         resource,
         resource_metadata_url: Some(metadata_url.to_string()),
+        resource_dpop,
         challenge_scope: challenge.and_then(|c| c.scope),
         resource_scopes,
         auth_server,

@@ -78,6 +78,10 @@ pub struct Flow {
     /// The client the authorization request was made for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<ClientRegistration>,
+    /// The tokens are to be bound to a DPoP key (both the resource and its
+    /// authorization server take proofs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dpop: bool,
 }
 
 impl Flow {
@@ -305,6 +309,7 @@ pub async fn start(
         started_at: request.now,
         redirect_uri: request.profile.redirect_uri.clone(),
         scope,
+        dpop: oauth::dpop::binds(&found),
         resource: Some(found.resource),
         resource_metadata_url: found.resource_metadata_url,
         authorization_server: Some(found.auth_server),
@@ -404,6 +409,7 @@ mod tests {
             resource_metadata_url: None,
             authorization_server: server,
             client,
+            dpop: false,
         };
         let own = flow(Some(AuthServer::at("https://as1")), Some("https://mcp/new"), Some(client.clone()));
         let (server, resource, _) = own.discovery(&record).unwrap();

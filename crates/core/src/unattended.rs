@@ -47,7 +47,7 @@ pub async fn obtain(http: &HttpClient, found: &Discovered, proof: &Proof<'_>, no
 /// A new key for tokens of `found`'s authorization server, when it takes
 /// DPoP proofs: each grant binds its tokens to a key of its own.
 pub fn new_dpop_key(found: &Discovered) -> Option<DpopKey> {
-    dpop::supported(found.auth_server.dpop_signing_alg_values_supported.as_deref()).then(DpopKey::generate)
+    dpop::binds(found).then(DpopKey::generate)
 }
 
 /// The user's identity provider in enterprise-managed authorization: its
@@ -137,6 +137,7 @@ mod tests {
             challenge_scope: None,
             resource_scopes: Some(vec!["r1".into(), "r2".into()]),
             auth_server: server,
+            resource_dpop: false,
         };
         assert_eq!(scope(&found).as_deref(), Some("r1 r2"));
         found.challenge_scope = Some("c".into());

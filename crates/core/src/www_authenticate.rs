@@ -11,6 +11,9 @@ pub struct BearerChallenge {
     pub scope: Option<String>,
     pub error: Option<String>,
     pub error_description: Option<String>,
+    /// The server offered the DPoP scheme (RFC 9449 §7.1), with or without
+    /// Bearer: it takes DPoP-bound tokens.
+    pub dpop: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +149,11 @@ fn parse_challenges(header: &str) -> Vec<Challenge> {
 /// The Bearer challenge among `headers` (all `WWW-Authenticate` values), if
 /// any; else a DPoP one (RFC 9449 §7.1), whose parameters mean the same.
 pub fn bearer<'a>(headers: impl IntoIterator<Item = &'a str> + Clone) -> Option<BearerChallenge> {
-    challenge_of(headers.clone(), "bearer").or_else(|| challenge_of(headers, "dpop"))
+    let dpop = challenge_of(headers.clone(), "dpop");
+    match challenge_of(headers, "bearer") {
+        Some(bearer) => Some(BearerChallenge { dpop: dpop.is_some(), ..bearer }),
+        None => dpop.map(|c| BearerChallenge { dpop: true, ..c }),
+    }
 }
 
 fn challenge_of<'a>(headers: impl IntoIterator<Item = &'a str>, scheme: &str) -> Option<BearerChallenge> {
@@ -164,6 +171,7 @@ fn challenge_of<'a>(headers: impl IntoIterator<Item = &'a str>, scheme: &str) ->
                 scope: get("scope"),
                 error: get("error"),
                 error_description: get("error_description"),
+                dpop: false,
             });
         }
     }
@@ -194,8 +202,11 @@ mod tests {
     fn a_dpop_challenge_serves_when_there_is_no_bearer_one() {
         let c = bearer([r#"DPoP error="use_dpop_nonce", resource_metadata="http://x/r""#]).unwrap();
         assert_eq!((c.error.as_deref(), c.resource_metadata.as_deref()), (Some("use_dpop_nonce"), Some("http://x/r")));
+        assert!(c.dpop);
         let both = bearer([r#"DPoP algs="ES256", Bearer scope="a""#]).unwrap();
         assert_eq!(both.scope.as_deref(), Some("a"));
+        assert!(both.dpop, "the server offers DPoP too");
+        assert!(!bearer([r#"Bearer scope="a""#]).unwrap().dpop);
     }
 
     #[test]

@@ -36,6 +36,13 @@ pub fn supported(algs: Option<&[String]>) -> bool {
     algs.is_some_and(|list| list.iter().any(|a| a == DPOP_ALG))
 }
 
+/// Whether tokens for `found`'s resource are bound to a key: only when
+/// both the resource and its authorization server take proofs, since a
+/// resource server that knows only Bearer refuses a bound token.
+pub fn binds(found: &crate::discovery::Discovered) -> bool {
+    found.resource_dpop && supported(found.auth_server.dpop_signing_alg_values_supported.as_deref())
+}
+
 impl DpopKey {
     /// A fresh P-256 key.
     pub fn generate() -> Self {
