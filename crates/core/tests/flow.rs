@@ -231,6 +231,33 @@ async fn modern_first_with_mirrored_headers_then_one_request_per_call() {
 }
 
 #[tokio::test]
+async fn output_schemas_are_shared_with_new_sessions_unless_too_large() {
+    let (fixture, http, token, server) = signed_in_fixture().await;
+    let target = bearer_target(&server, &token, &NO_CAPABILITIES);
+    let add = || Call::call_tool("add", args(serde_json::json!({"a": 1, "b": 2})), InputRound::default());
+    for (padding, lists_in_new_session) in [(None, 0), (Some(70_000), 1)] {
+        fixture.set(Behaviour { output_schema_padding: padding, ..Default::default() });
+        let mut first = McpSession::new();
+        first.call_tool(&http, &target, &mut add()).await.unwrap();
+        let learned = first.learned().clone();
+        assert_eq!(learned.output_schemas_unshared, padding.is_some());
+        assert_eq!(learned.output_schemas.contains_key("add"), padding.is_none());
+        // A new backend starts from what the row shares; its results are
+        // checked all the same (here, a result breaking the schema).
+        fixture.set(Behaviour {
+            output_schema_padding: padding,
+            structured_override: Some(serde_json::json!({"sum": "three"})),
+            ..Default::default()
+        });
+        let lists = fixture.stats().tools_lists;
+        let mut next = McpSession::from_learned(learned, 0);
+        let refused = next.call_tool(&http, &target, &mut add()).await.unwrap_err();
+        assert!(matches!(&refused, McpError::OutputMismatch { mismatch, .. } if mismatch.path == "/sum"), "{refused:?}");
+        assert_eq!(fixture.stats().tools_lists - lists, lists_in_new_session);
+    }
+}
+
+#[tokio::test]
 async fn capabilities_declared_anew_reach_the_server_with_the_next_request() {
     let (fixture, http, token, server) = signed_in_fixture().await;
     let mut session = McpSession::new();
