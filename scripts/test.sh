@@ -65,6 +65,7 @@ integration_tests() {
   bash tests/integration/unattended.sh || status=1
   bash tests/integration/dpop.sh || status=1
   bash tests/integration/schemas.sh || status=1
+  bash tests/integration/reference.sh || status=1
   bash tests/integration/observability.sh || status=1
   bash tests/upgrade/run.sh || status=1
   return "$status"

@@ -73,6 +73,14 @@ as_alice -c "INSERT INTO orders (note) VALUES ('42')" >/dev/null
 call=$(as_alice -c "SELECT id FROM mcp_calls WHERE server_id = '$cc' ORDER BY id DESC LIMIT 1")
 check "a trigger's queued call on the row succeeds" "^order 42$" "$(as_alice -c "SELECT mcp_call_result($call, '20 s')->'content'->0->>'text'")"
 
+# A queued call that needs a new token obtains it in the queue worker.
+behave '{"revoke_access": true}'
+behave '{}'
+grants=$(stat client_credentials_grants)
+call=$(as_alice -c "SELECT mcp_call_tool_async('$cc', 'echo', '{\"text\": \"queued\"}')")
+check "a queued call whose token was revoked obtains a new one" "^queued$" "$(as_alice -c "SELECT mcp_call_result($call, '20 s')->'content'->0->>'text'")"
+check "... with one grant" "^1$" "$(delta "$grants" "$(stat client_credentials_grants)")"
+
 # Another user sees nothing and can set nothing.
 expect_error "bob calls alice's row" 42704 "not found" -- -U bob -c "SELECT mcp_call_tool('$cc', 'echo', '{}')"
 expect_error "bob sets alice's client" 42704 "not found" -- -U bob -c "SELECT mcp_oauth_set_client('$cc', 'mine', 'my-secret-0001')"
