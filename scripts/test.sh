@@ -90,6 +90,7 @@ demo_run() {
   return 1
 }
 
+package_tests() { bash tests/package/run.sh; }
 conformance_tests() { bash tests/conformance/run.sh auth backcompat draft next:2026-07-28 next:2025-11-25 next-suite:all; }
 
 suite "formatting and lints (cargo fmt --check, cargo clippy -D warnings)" style_checks
@@ -103,6 +104,7 @@ suite "third-party servers (MCP TypeScript and Python SDKs, rmcp's server, oidc-
 suite "the example application in a real browser (headless Chromium)" browser_tests
 suite "the demo (scripts/demo.sh)" demo_run
 suite "MCP conformance suites (0.1.16 auth, backcompat, draft; 0.2.0-alpha.12 2026-07-28, 2025-11-25, and its whole client suite)" conformance_tests
+suite "the Debian package, installed and tested with no toolchain in PATH" package_tests
 
 # What failed, again at the end, where the tail of a CI log shows it: each
 # failed suite's failing checks (or its last lines, when it names none).
