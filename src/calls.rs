@@ -458,6 +458,16 @@ impl Attempt {
                 Ok(Err(op))
             }
             Err(Error::Mcp(McpError::Unauthorized { .. })) if signs_in => Err(tokens::reauth(row, "the server refused the access token")),
+            // A token just obtained with the row's own credentials, refused:
+            // no sign-in helps; the credentials (or what they grant) do not
+            // suit this server.
+            Err(Error::Mcp(McpError::Unauthorized { .. })) if oauth => Err(failed(
+                row,
+                Error::CredentialsRefused(
+                    "the MCP server refused the token just obtained with the credentials of this row (check what the client is granted)".into(),
+                ),
+                false,
+            )),
             Err(Error::Mcp(McpError::Forbidden { challenge: Some(c), .. }))
                 if signs_in && c.error.as_deref() == Some("insufficient_scope") =>
             {

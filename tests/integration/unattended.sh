@@ -81,6 +81,15 @@ call=$(as_alice -c "SELECT mcp_call_tool_async('$cc', 'echo', '{\"text\": \"queu
 check "a queued call whose token was revoked obtains a new one" "^queued$" "$(as_alice -c "SELECT mcp_call_result($call, '20 s')->'content'->0->>'text'")"
 check "... with one grant" "^1$" "$(delta "$grants" "$(stat client_credentials_grants)")"
 
+# The MCP server refuses even a fresh token: one new grant, then an error
+# that says so (not "sign in").
+behave '{"reject_tokens": true}'
+grants=$(stat client_credentials_grants)
+expect_error "a server refusing the token obtained" MC001 "refused the token just obtained with the credentials of this row" -- \
+  -U alice -c "SELECT mcp_call_tool('$cc', 'echo', '{}')"
+check "... after one new grant, not more" "^1$" "$(delta "$grants" "$(stat client_credentials_grants)")"
+behave '{}'
+
 # Another user sees nothing and can set nothing.
 expect_error "bob calls alice's row" 42704 "not found" -- -U bob -c "SELECT mcp_call_tool('$cc', 'echo', '{}')"
 expect_error "bob sets alice's client" 42704 "not found" -- -U bob -c "SELECT mcp_oauth_set_client('$cc', 'mine', 'my-secret-0001')"
