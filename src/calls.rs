@@ -464,7 +464,8 @@ impl Attempt {
             Err(Error::Mcp(McpError::Unauthorized { .. })) if oauth => Err(failed(
                 row,
                 Error::CredentialsRefused(
-                    "the MCP server refused the token just obtained with the credentials of this row (check what the client is granted)".into(),
+                    "the MCP server refused the token just obtained with the credentials of this row (check what the client is granted)"
+                        .into(),
                 ),
                 false,
             )),
