@@ -474,3 +474,76 @@ COMMENT ON FUNCTION @extschema@.mcp_list_skills(uuid) IS
     'The skills of one of your servers (the skills extension, SEP-2640), all pages: name, description, uri of its SKILL.md, frontmatter, files (each with digest and size), and the whole entry. Reads no skill file.';
 COMMENT ON FUNCTION @extschema@.mcp_read_skill(uuid, text) IS
     'Reads one file a skill lists and returns it only once its size and SHA-256 digest, and for a SKILL.md its front matter, match the server''s listing: {uri, skill, mime_type, size, digest, frontmatter?, text | blob}. A file not listed or not matching is MC005.';
+
+-- mcp_mark_reauth_required refuses to run on a Citus worker, where it would
+-- mark nothing (a reference table's worker placements step aside).
+CREATE OR REPLACE FUNCTION @extschema@.mcp_mark_reauth_required() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    user_column text := coalesce(TG_ARGV[0], 'user_id');
+    source_row jsonb;
+    target_user text;
+BEGIN
+    IF TG_LEVEL <> 'ROW' THEN
+        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+            MESSAGE = 'mcp_mark_reauth_required must be a FOR EACH ROW trigger';
+    END IF;
+    IF TG_NARGS > 1 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'mcp_mark_reauth_required takes at most one argument, the user id column';
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        source_row := to_jsonb(OLD);
+    ELSE
+        source_row := to_jsonb(NEW);
+    END IF;
+    IF NOT source_row ? user_column THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+            MESSAGE = format('mcp_mark_reauth_required: %I.%I has no column %I', TG_TABLE_SCHEMA, TG_TABLE_NAME, user_column),
+            HINT = 'Pass the column holding the user id as the trigger argument, e.g. EXECUTE FUNCTION mcp_mark_reauth_required(''id'').';
+    END IF;
+    -- On Citus a distributed or reference table's trigger runs where its
+    -- shard is, and the rows live in the coordinator's user_mcp_servers
+    -- (a worker has an empty one): marking nothing there must not pass in
+    -- silence. A reference table's placement on the coordinator does the
+    -- work, so its placements on workers step aside; anything else fails.
+    -- (Nested IFs: the inner statements name Citus's catalogs, and are
+    -- parsed only where they exist.)
+    IF to_regclass('pg_catalog.pg_dist_local_group') IS NOT NULL THEN
+      IF (SELECT groupid FROM pg_catalog.pg_dist_local_group) <> 0 THEN
+        IF NOT EXISTS (
+            SELECT FROM pg_catalog.pg_dist_shard s
+              JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid = s.logicalrelid
+              JOIN pg_catalog.pg_dist_placement pl ON pl.shardid = s.shardid
+             WHERE s.shardid = substring(TG_TABLE_NAME FROM '_([0-9]+)$')::bigint
+               AND p.partmethod = 'n' AND pl.groupid = 0) THEN
+            RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+                MESSAGE = format('mcp_mark_reauth_required ran on a Citus worker (%I.%I), where user_mcp_servers holds no rows', TG_TABLE_SCHEMA, TG_TABLE_NAME),
+                HINT = 'Attach it to a table of the coordinator: a local table, or a reference table with the coordinator in the metadata (citus_set_coordinator_host).';
+        END IF;
+        IF TG_OP = 'DELETE' THEN
+            RETURN OLD;
+        END IF;
+        RETURN NEW;
+      END IF;
+    END IF;
+    target_user := source_row ->> user_column;
+    IF target_user IS NOT NULL THEN
+        -- A sign-in in progress was started before the change: it ends too.
+        UPDATE @extschema@.user_mcp_servers
+           SET reauth_required = true,
+               last_error = left(format('sign-in revoked by a change to %I.%I', TG_TABLE_SCHEMA, TG_TABLE_NAME), 1000),
+               oauth_metadata = oauth_metadata - 'flow',
+               oauth_code_verifier = NULL
+         WHERE user_id = target_user AND auth_type = 'oauth'
+           AND (NOT reauth_required OR oauth_metadata ? 'flow');
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END
+$$;

@@ -284,6 +284,31 @@ BEGIN
             MESSAGE = format('mcp_mark_reauth_required: %I.%I has no column %I', TG_TABLE_SCHEMA, TG_TABLE_NAME, user_column),
             HINT = 'Pass the column holding the user id as the trigger argument, e.g. EXECUTE FUNCTION mcp_mark_reauth_required(''id'').';
     END IF;
+    -- On Citus a distributed or reference table's trigger runs where its
+    -- shard is, and the rows live in the coordinator's user_mcp_servers
+    -- (a worker has an empty one): marking nothing there must not pass in
+    -- silence. A reference table's placement on the coordinator does the
+    -- work, so its placements on workers step aside; anything else fails.
+    -- (Nested IFs: the inner statements name Citus's catalogs, and are
+    -- parsed only where they exist.)
+    IF to_regclass('pg_catalog.pg_dist_local_group') IS NOT NULL THEN
+      IF (SELECT groupid FROM pg_catalog.pg_dist_local_group) <> 0 THEN
+        IF NOT EXISTS (
+            SELECT FROM pg_catalog.pg_dist_shard s
+              JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid = s.logicalrelid
+              JOIN pg_catalog.pg_dist_placement pl ON pl.shardid = s.shardid
+             WHERE s.shardid = substring(TG_TABLE_NAME FROM '_([0-9]+)$')::bigint
+               AND p.partmethod = 'n' AND pl.groupid = 0) THEN
+            RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+                MESSAGE = format('mcp_mark_reauth_required ran on a Citus worker (%I.%I), where user_mcp_servers holds no rows', TG_TABLE_SCHEMA, TG_TABLE_NAME),
+                HINT = 'Attach it to a table of the coordinator: a local table, or a reference table with the coordinator in the metadata (citus_set_coordinator_host).';
+        END IF;
+        IF TG_OP = 'DELETE' THEN
+            RETURN OLD;
+        END IF;
+        RETURN NEW;
+      END IF;
+    END IF;
     target_user := source_row ->> user_column;
     IF target_user IS NOT NULL THEN
         -- A sign-in in progress was started before the change: it ends too.
