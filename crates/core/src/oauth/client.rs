@@ -252,6 +252,14 @@ async fn send_with_proof(http: &HttpClient, request: HttpRequest, dpop: Option<&
     }
 }
 
+/// A token request with the client assertion parameters (or none) added:
+/// `oauth2`'s request types share no trait for extra parameters.
+macro_rules! with_params {
+    ($request:expr, $params:expr) => {
+        $params.iter().fold($request, |request, (name, value)| request.add_extra_param(*name, value.clone()))
+    };
+}
+
 /// Exchanges an authorization code (with its PKCE verifier) for tokens,
 /// bound to `dpop` when the server takes proofs.
 #[allow(clippy::too_many_arguments)]
@@ -269,13 +277,13 @@ pub async fn exchange_code(
     let oauth = token_client(endpoint, client)?.set_redirect_uri(redirect_url(redirect_uri)?);
     let transport = Transport::new(http, dpop);
     let assertion = client.assertion_params(endpoint.issuer, now)?;
-    let mut request = oauth
-        .exchange_code(AuthorizationCode::new(code.to_owned()))
-        .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_owned()))
-        .add_extra_param("resource", resource);
-    for (name, value) in &assertion {
-        request = request.add_extra_param(*name, value.clone());
-    }
+    let request = with_params!(
+        oauth
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose().to_owned()))
+            .add_extra_param("resource", resource),
+        assertion
+    );
     let answer = request.request_async(&|request| transport.send(request)).await;
     let mut sent = client.echoable();
     sent.extend([code.to_owned(), verifier.expose().to_owned()]);
@@ -299,10 +307,7 @@ pub async fn refresh(
     let transport = Transport::new(http, tokens.dpop_key.as_ref());
     let assertion = client.assertion_params(endpoint.issuer, now)?;
     let refresh_token_value = RefreshToken::new(refresh_token.expose().to_owned());
-    let mut request = oauth.exchange_refresh_token(&refresh_token_value).add_extra_param("resource", resource);
-    for (name, value) in &assertion {
-        request = request.add_extra_param(*name, value.clone());
-    }
+    let request = with_params!(oauth.exchange_refresh_token(&refresh_token_value).add_extra_param("resource", resource), assertion);
     let answer = request.request_async(&|request| transport.send(request)).await;
     let mut sent = client.echoable();
     sent.push(refresh_token.expose().to_owned());
@@ -332,10 +337,7 @@ pub async fn client_credentials(
     let transport = Transport::new(http, dpop);
     let assertion = client.assertion_params(endpoint.issuer, now)?;
     let scopes = scope.into_iter().flat_map(str::split_ascii_whitespace).map(|s| Scope::new(s.to_owned()));
-    let mut request = oauth.exchange_client_credentials().add_scopes(scopes).add_extra_param("resource", resource);
-    for (name, value) in &assertion {
-        request = request.add_extra_param(*name, value.clone());
-    }
+    let request = with_params!(oauth.exchange_client_credentials().add_scopes(scopes).add_extra_param("resource", resource), assertion);
     let answer = request.request_async(&|request| transport.send(request)).await;
     let mut sent = client.echoable();
     sent.extend(assertion.into_iter().map(|(_, v)| v));
