@@ -9,6 +9,7 @@ use pgrx::prelude::*;
 
 pub mod api;
 pub mod calls;
+pub mod discoveries;
 pub mod durable;
 pub mod error;
 pub mod gucs;

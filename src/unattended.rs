@@ -9,6 +9,7 @@
 //! sets new credentials, or, for workload identity, until the token file
 //! holds another token.
 
+use crate::discoveries;
 use crate::durable::{self, Reserved};
 use crate::error::Error;
 use crate::gucs;
@@ -67,9 +68,9 @@ pub fn obtain(http: &HttpClient, row: &mut ServerRow, stale: Option<&Secret>) ->
             (None, Some(client)) if row.client_secret.is_some() => Proof::Client(credentials_of(client, row)),
             (None, _) => return Err(Error::NoClientCredentials(row.id)),
         };
-        let server_url = Url::parse(&row.url).map_err(|_| Error::InvalidArgument("the server URL is not valid".into()))?;
-        let found = runtime::block_on(signin::discover(http, &server_url))??;
+        let found = discovery(http, row)?;
         if let Some(bound) = client.as_ref().and_then(|c| c.issuer.as_deref()).filter(|b| *b != found.auth_server.issuer) {
+            discoveries::forget(&row.url);
             return Err(Error::SignIn(signin::SignInError::ForeignClient {
                 registered: bound.to_owned(),
                 discovered: found.auth_server.issuer.clone(),
@@ -82,6 +83,12 @@ pub fn obtain(http: &HttpClient, row: &mut ServerRow, stale: Option<&Secret>) ->
         };
         reservation.hold_for(http.config().request_timeout + runtime::CANCEL_GRACE + Duration::from_secs(5));
         let obtained = runtime::block_on_to_completion(unattended::obtain(http, &found, &proof, now()))?;
+        // A discovery that served is kept; after a failure the next token
+        // is looked for from a new one (the server may have moved).
+        match &obtained {
+            Ok(_) => discoveries::keep(&row.url, &found),
+            Err(_) => discoveries::forget(&row.url),
+        }
         return match obtained {
             Ok(tokens) => {
                 // The client is bound to the first issuer it obtains a token
@@ -116,6 +123,15 @@ pub fn obtain(http: &HttpClient, row: &mut ServerRow, stale: Option<&Secret>) ->
         };
     }
     Err(Error::Internal("the server row kept changing while a token was obtained; try again".into()))
+}
+
+/// The row's server's discovery: this backend's recent one, or a new one.
+fn discovery(http: &HttpClient, row: &ServerRow) -> Result<Discovered, Error> {
+    if let Some(found) = discoveries::recent(&row.url) {
+        return Ok(found);
+    }
+    let server_url = Url::parse(&row.url).map_err(|_| Error::InvalidArgument("the server URL is not valid".into()))?;
+    Ok(runtime::block_on(signin::discover(http, &server_url))??)
 }
 
 /// Stores `tokens` with their grant through the worker holding the row,
@@ -179,9 +195,9 @@ pub fn enterprise_sign_in(server_id: uuid::Uuid, id_token: &str) -> Result<uuid:
             "MCP server {server_id} has no client: set the one its authorization server issued with mcp_oauth_set_client() first"
         )));
     };
-    let server_url = Url::parse(&row.url).map_err(|_| Error::InvalidArgument("the server URL is not valid".into()))?;
-    let found = runtime::block_on(signin::discover(&http, &server_url))??;
+    let found = discovery(&http, &row)?;
     if let Some(bound) = client.issuer.as_deref().filter(|b| *b != found.auth_server.issuer) {
+        discoveries::forget(&row.url);
         return Err(Error::SignIn(signin::SignInError::ForeignClient {
             registered: bound.to_owned(),
             discovered: found.auth_server.issuer.clone(),
@@ -212,6 +228,10 @@ pub fn enterprise_sign_in(server_id: uuid::Uuid, id_token: &str) -> Result<uuid:
         &credentials_of(&client, &row),
         now(),
     ))?;
+    match &signed_in {
+        Ok(_) => discoveries::keep(&row.url, &found),
+        Err(_) => discoveries::forget(&row.url),
+    }
     match signed_in {
         Ok(tokens) => {
             let bound = ClientRegistration { issuer: Some(found.auth_server.issuer.clone()), ..client };

@@ -1,6 +1,7 @@
 //! Sign-in: mcp_oauth_start, mcp_oauth_finish, mcp_oauth_callback,
 //! mcp_oauth_reset, mcp_oauth_set_client.
 
+use crate::discoveries;
 use crate::durable::{self, Reserved};
 use crate::error::{or_raise, required, Error};
 use crate::gucs;
@@ -10,7 +11,7 @@ use crate::runtime;
 use crate::secrets;
 use crate::state::{self, now};
 use crate::store::{self, AuthType, Change, Condition, RowUpdate, ServerRow};
-use mcp_oauth_core::discovery::{AuthServer, Discovered};
+use mcp_oauth_core::discovery::AuthServer;
 use mcp_oauth_core::net::HttpClient;
 use mcp_oauth_core::oauth::{
     self, ClientAuthMethod, ClientCredentials, ClientProfile, ClientRegistration, ClientSource, OAuthError, TokenEndpoint, TokenSet,
@@ -19,9 +20,7 @@ use mcp_oauth_core::page::{self, PageOutcome, TargetOrigin};
 use mcp_oauth_core::secret::Secret;
 use mcp_oauth_core::signin::{self, Credentials, Flow, Grant, StartRequest, LEGACY_KEYS};
 use pgrx::prelude::*;
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use url::Url;
 
 /// The caller's row that uses OAuth tokens (signed in for, or obtained
@@ -43,41 +42,6 @@ fn redirect_uri() -> Result<String, Error> {
 
 /// Attempts at storing a started flow when the row keeps changing.
 const START_ATTEMPTS: usize = 3;
-
-/// How long a discovery is reused for the same server URL by this backend.
-/// A server that moves to another authorization server is followed after
-/// at most this long (or at once after `mcp_oauth_reset`).
-const DISCOVERY_TTL: Duration = Duration::from_secs(300);
-
-thread_local! {
-    /// Recent discoveries, by server URL: a repeated mcp_oauth_start costs
-    /// at most a client registration on the network.
-    static DISCOVERIES: RefCell<HashMap<String, (Instant, Discovered)>> = RefCell::new(HashMap::new());
-}
-
-fn recent_discovery(url: &str) -> Option<Discovered> {
-    DISCOVERIES.with(|d| {
-        let mut cache = d.borrow_mut();
-        cache.retain(|_, (at, _)| at.elapsed() < DISCOVERY_TTL);
-        cache.get(url).map(|(_, found)| found.clone())
-    })
-}
-
-fn keep_discovery(url: &str, found: Option<Discovered>) {
-    DISCOVERIES.with(|d| {
-        let mut cache = d.borrow_mut();
-        match found {
-            Some(found) => {
-                if !cache.contains_key(url) {
-                    cache.insert(url.to_owned(), (Instant::now(), found));
-                }
-            }
-            None => {
-                cache.remove(url);
-            }
-        }
-    })
-}
 
 fn start(server_id: uuid::Uuid) -> Result<String, Error> {
     let user_id = current_user_id()?;
@@ -120,14 +84,14 @@ fn start(server_id: uuid::Uuid) -> Result<String, Error> {
         flow_id: &claims.flow_id.to_hex(),
         now: claims.issued_at,
     };
-    let started = match runtime::block_on(signin::start(&http, row.record.clone(), request, recent_discovery(&row.url)))? {
+    let started = match runtime::block_on(signin::start(&http, row.record.clone(), request, discoveries::recent(&row.url)))? {
         Ok(started) => started,
         Err(e) => {
-            keep_discovery(&row.url, None);
+            discoveries::forget(&row.url);
             return Err(e.into());
         }
     };
-    keep_discovery(&row.url, Some(started.discovered.clone()));
+    discoveries::keep(&row.url, &started.discovered);
     let row_id = row.id.to_string();
     let mut update = RowUpdate {
         verifier: Change::Set(secrets::seal_text(&row_id, "oauth_code_verifier", started.verifier.expose())?),
@@ -357,7 +321,7 @@ fn callback(callback_url: &str) -> Result<uuid::Uuid, Error> {
 fn reset(server_id: uuid::Uuid) -> Result<(), Error> {
     let user_id = current_user_id()?;
     let row = store::load(server_id, &user_id)?;
-    keep_discovery(&row.url, None);
+    discoveries::forget(&row.url);
     store::apply(row.id, &row.user_id, Condition::Always, &forgotten())?;
     Ok(())
 }
@@ -421,7 +385,7 @@ fn disconnect(server_id: uuid::Uuid) -> Result<serde_json::Value, Error> {
             Some(reservation) => reservation.apply(&forgotten()).map(drop)?,
             None => store::apply(row.id, &row.user_id, Condition::Always, &forgotten()).map(drop)?,
         }
-        keep_discovery(&row.url, None);
+        discoveries::forget(&row.url);
         // Stored: now a cancel, and messages (which serve one).
         if runtime::cancel_requested() {
             return Err(Error::Cancelled);

@@ -40,6 +40,21 @@ behave '{}'
 as_alice -c "SELECT mcp_call_tool('$cc', 'echo', '{}')" >/dev/null
 check "the next call reuses the token" "^1$" "$(stat client_credentials_grants)"
 
+# A backend that obtained a token reuses its discovery for the next one:
+# the 401, the token request and the call again, no metadata requests.
+revoke_all="curl -s -o /dev/null -X POST -H 'content-type: application/json' -d '{\"revoke_access\": true}' $base/_fixture/config"
+out=$(as_alice <<SQL
+\! $revoke_all
+SELECT mcp_call_tool('$cc', 'echo', '{}') IS NOT NULL;
+\! $revoke_all
+\! curl -s $base/_fixture/stats | jq -r .requests > $dir/requests.before
+SELECT mcp_call_tool('$cc', 'echo', '{}') IS NOT NULL;
+\! curl -s $base/_fixture/stats | jq -r .requests > $dir/requests.after
+SQL
+)
+check "a new token twice in the same backend: both calls answered" "^t.t.$" "$(tr '\n' . <<<"$out")"
+check "... the second with three requests (401, token, call), no discovery" "^3$" "$(delta "$(cat "$dir/requests.before")" "$(cat "$dir/requests.after")")"
+
 # Refused by the server (the tokens revoked): one new grant for all backends.
 behave '{"revoke_access": true}'
 behave '{}'
