@@ -33,8 +33,9 @@ if [ ! -f "$stage/.built" ]; then
   say "building Citus $version (once; staged in $stage)"
   build=$(mktemp -d "${TMPDIR:-/tmp}/citus-build.XXXXXX")
   cp -a "$CITUS_SRC/." "$build/"
-  # PostgreSQL 15.14+ exports have_createdb_privilege(), which Citus 13.2
-  # defines as a static copy for 15: use the server's one where it exists.
+  # Recent PostgreSQL 15 minor releases (15.20 here) export
+  # have_createdb_privilege(), which Citus 13.2 defines as a static copy for
+  # 15: use the server's one where its header declares it.
   if grep -q 'extern bool have_createdb_privilege' "$("$PG_CONFIG" --includedir-server)/commands/dbcommands.h"; then
     perl -0pi -e 's/static inline bool\nhave_createdb_privilege\(void\)/static inline bool\ncitus_unused_have_createdb_privilege(void)/' \
       "$build/src/include/pg_version_compat.h"
