@@ -249,12 +249,5 @@ section=$(
   echo "Target: private memory flat (within 10%): $(awk -v a="${rss_first% *}" -v b="${rss_last% *}" 'BEGIN { print (b <= a * 1.1 ? "met" : "not met") }')."
   echo "<!-- queue:end -->"
 )
-if [ -f "$out_file" ] && grep -q '<!-- queue:begin' "$out_file"; then
-  awk -v section="$section" '
-    /<!-- queue:begin/ { print section; skip = 1; next }
-    /<!-- queue:end -->/ { skip = 0; next }
-    !skip { print }' "$out_file" >"$out_file.new" && mv "$out_file.new" "$out_file"
-else
-  printf '\n%s\n' "$section" >>"$out_file"
-fi
+write_section "$out_file" queue "$section"
 echo "$section"

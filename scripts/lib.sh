@@ -99,3 +99,19 @@ stop_fixtures() {
 }
 
 psql_q() { "$PG_BIN/psql" -X -v ON_ERROR_STOP=1 -q "$@"; }
+
+# write_section FILE NAME TEXT: puts TEXT (which starts with "<!-- NAME:begin"
+# and ends with "<!-- NAME:end -->") in place of FILE's block between those
+# markers, or at its end when it has none. The benchmarks' sections of
+# BENCHMARKS.md are written so.
+write_section() {
+  local file=$1 name=$2 text=$3
+  if [ -f "$file" ] && grep -q "<!-- $name:begin" "$file"; then
+    awk -v section="$text" -v begin="<!-- $name:begin" -v end="<!-- $name:end -->" '
+      index($0, begin) == 1 { print section; skip = 1; next }
+      index($0, end) == 1 { skip = 0; next }
+      !skip { print }' "$file" >"$file.new" && mv "$file.new" "$file"
+  else
+    printf '\n%s\n' "$text" >>"$file"
+  fi
+}

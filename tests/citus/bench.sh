@@ -145,13 +145,6 @@ section=$(
   echo "<!-- citus:end -->"
 )
 out_file=${BENCH_OUTPUT:-$ROOT_DIR/BENCHMARKS.md}
-if [ -f "$out_file" ] && grep -q '<!-- citus:begin' "$out_file"; then
-  awk -v section="$section" '
-    /<!-- citus:begin/ { print section; skip = 1; next }
-    /<!-- citus:end -->/ { skip = 0; next }
-    !skip { print }' "$out_file" >"$out_file.new" && mv "$out_file.new" "$out_file"
-else
-  printf '\n%s\n' "$section" >>"$out_file"
-fi
+write_section "$out_file" citus "$section"
 echo
 echo "$section"
