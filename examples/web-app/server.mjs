@@ -188,12 +188,18 @@ async function listen() {
       res.write(`event: ${CHANNELS[channel]}\ndata: ${JSON.stringify({ server_id: event.server_id })}\n\n`);
     }
   });
+  client.on("error", () => {});
+  try {
+    await client.connect();
+    for (const channel of Object.keys(CHANNELS)) await client.query(`LISTEN ${channel}`);
+  } catch {
+    client.end().catch(() => {});
+    setTimeout(listen, 1000);
+    return;
+  }
   // A lost connection (a restart, a failover) is opened again; pages then
   // reload their cards, since notifications sent meanwhile are gone.
-  client.on("error", () => {});
-  client.on("end", () => setTimeout(() => listen().catch(() => {}), 1000));
-  await client.connect();
-  for (const channel of Object.keys(CHANNELS)) await client.query(`LISTEN ${channel}`);
+  client.on("end", () => setTimeout(listen, 1000));
   for (const set of streams.values()) for (const res of set) res.write("event: resync\ndata: {}\n\n");
 }
 

@@ -1,9 +1,9 @@
 // Drives the connectors page (examples/web-app) in headless Chromium as two
 // users side by side. Alice adds an OAuth connector and signs in through the
 // popup; Bob adds an API-key connector whose value must never come back to a
-// browser. Then the authorization server revokes Alice's grant while her page
-// is open, and a background job's call finds out: her card must change
-// without a reload. A screenshot of each step goes to SCREENSHOT_DIR.
+// browser. The app loses its LISTEN connection and opens another; then the
+// authorization server revokes Alice's grant while her page is open, and a
+// background job's call finds out: her card must change without a reload. A screenshot of each step goes to SCREENSHOT_DIR.
 //
 //   node connectors.mjs APP_URL FIXTURE_URL SCREENSHOT_DIR API_KEY
 // (PGHOST, PGPORT, PGDATABASE: the app's database; the job connects as "app")
@@ -119,11 +119,23 @@ try {
   const foreignTools = await (await bob.request.get(`${appUrl}api/connectors/${aliceId}/tools`)).json();
   check("... nor list its tools (42704)", foreignTools.sqlstate === "42704", JSON.stringify(foreignTools));
 
+  // The app's LISTEN connection is lost (a restart, a failover): it opens
+  // a new one, and what follows is still pushed.
+  const job = new pg.Client({ user: "app" });
+  await job.connect();
+  const listener = "SELECT pid FROM pg_stat_activity WHERE usename = 'app' AND query LIKE 'LISTEN%'";
+  const [lost] = (await job.query(listener)).rows;
+  await job.query("SELECT pg_terminate_backend($1)", [lost?.pid ?? 0]);
+  let renewed = null;
+  for (let i = 0; i < 50 && !renewed; i += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    renewed = (await job.query(listener)).rows.find((row) => row.pid !== lost?.pid) ?? null;
+  }
+  check("the app listens again after its LISTEN connection is killed", lost && renewed, JSON.stringify({ lost, renewed }));
+
   // The authorization server revokes Alice's grant while her page is open; a
   // background job of the app (the pooled role, her identity) calls a tool.
   await behave({ login_form: true, api_key: apiKey, revoke_access: true, invalid_grant: true });
-  const job = new pg.Client({ user: "app" });
-  await job.connect();
   await job.query("BEGIN");
   await job.query("SELECT set_config('app.user_id', 'alice', true)");
   const jobError = await job.query("SELECT mcp_call_tool($1, 'echo', '{\"text\": \"from a job\"}')", [aliceId]).then(() => null, (e) => e.code);
