@@ -3,7 +3,8 @@
 // dynamic client registration, PKCE, resource indicators (RFC 8707) with
 // opaque access tokens checked by introspection, refresh tokens rotated on
 // every use with reuse detection (a reused one revokes the whole grant),
-// revocation (RFC 7009), and its own login and consent forms.
+// revocation (RFC 7009), its own login and consent forms, and the client
+// credentials grant for a service client (mcp-service).
 //
 // node oidc.mjs PORT ACCESS_TOKEN_TTL_SECONDS
 // Prints its issuer when it listens. Test hooks under /_test (never in a
@@ -17,10 +18,11 @@ import Provider from 'oidc-provider';
 const port = Number(process.argv[2] || 0);
 let accessTokenTtl = Number(process.argv[3] || 300);
 const introspectionSecret = process.env.INTROSPECTION_SECRET || 'resource-server-introspection-secret';
+const serviceSecret = process.env.SERVICE_SECRET || 'mcp-service-client-secret';
 
 const stats = {
   requests: {},           // "METHOD path" -> count
-  grants: { authorization_code: 0, refresh_token: 0 },  // successful token responses by grant_type
+  grants: { authorization_code: 0, refresh_token: 0, client_credentials: 0 },  // successful token responses by grant_type
   grant_errors: { invalid_grant: 0 },                  // failed ones by error
   grant_error_descriptions: [],
   revoked_grants: 0,      // grants revoked for reuse of a refresh token, or by an administrator
@@ -43,11 +45,18 @@ server.listen(port, '127.0.0.1', () => {
       grant_types: [],
       response_types: [],
       redirect_uris: [],
+    }, {
+      client_id: 'mcp-service',
+      client_secret: serviceSecret,
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
     }],
     scopes: ['openid', 'offline_access', 'mcp:tools', 'mcp:admin'],
     features: {
       devInteractions: { enabled: true },
       registration: { enabled: true },
+      clientCredentials: { enabled: true },
       revocation: { enabled: true },
       introspection: { enabled: true },
       resourceIndicators: {
@@ -78,7 +87,8 @@ server.listen(port, '127.0.0.1', () => {
     const grantId = ctx.oidc.entities.Grant?.jti;
     if (grantId) grants.add(grantId);
   });
-  provider.on('access_token.saved', (token) => accessTokens.add(token.jti));
+  provider.on('access_token.saved', (token) => accessTokens.add(['AccessToken', token.jti]));
+  provider.on('client_credentials.saved', (token) => accessTokens.add(['ClientCredentials', token.jti]));
   provider.on('grant.error', (ctx, error) => {
     bump(stats.grant_errors, error.error || 'unknown');
     stats.grant_error_descriptions.push(`${ctx.oidc.params?.grant_type}: ${error.error_description}`);
@@ -104,8 +114,8 @@ server.listen(port, '127.0.0.1', () => {
       if (path === '/_test/revoke-access') {
         // Access tokens only: the refresh tokens stay good.
         let revoked = 0;
-        for (const jti of accessTokens) {
-          const token = await provider.AccessToken.find(jti);
+        for (const [model, jti] of accessTokens) {
+          const token = await provider[model].find(jti);
           if (token) {
             await token.destroy();
             revoked += 1;

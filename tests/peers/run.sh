@@ -148,6 +148,29 @@ rmcp_tasks() {
   check "rmcp server: ... the call ends cancelled" "^cancelled$" "$(as_alice -c "SELECT status FROM mcp_tool_calls WHERE id = $qid")"
 }
 
+# service_client: a row with no user (client credentials) at oidc-provider's
+# own client_credentials grant, calling the TS SDK server, which checks the
+# token by introspection as it checks users' tokens.
+service_client() {
+  [[ "service client" =~ ${PEERS_ONLY:-.} ]] || return 0
+  local id grants
+  id=$(as_alice -c "INSERT INTO user_mcp_servers (name, slug, url, auth_type) VALUES ('Service', 'service', '$ts_url', 'client_credentials') RETURNING id")
+  as_alice -c "SELECT mcp_oauth_set_client('$id', 'mcp-service', 'mcp-service-client-secret')" >/dev/null
+  grants=$(oidc_stat grants.client_credentials)
+  check "service client: the TS SDK server answers a call with oidc-provider's client credentials token" '"text": "hi"' "$(call "$id")"
+  check "service client: ... after one client_credentials grant" "^1$" "$(delta "$grants" "$(oidc_stat grants.client_credentials)")"
+  check "service client: ... for the server's resource (RFC 8707)" "^$ts_url$" "$(curl -s "$issuer/_test/stats" | jq -r '.resources[-1]')"
+  check "service client: ... which whoami sees as the client itself" "mcp-service" "$(call "$id" whoami '{}')"
+  call "$id" >/dev/null
+  check "service client: the next call reuses the token" "^1$" "$(delta "$grants" "$(oidc_stat grants.client_credentials)")"
+  curl -sf -X POST "$issuer/_test/revoke-access" >/dev/null
+  check "service client: a revoked token: a new one, and the call answered" '"text": "hi"' "$(call "$id")"
+  check "service client: ... after one more grant" "^2$" "$(delta "$grants" "$(oidc_stat grants.client_credentials)")"
+  as_alice -c "SELECT mcp_oauth_set_client('$id', 'mcp-service', 'not-the-service-secret')" >/dev/null
+  expect_error "service client: a wrong secret is refused by the provider" MC001 "credentials were refused" -- -U alice -c "SELECT mcp_call_tool('$id', 'echo')"
+  check "service client: ... and marks the row, no retry until new credentials" "^t$" "$(as_alice -c "SELECT reauth_required FROM mcp_servers WHERE id = '$id'")"
+}
+
 # scenario LABEL MCP_URL FEATURES: the row's whole life against one server.
 # FEATURES: any of sessions (the server keeps sessions, and is restarted to
 # forget them: $restart), bound (it counts requests that carry a session
@@ -302,7 +325,7 @@ INI
   tool_names=add,echo,whoami
   server=${py_url%/mcp} session_misses='session_misses' restart=restart_py
   scenario "Python SDK FastMCP ($1)" "$py_url" "sessions isolation lifecycle"
-  [ "$1" = direct ] && rmcp_tasks
+  [ "$1" = direct ] && { rmcp_tasks; service_client; }
   case $1 in
     pgbouncer)
       kill "$(cat "$dir/pgbouncer.pid")" && rm -f "$dir/pgbouncer.pid"
