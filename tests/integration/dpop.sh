@@ -48,6 +48,20 @@ out=$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"nonce\"}')-
 check "servers that demand nonces are answered, and the next call too" "^nonce 1 again$" "$(echo $out)"
 check "... after one challenge from each, none for the next call" "^2$" "$(delta "$challenges" "$(stat dpop_nonce_challenges)")"
 
+# Four new backends at once on a dropped token, both servers demanding
+# nonces: one refresh between them; each learns the MCP server's nonce and
+# is answered; no proof is refused.
+behave '{"dpop": true, "dpop_nonce": true, "revoke_access": true}'
+behave '{"dpop": true, "dpop_nonce": true}'
+refreshes=$(stat refreshes) refused=$(stat dpop_refused)
+for i in 1 2 3 4; do
+  as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"n$i\"}')->'content'->0->>'text'" >"$dir/nonce.$i" 2>&1 &
+done
+wait
+check "four backends meeting nonces and a dropped token at once are all answered" "^n1n2n3n4$" "$(cat "$dir"/nonce.[1-4] | tr -d '\n')"
+check "... after one refresh between them" "^1$" "$(delta "$refreshes" "$(stat refreshes)")"
+check "... with no proof refused" "^0$" "$(delta "$refused" "$(stat dpop_refused)")"
+
 # A new sign-in, a new key.
 behave '{"dpop": true}'
 sign_in "$id"
