@@ -6,17 +6,22 @@
 // revocation (RFC 7009), its own login and consent forms, and the client
 // credentials grant for a service client (mcp-service).
 //
-// node oidc.mjs PORT ACCESS_TOKEN_TTL_SECONDS
+// node oidc.mjs PORT ACCESS_TOKEN_TTL_SECONDS [opaque|jwt-dpop-nonce]
+//   jwt-dpop-nonce: access tokens are JWTs (RFC 9068) a resource server
+//   checks with the provider's keys, and every DPoP proof at the token
+//   endpoint must carry a nonce of the provider's (RFC 9449 §8).
 // Prints its issuer when it listens. Test hooks under /_test (never in a
 // real deployment): GET stats (what the provider did, from its own events),
 // POST revoke-access (every access token, not the refresh tokens), POST
 // revoke-all (an administrator revokes every grant), POST ttl?seconds=N (the
 // lifetime of access tokens issued from now on).
 import http from 'node:http';
+import { randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const port = Number(process.argv[2] || 0);
 let accessTokenTtl = Number(process.argv[3] || 300);
+const jwtWithNonces = process.argv[4] === 'jwt-dpop-nonce';
 const introspectionSecret = process.env.INTROSPECTION_SECRET || 'resource-server-introspection-secret';
 const serviceSecret = process.env.SERVICE_SECRET || 'mcp-service-client-secret';
 
@@ -29,6 +34,7 @@ const stats = {
   revocations: 0,         // grants revoked by their client (RFC 7009, a refresh token)
   registrations: 0,
   resources: [],          // the resource of every token request, in order
+  token_types: {},        // token_type of every successful token response (Bearer, DPoP)
 };
 const grants = new Set();
 const accessTokens = new Set();
@@ -59,6 +65,9 @@ server.listen(port, '127.0.0.1', () => {
       clientCredentials: { enabled: true },
       revocation: { enabled: true },
       introspection: { enabled: true },
+      dPoP: jwtWithNonces
+        ? { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true }
+        : { enabled: true },
       resourceIndicators: {
         enabled: true,
         useGrantedResource: () => true,
@@ -66,7 +75,7 @@ server.listen(port, '127.0.0.1', () => {
           scope: 'mcp:tools mcp:admin',
           audience: resource,
           accessTokenTTL: accessTokenTtl,
-          accessTokenFormat: 'opaque',
+          accessTokenFormat: jwtWithNonces ? 'jwt' : 'opaque',
         }),
       },
     },
@@ -83,6 +92,7 @@ server.listen(port, '127.0.0.1', () => {
 
   provider.on('grant.success', (ctx) => {
     bump(stats.grants, ctx.oidc.params.grant_type);
+    bump(stats.token_types, ctx.body?.token_type);
     stats.resources.push(ctx.oidc.params.resource ?? null);
     const grantId = ctx.oidc.entities.Grant?.jti;
     if (grantId) grants.add(grantId);

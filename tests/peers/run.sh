@@ -4,10 +4,12 @@
 # @modelcontextprotocol/sdk, stateful and stateless Streamable HTTP) and on
 # the Python SDK (PyPI mcp, FastMCP), rmcp's own server with its tasks
 # runtime (crates/peer-rmcp, for queued calls run as tasks), behind an
-# OpenID-certified
-# authorization server (npm oidc-provider: refresh-token rotation with reuse
-# detection, revocation, its own login and consent forms, submitted here as a
-# browser would). What each side counted is read from its own events.
+# OpenID-certified authorization server (npm oidc-provider: refresh-token
+# rotation with reuse detection, revocation, its own login and consent
+# forms, submitted here as a browser would); and, for DPoP, the TS SDK
+# server behind Auth0's resource-server middleware (npm
+# express-oauth2-jwt-bearer). What each side counted is read from its own
+# events.
 #
 #   bash tests/peers/run.sh [direct|pgbouncer|no-worker-slots]...
 #
@@ -171,6 +173,49 @@ service_client() {
   check "service client: ... and marks the row, no retry until new credentials" "^t$" "$(as_alice -c "SELECT reauth_required FROM mcp_servers WHERE id = '$id'")"
 }
 
+# dpop_resource: a resource server that takes only DPoP-bound tokens
+# (Auth0's express-oauth2-jwt-bearer in front of the TS SDK server, checking
+# JWT access tokens with oidc-provider's keys), behind an oidc-provider that
+# demands its nonce in every proof (jwt-dpop-nonce).
+dpop_resource() {
+  [[ "DPoP resource" =~ ${PEERS_ONLY:-.} ]] || return 0
+  local id before errors revoked ok i pids=() token out tool_names=add,admin_action,echo,slow,whoami
+  das() { counter "$dpop_issuer" "$1"; }
+  dttl() { curl -sf -X POST "$dpop_issuer/_test/ttl?seconds=$1" >/dev/null; }
+  id=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('DPoP resource', '$dpop_url', 'oauth') RETURNING id")
+  # The first token lives 2 s, so that the callers below find it expired.
+  dttl 2
+  check "DPoP resource: sign-in at the provider's forms" "^$id$" "$(peer_sign_in "$id")"
+  dttl 300
+  check "DPoP resource: ... a DPoP-bound token, after one nonce asked for" "^1 1$" \
+    "$(das 'token_types.DPoP') $(das 'grant_errors.use_dpop_nonce')"
+  sleep 2.5
+  before=$(das grants.refresh_token) errors=$(das 'grant_errors.invalid_grant') revoked=$(das revoked_grants)
+  for i in $(seq 8); do
+    as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"bound $i\"}')" >"$dir/dpop.$i" 2>&1 &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  ok=$(cat "$dir"/dpop.* | grep -c '"text": "bound [0-9]*"')
+  check "DPoP resource: 8 callers on an expired token all answered" "^8$" "$ok"
+  [ "$ok" = 8 ] || grep -h ERROR "$dir"/dpop.* | sort | uniq -c | head -5
+  rm -f "$dir"/dpop.*
+  check "DPoP resource: ... after one refresh, proved with the refresh token's key" "^1 0 0$" \
+    "$(delta "$before" "$(das grants.refresh_token)") $(delta "$errors" "$(das 'grant_errors.invalid_grant')") $(delta "$revoked" "$(das revoked_grants)")"
+  check "DPoP resource: ... its token bound too, and never a Bearer one" "^2 0$" "$(das 'token_types.DPoP') $(das 'token_types.Bearer // 0')"
+  check "DPoP resource: every tool" "^$tool_names$" \
+    "$(as_alice -c "SELECT string_agg(name, ',' ORDER BY name) FROM mcp_list_tools('$id')" 2>&1)"
+  check "DPoP resource: whoami is alice, through the verified JWT" '"text": "alice via ' "$(call "$id" whoami '{}')"
+  check "DPoP resource: the server saw the DPoP scheme only, once signed in" "^0$" "$(counter "${dpop_url%/mcp}" 'schemes.Bearer // 0')"
+  token=$(curl -sf "${dpop_url%/mcp}/_test/stats" | jq -r '.last_token // empty')
+  out=$("$node" "$peers/dpop-replay.mjs" "$dpop_url" "$token" 2>&1)
+  check "DPoP resource: the token it accepted, replayed as Bearer, is refused" "bearer=40[01] " "$out"
+  check "DPoP resource: ... as DPoP without a proof, refused" "no-proof=40[01] " "$out"
+  check "DPoP resource: ... with a proof by another key, refused: the token is bound to the row's key" \
+    "foreign-proof=401 invalid_token: JWT Access Token confirmation mismatch" "$out"
+  refute "DPoP resource: nothing recorded as an error" "." "$(as_alice -c "SELECT last_error FROM user_mcp_servers WHERE id = '$id'")"
+}
+
 # scenario LABEL MCP_URL FEATURES: the row's whole life against one server.
 # FEATURES: any of sessions (the server keeps sessions, and is restarted to
 # forget them: $restart), bound (it counts requests that carry a session
@@ -264,7 +309,11 @@ ts_url=$(start_ts "" "$ts_port" stateful 404)
 ts400_url=$(start_ts 400 "$ts400_port" stateful 400)
 tsless_url=$(start_ts less "$tsless_port" stateless 404)
 py_url=$(start_peer py "$python" py_server.py "$py_port" "$issuer")
-for u in "$ts_url" "$ts400_url" "$tsless_url" "$py_url"; do
+# DPoP: a provider of JWT access tokens that demands nonces, and a server
+# that takes DPoP-bound tokens only.
+dpop_issuer=$(start_peer oidcdpop "$node" oidc.mjs 0 300 jwt-dpop-nonce)
+dpop_url=$(start_peer tsdpop "$node" ts-server.mjs "$(free_port)" "$dpop_issuer" stateful 404 dpop)
+for u in "$ts_url" "$ts400_url" "$tsless_url" "$py_url" "$dpop_issuer" "$dpop_url"; do
   [ -n "$u" ] || { echo "a server did not start:"; tail -5 "$dir"/*.err; exit 1; }
 done
 # up URL: waits (at most 10 s) until the server at URL (its /mcp) answers:
@@ -325,7 +374,7 @@ INI
   tool_names=add,echo,whoami
   server=${py_url%/mcp} session_misses='session_misses' restart=restart_py
   scenario "Python SDK FastMCP ($1)" "$py_url" "sessions isolation lifecycle"
-  [ "$1" = direct ] && { rmcp_tasks; service_client; }
+  [ "$1" = direct ] && { rmcp_tasks; service_client; dpop_resource; }
   case $1 in
     pgbouncer)
       kill "$(cat "$dir/pgbouncer.pid")" && rm -f "$dir/pgbouncer.pid"
@@ -340,8 +389,9 @@ INI
 
 for mode in "${modes[@]}"; do run_mode "$mode"; done
 if [ "$failed" -gt 0 ]; then
-  echo "what the authorization server counted:"
+  echo "what the authorization servers counted:"
   curl -s "$issuer/_test/stats" | jq -c .
+  curl -s "$dpop_issuer/_test/stats" | jq -c .
   echo "server logs:"
   tail -n 5 "$dir"/*.err
 fi

@@ -3,14 +3,19 @@
 // through express, stateful (a transport per session, kept in a map, as the
 // SDK's README shows) or stateless (a transport per request), protected by
 // the SDK's own bearer middleware and protected-resource metadata router,
-// with tokens checked by introspection at the authorization server.
+// with tokens checked by introspection at the authorization server; or,
+// for DPoP, behind Auth0's express-oauth2-jwt-bearer (npm, unmodified), which
+// checks JWT access tokens with the provider's keys and a DPoP proof (RFC
+// 9449 §4.3, §7) on every request.
 //
-// node ts-server.mjs PORT ISSUER MODE SESSION_MISS
+// node ts-server.mjs PORT ISSUER MODE SESSION_MISS [AUTH]
 //   MODE: stateful | stateless
 //   SESSION_MISS: what a stateful server answers to an unknown session id:
 //     404 (JSON-RPC -32001 "Session not found", the SDK's transport and
 //     its current documentation) or 400 (-32000 "Bad Request: No valid
 //     session ID provided", the 1.x README's example).
+//   AUTH: introspection (default: the SDK's bearer middleware) or dpop
+//     (express-oauth2-jwt-bearer with DPoP required; no step-up).
 // Prints its MCP URL when it listens. GET /_test/stats: what it saw.
 import express from 'express';
 import { randomUUID, createHash } from 'node:crypto';
@@ -19,9 +24,10 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js';
 import { mcpAuthMetadataRouter, getOAuthProtectedResourceMetadataUrl } from '@modelcontextprotocol/sdk/server/auth/router.js';
 import { InvalidTokenError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { auth as jwtAuth, requiredScopes } from 'express-oauth2-jwt-bearer';
 import { ListToolsRequestSchema, CallToolRequestSchema, isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 
-const [port, issuer, mode = 'stateful', sessionMiss = '404'] = process.argv.slice(2);
+const [port, issuer, mode = 'stateful', sessionMiss = '404', authMode = 'introspection'] = process.argv.slice(2);
 const introspectionSecret = process.env.INTROSPECTION_SECRET || 'resource-server-introspection-secret';
 const PAGE_SIZE = 2;
 
@@ -35,6 +41,8 @@ const stats = {
   calls: {},
   list_pages: 0,
   requests_without_session: 0,
+  schemes: {},            // the Authorization scheme of every /mcp request
+  last_token: null,       // AUTH dpop only: the access token last accepted, for replays
 };
 
 const oauthMetadata = await (await fetch(`${issuer}/.well-known/openid-configuration`)).json();
@@ -89,7 +97,11 @@ function newServer() {
     switch (name) {
       case 'echo': return { content: [{ type: 'text', text: String(args.text) }] };
       case 'add': return { content: [{ type: 'text', text: String(args.a + args.b) }], structuredContent: { sum: args.a + args.b } };
-      case 'whoami': return { content: [{ type: 'text', text: `${extra.authInfo?.extra?.sub} via ${extra.authInfo?.clientId}` }] };
+      case 'whoami': {
+        // The SDK's AuthInfo, or express-oauth2-jwt-bearer's verified JWT.
+        const info = extra.authInfo;
+        return { content: [{ type: 'text', text: `${info?.extra?.sub ?? info?.payload?.sub} via ${info?.clientId ?? info?.payload?.client_id}` }] };
+      }
       case 'admin_action': return { content: [{ type: 'text', text: 'admin done' }] };
       case 'slow':
         await new Promise((resolve) => setTimeout(resolve, Number(args.ms || 1000)));
@@ -110,7 +122,20 @@ app.use(mcpAuthMetadataRouter({ oauthMetadata, resourceServerUrl: mcpUrl, scopes
 // middleware answers 403 insufficient_scope with the scope to ask for).
 const baseAuth = requireBearerAuth({ verifier, requiredScopes: ['mcp:tools'], resourceMetadataUrl, expectedResource: mcpUrl });
 const adminAuth = requireBearerAuth({ verifier, requiredScopes: ['mcp:tools', 'mcp:admin'], resourceMetadataUrl, expectedResource: mcpUrl });
+// AUTH dpop: its challenge names no resource_metadata, so a client finds
+// the metadata at its well-known URI (RFC 9728 §3).
+const dpopAuth = jwtAuth({ issuerBaseURL: issuer, audience: mcpUrl.href, dpop: { enabled: true, required: true } });
+const dpopScope = requiredScopes('mcp:tools');
 function auth(req, res, next) {
+  const scheme = (req.headers.authorization || 'none').split(' ')[0];
+  stats.schemes[scheme] = (stats.schemes[scheme] || 0) + 1;
+  if (authMode === 'dpop') {
+    return dpopAuth(req, res, (error) => {
+      if (error) return next(error);
+      stats.last_token = req.auth.token;
+      return dpopScope(req, res, next);
+    });
+  }
   const admin = req.method === 'POST' && req.body?.method === 'tools/call' && req.body?.params?.name === 'admin_action';
   return (admin ? adminAuth : baseAuth)(req, res, next);
 }
