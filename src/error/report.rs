@@ -153,6 +153,9 @@ impl Error {
             Error::Mcp(e @ (McpError::Unauthorized { .. } | McpError::Forbidden { .. })) => {
                 Report::new(REAUTH_REQUIRED, "sign-in required").detail(sentence(&e.to_string())).hint(SIGN_IN_HINT)
             }
+            Error::Mcp(e @ McpError::ProofRefused { .. }) => Report::new(MCP_ERROR, "the MCP server refused the DPoP proof")
+                .detail(sentence(&escape(&e.to_string())))
+                .hint("Each proof carries the database server's time, and servers refuse one more than a few minutes off: check the clock (NTP). The token is not at fault: no new sign-in is needed."),
             Error::Mcp(e @ McpError::SessionEnded { mid_request, .. }) => {
                 let hint = if *mid_request {
                     "The next call starts a new session. Check whether the tool's effect happened before calling it again."
@@ -358,6 +361,7 @@ mod tests {
         assert_eq!(state(Error::OAuth(OAuthError::InvalidResponse { host: "h".into(), why: "w".into() })), AUTHORIZATION_SERVER_ERROR);
         assert_eq!(state(Error::Mcp(McpError::Http { host: "h".into(), status: 500, retry_after: None })), MCP_ERROR);
         assert_eq!(state(Error::Mcp(McpError::Unauthorized { host: "h".into(), challenge: None, dpop_nonce: None })), REAUTH_REQUIRED);
+        assert_eq!(state(Error::Mcp(McpError::ProofRefused { host: "h".into(), description: None })), MCP_ERROR, "not a sign-in");
         let blocked = net(NetError::Blocked { host: "h".into(), reason: "private".into() });
         assert_eq!(state(Error::OAuth(OAuthError::Net(blocked.clone()))), NETWORK_POLICY);
         assert_eq!(state(Error::Mcp(McpError::Net(blocked))), NETWORK_POLICY);
@@ -429,6 +433,7 @@ mod tests {
             Error::Mcp(McpError::Http { host: host(), status: 500, retry_after: None }),
             Error::Mcp(McpError::SessionEnded { host: host(), mid_request: true }),
             Error::Mcp(McpError::Unauthorized { host: host(), challenge: None, dpop_nonce: None }),
+            Error::Mcp(McpError::ProofRefused { host: host(), description: Some("iat".into()) }),
             Error::ServerNotFound(id),
             Error::NotOAuth(id),
             Error::Disabled(id),

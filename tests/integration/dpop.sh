@@ -62,6 +62,20 @@ check "four backends meeting nonces and a dropped token at once are all answered
 check "... after one refresh between them" "^1$" "$(delta "$refreshes" "$(stat refreshes)")"
 check "... with no proof refused" "^0$" "$(delta "$refused" "$(stat dpop_refused)")"
 
+# A server that refuses the proof itself (invalid_dpop_proof, RFC 9449
+# §7.1; e.g. its clock and the database's disagree): the token is not at
+# fault, so no refresh is spent and no new sign-in is asked for.
+behave '{"dpop": true, "dpop_proof_refused": "DPoP proof iat is not recent enough"}'
+refreshes=$(stat refreshes)
+out=$(as_alice -v VERBOSITY=verbose -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"x\"}')" 2>&1)
+check "a refused proof is MC005, with the server's reason" "ERROR:  MC005: the MCP server refused the DPoP proof.*DETAIL:  .*invalid_dpop_proof[^:]*: DPoP proof iat is not recent enough" "$(tr -d '\n' <<<"$out")"
+check "... and a hint at the clock" "HINT:  .*clock" "$out"
+check "... no refresh spent on it" "^0$" "$(delta "$refreshes" "$(stat refreshes)")"
+check "... the row not marked for a new sign-in" "^f$" "$(as_alice -c "SELECT reauth_required FROM mcp_servers WHERE id = '$id'")"
+behave '{"dpop": true}'
+check "... and once the server takes proofs again, calls go on" "^again$" \
+  "$(as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"again\"}')->'content'->0->>'text'")"
+
 # A new sign-in, a new key.
 behave '{"dpop": true}'
 sign_in "$id"
@@ -87,6 +101,6 @@ bound=$(stat dpop_bound_tokens)
 check "a client credentials token is bound and used with proofs" "^service$" \
   "$(as_alice -c "SELECT mcp_call_tool('$cc', 'echo', '{\"text\": \"service\"}')->'content'->0->>'text'")"
 check "... one more bound token" "^1$" "$(delta "$bound" "$(stat dpop_bound_tokens)")"
-check "no proof was ever refused" "^2$" "$(stat dpop_refused)"
+check "no proof was ever refused but the replays' and the refused one's" "^3$" "$(stat dpop_refused)"
 
 finish_checks dpop

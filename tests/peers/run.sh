@@ -214,6 +214,17 @@ dpop_resource() {
   check "DPoP resource: ... with a proof by another key, refused: the token is bound to the row's key" \
     "foreign-proof=401 invalid_token: JWT Access Token confirmation mismatch" "$out"
   refute "DPoP resource: nothing recorded as an error" "." "$(as_alice -c "SELECT last_error FROM user_mcp_servers WHERE id = '$id'")"
+
+  # The same server on a clock two minutes behind the database's: it
+  # refuses every proof (its iat is outside the window), not the token.
+  id=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('DPoP, clock behind', '$dpop_behind_url', 'oauth') RETURNING id")
+  check "DPoP resource, clock 2 min behind: sign-in" "^$id$" "$(peer_sign_in "$id")"
+  before=$(das grants.refresh_token)
+  out=$(as_alice -v VERBOSITY=verbose -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"x\"}')" 2>&1)
+  check "DPoP resource, clock 2 min behind: the refused proof is MC005 with the server's reason" \
+    "MC005: the MCP server refused the DPoP proof.*DETAIL: .*iat.* is outside the acceptable range" "$(tr -d '\n' <<<"$out")"
+  check "DPoP resource, clock 2 min behind: ... no refresh spent, no new sign-in asked for" "^0 f$" \
+    "$(delta "$before" "$(das grants.refresh_token)") $(as_alice -c "SELECT reauth_required FROM mcp_servers WHERE id = '$id'")"
 }
 
 # scenario LABEL MCP_URL FEATURES: the row's whole life against one server.
@@ -313,7 +324,8 @@ py_url=$(start_peer py "$python" py_server.py "$py_port" "$issuer")
 # that takes DPoP-bound tokens only.
 dpop_issuer=$(start_peer oidcdpop "$node" oidc.mjs 0 300 jwt-dpop-nonce)
 dpop_url=$(start_peer tsdpop "$node" ts-server.mjs "$(free_port)" "$dpop_issuer" stateful 404 dpop)
-for u in "$ts_url" "$ts400_url" "$tsless_url" "$py_url" "$dpop_issuer" "$dpop_url"; do
+dpop_behind_url=$(start_peer tsbehind env CLOCK_SKEW_SECONDS=-120 "$node" --import ./clock.mjs ts-server.mjs "$(free_port)" "$dpop_issuer" stateful 404 dpop)
+for u in "$ts_url" "$ts400_url" "$tsless_url" "$py_url" "$dpop_issuer" "$dpop_url" "$dpop_behind_url"; do
   [ -n "$u" ] || { echo "a server did not start:"; tail -5 "$dir"/*.err; exit 1; }
 done
 # up URL: waits (at most 10 s) until the server at URL (its /mcp) answers:

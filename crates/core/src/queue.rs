@@ -185,6 +185,8 @@ mod tests {
         assert_eq!(reach(&McpError::Rpc { host: "h".into(), code: -32602, message: "m".into() }), Reach::Final);
         assert_eq!(reach(&McpError::SessionEnded { host: "h".into(), mid_request: false }), Reach::Final);
         assert_eq!(reach(&McpError::Unauthorized { host: "h".into(), challenge: None, dpop_nonce: None }), Reach::Final);
+        // Asking again with the same clock gets the same refusal.
+        assert_eq!(reach(&McpError::ProofRefused { host: "h".into(), description: None }), Reach::Final);
     }
 
     #[test]

@@ -156,6 +156,18 @@ pub fn bearer<'a>(headers: impl IntoIterator<Item = &'a str> + Clone) -> Option<
     }
 }
 
+/// The description a server gave when it refused a request's DPoP proof
+/// (`error="invalid_dpop_proof"`, RFC 9449 §7.1) in a challenge of any
+/// scheme: `Some(None)` when it gave none, `None` when it did not refuse
+/// the proof. Read apart from [`bearer`], since a server may send a Bearer
+/// challenge beside the DPoP one that carries the error (§7.2).
+pub fn dpop_proof_refusal<'a>(headers: impl IntoIterator<Item = &'a str>) -> Option<Option<String>> {
+    headers.into_iter().filter(|h| h.len() <= MAX_HEADER_LEN).flat_map(parse_challenges).find_map(|challenge| {
+        let get = |name: &str| challenge.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        (get("error").as_deref() == Some("invalid_dpop_proof")).then(|| get("error_description").filter(|d| !d.is_empty()))
+    })
+}
+
 fn challenge_of<'a>(headers: impl IntoIterator<Item = &'a str>, scheme: &str) -> Option<BearerChallenge> {
     for header in headers {
         if header.len() > MAX_HEADER_LEN {
@@ -207,6 +219,20 @@ mod tests {
         assert_eq!(both.scope.as_deref(), Some("a"));
         assert!(both.dpop, "the server offers DPoP too");
         assert!(!bearer([r#"Bearer scope="a""#]).unwrap().dpop);
+    }
+
+    #[test]
+    fn a_refused_proof_is_found_in_any_scheme() {
+        // RFC 9449 §7.1's form, and express-oauth2-jwt-bearer's beside a Bearer challenge.
+        let rfc = r#"DPoP error="invalid_dpop_proof", error_description="iat too old", algs="ES256""#;
+        assert_eq!(dpop_proof_refusal([rfc]), Some(Some("iat too old".to_owned())));
+        let beside = r#"Bearer realm="api", DPoP error="invalid_dpop_proof", algs="ES256 PS256""#;
+        assert_eq!(dpop_proof_refusal([beside]), Some(None));
+        assert_eq!(bearer([beside]).unwrap().error, None, "the Bearer challenge carries no error");
+        assert_eq!(dpop_proof_refusal(["Basic realm=\"x\"", r#"Bearer error="invalid_dpop_proof""#]), Some(None));
+        assert_eq!(dpop_proof_refusal([r#"DPoP error="invalid_token", algs="ES256""#]), None);
+        assert_eq!(dpop_proof_refusal([r#"DPoP error="use_dpop_nonce""#]), None);
+        assert_eq!(dpop_proof_refusal([""]), None);
     }
 
     #[test]

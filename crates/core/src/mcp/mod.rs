@@ -63,6 +63,11 @@ pub enum McpError {
     /// 401; `dpop_nonce` when the server asked for a DPoP proof with its
     /// nonce (RFC 9449 §9), which is answered by sending again with it.
     Unauthorized { host: String, challenge: Option<Box<BearerChallenge>>, dpop_nonce: Option<String> },
+    /// The server refused the request's DPoP proof, not its token
+    /// (`invalid_dpop_proof`, RFC 9449 §7.1): neither a refresh nor a new
+    /// sign-in helps.
+    #[error("{host} refused the DPoP proof (invalid_dpop_proof){}", .description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    ProofRefused { host: String, description: Option<String> },
     #[error("{host} answered 403 Forbidden")]
     Forbidden { host: String, challenge: Option<Box<BearerChallenge>> },
     #[error("{host} answered HTTP {status}")]
@@ -274,14 +279,15 @@ fn protocol(host: &str, why: impl Into<String>) -> McpError {
 }
 
 fn status_error(host: &str, response: &HttpResponse) -> McpError {
+    let challenges = || response.headers.get_all("www-authenticate").iter().filter_map(|v| v.to_str().ok());
+    if let (400 | 401, Some(description)) = (response.status, crate::www_authenticate::dpop_proof_refusal(challenges())) {
+        return McpError::ProofRefused { host: host.to_owned(), description };
+    }
     match response.status {
         401 => McpError::Unauthorized {
             host: host.to_owned(),
             challenge: response.bearer_challenge().map(Box::new),
-            dpop_nonce: crate::oauth::dpop::demanded_nonce(
-                &response.headers,
-                &response.headers.get_all("www-authenticate").iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(", "),
-            ),
+            dpop_nonce: crate::oauth::dpop::demanded_nonce(&response.headers, &challenges().collect::<Vec<_>>().join(", ")),
         },
         403 => McpError::Forbidden { host: host.to_owned(), challenge: response.bearer_challenge().map(Box::new) },
         status => McpError::Http {
@@ -314,6 +320,7 @@ impl McpError {
         match self {
             McpError::Rpc { host, code, message } => McpError::Rpc { host, code, message: clean(&message) },
             McpError::Protocol { host, why } => McpError::Protocol { host, why: clean(&why) },
+            McpError::ProofRefused { host, description } => McpError::ProofRefused { host, description: description.map(|d| clean(&d)) },
             McpError::OutputMismatch { host, mismatch } => McpError::OutputMismatch {
                 host,
                 mismatch: Box::new(output::OutputMismatch { path: clean(&mismatch.path), why: clean(&mismatch.why), tool: mismatch.tool }),
