@@ -137,6 +137,7 @@ impl Error {
                 let hint = match code.as_str() {
                     "invalid_client" => "The client registration was dropped; call mcp_oauth_start() to register again and sign in.",
                     "invalid_grant" => "The code or token is no longer valid; call mcp_oauth_start() to sign in again.",
+                    "invalid_dpop_proof" => "It refused the DPoP proof, not the grant: each proof carries the database server's time, so check the clock (NTP); a new sign-in does not help.",
                     _ => "Call mcp_oauth_start() to sign in again.",
                 };
                 Report::new(AUTHORIZATION_SERVER_ERROR, "the authorization server rejected the request").detail(detail).hint(hint)
@@ -404,6 +405,13 @@ mod tests {
         let detail = report.detail.unwrap();
         assert!(!detail.contains('\n') && !detail.contains('\u{1b}'), "{detail}");
         assert!(report.hint.unwrap().contains("mcp_oauth_start()"));
+        let proof = Error::OAuth(OAuthError::Rejected {
+            host: "as.example".into(),
+            code: "invalid_dpop_proof".into(),
+            description: None,
+            status: 400,
+        });
+        assert!(proof.report().hint.unwrap().contains("clock"), "a refused proof is not a sign-in matter");
         let busy = Error::RowBusy { id: uuid::Uuid::nil(), waited_ms: 3000 }.report();
         assert_eq!(busy.sqlstate, LOCK_NOT_AVAILABLE);
         assert_eq!(busy.detail.as_deref(), Some("The row stayed locked for 3000 ms; the token request was not sent."));
