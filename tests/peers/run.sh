@@ -227,6 +227,64 @@ dpop_resource() {
     "$(delta "$before" "$(das grants.refresh_token)") $(as_alice -c "SELECT reauth_required FROM mcp_servers WHERE id = '$id'")"
 }
 
+# everything_server: the MCP reference server that exercises every feature
+# (npm @modelcontextprotocol/server-everything, its Streamable HTTP
+# transport, session-based, no auth): tools with images, progress and an
+# outputSchema its zod writes as draft-07, resources and their templates,
+# prompts with an embedded resource, and the questions a server asks
+# mid-request (elicitation, roots, sampling), answered from SQL.
+everything_server() {
+  [[ "everything server" =~ ${PEERS_ONLY:-.} ]] || return 0
+  local id out url=$everything_url
+  id=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('Everything', '$url', 'headers') RETURNING id")
+  ev() { as_alice -c "$1" 2>&1; }
+  check "everything server: its tools, those for undeclared capabilities left out" "^echo,get-annotated-message,.*get-structured-content,get-sum,get-tiny-image,.*trigger-long-running-operation$" \
+    "$(ev "SELECT string_agg(name, ',' ORDER BY name) FROM mcp_list_tools('$id')")"
+  refute "everything server: ... (no elicitation tool without the capability)" "elicitation" "$(ev "SELECT string_agg(name, ',') FROM mcp_list_tools('$id')")"
+  check "everything server: a call" '"text": "Echo: hi"' "$(ev "SELECT mcp_call_tool('$id', 'echo', '{\"message\": \"hi\"}')")"
+  check "everything server: a draft-07 outputSchema, kept as it is" '"\$schema": "http://json-schema.org/draft-07/schema#"' \
+    "$(ev "SELECT output_schema FROM mcp_list_tools('$id') WHERE name = 'get-structured-content'")"
+  check "everything server: ... and a result checked against it" '"structuredContent": \{"humidity": [0-9]+, "conditions": "[A-Za-z ]+", "temperature": -?[0-9]+\}' \
+    "$(ev "SELECT mcp_call_tool('$id', 'get-structured-content', '{\"location\": \"New York\"}')")"
+  check "everything server: an image, passed through" "^image image/png [A-Za-z0-9+/]{100}" \
+    "$(ev "SELECT c->>'type', c->>'mimeType', c->>'data' FROM jsonb_array_elements(mcp_call_tool('$id', 'get-tiny-image')->'content') c WHERE c->>'type' = 'image'" | tr '|' ' ')"
+  check "everything server: a long-running operation, answered after its steps" "Long running operation completed. Duration: 1 seconds, Steps: 3" \
+    "$(ev "SELECT mcp_call_tool('$id', 'trigger-long-running-operation', '{\"duration\": 1, \"steps\": 3}')")"
+  check "everything server: resource links in a result" '"type": "resource_link".*"uri": "demo://resource/dynamic/text/2"' \
+    "$(ev "SELECT mcp_call_tool('$id', 'get-resource-links', '{\"count\": 2}')")"
+  check "everything server: every resource (its static documents)" "^7 demo://resource/static/document/architecture.md" \
+    "$(ev "SELECT count(*) || ' ' || min(uri) FROM mcp_list_resources('$id')")"
+  check "everything server: a document read" "## Tools" \
+    "$(ev "SELECT mcp_read_resource('$id', 'demo://resource/static/document/features.md')->'contents'->0->>'text'")"
+  check "everything server: its resource templates" "^demo://resource/dynamic/blob/\{resourceId\},demo://resource/dynamic/text/\{resourceId\}$" \
+    "$(ev "SELECT string_agg(uri_template, ',' ORDER BY uri_template) FROM mcp_list_resource_templates('$id')")"
+  check "everything server: a blob resource from a template" "^Resource 1: This is a base64 blob" \
+    "$(ev "SELECT convert_from(decode(mcp_read_resource('$id', 'demo://resource/dynamic/blob/1')->'contents'->0->>'blob', 'base64'), 'UTF8')")"
+  check "everything server: its prompts" "^args-prompt,completable-prompt,resource-prompt,simple-prompt$" \
+    "$(ev "SELECT string_agg(name, ',' ORDER BY name) FROM mcp_list_prompts('$id')")"
+  check "everything server: a prompt with arguments" "What's weather in Paris\?" "$(ev "SELECT mcp_get_prompt('$id', 'args-prompt', '{\"city\": \"Paris\"}')")"
+  check "everything server: a prompt embedding a resource" '"type": "resource", "resource": \{"uri": "demo://resource/dynamic/text/2"' \
+    "$(ev "SELECT mcp_get_prompt('$id', 'resource-prompt', '{\"resourceType\": \"Text\", \"resourceId\": \"2\"}')")"
+
+  # Questions asked mid-request, for the capabilities the application
+  # declares: returned to SQL, then answered by calling again.
+  local form="SET mcp_oauth.client_capabilities = '{\"elicitation\": {\"form\": {}}}';"
+  check "everything server: with elicitation declared, its elicitation tool is listed" "trigger-elicitation-request" \
+    "$(ev "$form SELECT string_agg(name, ',') FROM mcp_list_tools('$id')")"
+  check "everything server: its form comes back to SQL" '"resultType": "input_required", "inputRequests": \{"elicitation/create": .*"required": \["name"\]' \
+    "$(ev "$form SELECT mcp_call_tool('$id', 'trigger-elicitation-request')")"
+  out=$(ev "$form SELECT mcp_call_tool('$id', 'trigger-elicitation-request', '{}', '{\"elicitation/create\": {\"action\": \"accept\", \"content\": {\"name\": \"Alice Liddell\"}}}', NULL)")
+  check "everything server: ... answered from SQL" "User provided the requested information.*Name: Alice Liddell" "$out"
+  check "everything server: ... the fields left out filled with the form's defaults (SEP-1034)" 'Favorite Number: 3.14' "$out"
+  check "everything server: ... or declined" "User declined" \
+    "$(ev "$form SELECT mcp_call_tool('$id', 'trigger-elicitation-request', '{}', '{\"elicitation/create\": {\"action\": \"decline\"}}', NULL)")"
+  check "everything server: the client's roots, given from SQL" "1. data.*URI: file:///srv/data" \
+    "$(ev "SET mcp_oauth.client_capabilities = '{\"roots\": {}}'; SELECT mcp_call_tool('$id', 'get-roots-list', '{}', '{\"roots/list\": {\"roots\": [{\"uri\": \"file:///srv/data\", \"name\": \"data\"}]}}', NULL)")"
+  check "everything server: an LLM completion, given from SQL" 'hi from SQL' \
+    "$(ev "SET mcp_oauth.client_capabilities = '{\"sampling\": {}}'; SELECT mcp_call_tool('$id', 'trigger-sampling-request', '{\"prompt\": \"hello\"}', '{\"sampling/createMessage\": {\"role\": \"assistant\", \"content\": {\"type\": \"text\", \"text\": \"hi from SQL\"}, \"model\": \"sql\"}}', NULL)")"
+  refute "everything server: nothing recorded as an error" "." "$(ev "SELECT last_error FROM user_mcp_servers WHERE id = '$id'")"
+}
+
 # scenario LABEL MCP_URL FEATURES: the row's whole life against one server.
 # FEATURES: any of sessions (the server keeps sessions, and is restarted to
 # forget them: $restart), bound (it counts requests that carry a session
@@ -328,6 +386,14 @@ dpop_behind_url=$(start_peer tsbehind env CLOCK_SKEW_SECONDS=-120 "$node" --impo
 for u in "$ts_url" "$ts400_url" "$tsless_url" "$py_url" "$dpop_issuer" "$dpop_url" "$dpop_behind_url"; do
   [ -n "$u" ] || { echo "a server did not start:"; tail -5 "$dir"/*.err; exit 1; }
 done
+# The reference server takes its port from PORT and prints no URL.
+everything_port=$(free_port) everything_url=
+start_peer everything env PORT="$everything_port" "$node" node_modules/@modelcontextprotocol/server-everything/dist/index.js streamableHttp >/dev/null
+for _ in $(seq 100); do
+  curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$everything_port/mcp" && { everything_url=http://127.0.0.1:$everything_port/mcp; break; }
+  sleep 0.1
+done
+[ -n "$everything_url" ] || { echo "the reference server did not start:"; tail -5 "$dir/everything.err"; exit 1; }
 # up URL: waits (at most 10 s) until the server at URL (its /mcp) answers:
 # a server prints its URL before it listens.
 up() { for _ in $(seq 100); do curl -sf --max-time 1 "${1%/mcp}/_test/stats" >/dev/null && return 0; sleep 0.1; done; }
@@ -386,7 +452,7 @@ INI
   tool_names=add,echo,whoami
   server=${py_url%/mcp} session_misses='session_misses' restart=restart_py
   scenario "Python SDK FastMCP ($1)" "$py_url" "sessions isolation lifecycle"
-  [ "$1" = direct ] && { rmcp_tasks; service_client; dpop_resource; }
+  [ "$1" = direct ] && { rmcp_tasks; service_client; dpop_resource; everything_server; }
   case $1 in
     pgbouncer)
       kill "$(cat "$dir/pgbouncer.pid")" && rm -f "$dir/pgbouncer.pid"
