@@ -114,8 +114,10 @@ behave '{"api_key": "key-0001", "throttle": 3, "throttle_status": 429, "retry_af
 id=$(enqueue "$keyed" echo '{"text": "after 429s"}')
 check "429 with Retry-After: made again until it is taken" '"text": "after 429s"' "$(as_alice -c "SELECT mcp_call_result($id, '20s')")"
 check "... after 4 attempts (one per 429), carried out once" "^4\|1$" "$(as_alice -c "SELECT attempts FROM mcp_tool_calls WHERE id = $id")|$(delta "$calls" "$(stat tool_calls)")"
-check "... waiting as asked (Retry-After: 1, three times), and no longer than that" "^t\|t$" \
-  "$(as_alice -c "SELECT finished_at - created_at >= interval '2.9 s', finished_at - created_at < interval '6 s' FROM mcp_tool_calls WHERE id = $id")"
+# (The upper bound leaves room for a loaded machine, where one run took over
+# 6 s; it still catches a wait far beyond what was asked.)
+check "... waiting as asked (Retry-After: 1, three times), and not far longer" "^t\|t$" \
+  "$(as_alice -c "SELECT finished_at - created_at >= interval '2.9 s', finished_at - created_at < interval '10 s' FROM mcp_tool_calls WHERE id = $id")"
 # A storm of 429s: every call waits its turn and is carried out once.
 behave '{"api_key": "key-0001", "throttle": 15, "throttle_status": 429, "retry_after": "1"}'
 before=$(as_alice -c "SELECT max(id) FROM mcp_tool_calls")
