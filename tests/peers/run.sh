@@ -282,6 +282,19 @@ everything_server() {
     "$(ev "SET mcp_oauth.client_capabilities = '{\"roots\": {}}'; SELECT mcp_call_tool('$id', 'get-roots-list', '{}', '{\"roots/list\": {\"roots\": [{\"uri\": \"file:///srv/data\", \"name\": \"data\"}]}}', NULL)")"
   check "everything server: an LLM completion, given from SQL" 'hi from SQL' \
     "$(ev "SET mcp_oauth.client_capabilities = '{\"sampling\": {}}'; SELECT mcp_call_tool('$id', 'trigger-sampling-request', '{\"prompt\": \"hello\"}', '{\"sampling/createMessage\": {\"role\": \"assistant\", \"content\": {\"type\": \"text\", \"text\": \"hi from SQL\"}, \"model\": \"sql\"}}', NULL)")"
+
+  # A tool it requires to run as a task (2025-11-25 tasks,
+  # execution.taskSupport "required"): called as one, its result fetched
+  # with tasks/result; its question mid-task comes back to SQL.
+  check "everything server: a tool that must run as a task, called as one" \
+    '"io.modelcontextprotocol/related-task": \{"taskId": "[^"]+"\}.*# Research Report: postgres' \
+    "$(ev "SELECT mcp_call_tool('$id', 'simulate-research-query', '{\"topic\": \"postgres\"}')")"
+  check "everything server: ... its question mid-task comes back to SQL" '"resultType": "input_required".*could have multiple interpretations' \
+    "$(ev "$form SELECT mcp_call_tool('$id', 'simulate-research-query', '{\"topic\": \"python\", \"ambiguous\": true}')")"
+  check "everything server: ... and is answered from SQL" 'Clarification\*\*: programming' \
+    "$(ev "$form SELECT mcp_call_tool('$id', 'simulate-research-query', '{\"topic\": \"python\", \"ambiguous\": true}', '{\"elicitation/create\": {\"action\": \"accept\", \"content\": {\"interpretation\": \"programming\"}}}', NULL)")"
+  out=$(ev "SELECT mcp_call_tool_async('$id', 'simulate-research-query', '{\"topic\": \"queued\"}')")
+  check "everything server: ... and queued, by the queue worker" '# Research Report: queued' "$(ev "SELECT mcp_call_result($out, '60s')")"
   refute "everything server: nothing recorded as an error" "." "$(ev "SELECT last_error FROM user_mcp_servers WHERE id = '$id'")"
 }
 

@@ -58,12 +58,19 @@ pub struct InputRound {
 #[derive(Debug, Clone)]
 pub enum Call {
     List(Listing, PaginatedRequestParams),
-    CallTool(CallToolRequestParams),
+    /// With the lifetime in milliseconds of the task it asks a
+    /// session-based server to make of the call (2025-11-25 tasks: `task`
+    /// in the parameters), when the tool requires one.
+    CallTool(CallToolRequestParams, Option<u64>),
     ReadResource(ReadResourceRequestParams),
     GetPrompt(GetPromptRequestParams),
     /// The tasks extension (`io.modelcontextprotocol/tasks`): a task's state.
     GetTask(GetTaskParams),
     CancelTask(CancelTaskParams),
+    /// 2025-11-25 tasks: `tasks/result`, which waits for the task to end;
+    /// with the answers of the call the task stands for, for the questions
+    /// the server asks on its stream meanwhile.
+    TaskResult(GetTaskParams, Option<InputResponses>),
 }
 
 #[derive(Serialize)]
@@ -85,7 +92,20 @@ impl Call {
         let mut params = CallToolRequestParams::new(name.to_owned()).with_arguments(arguments);
         params.input_responses = input.responses;
         params.request_state = input.request_state;
-        Call::CallTool(params)
+        Call::CallTool(params, None)
+    }
+
+    /// Asks a session-based server to run this tool call as a task
+    /// living `ttl_ms` (a tool that requires it, 2025-11-25).
+    pub fn as_task(&mut self, ttl_ms: u64) {
+        if let Call::CallTool(_, task) = self {
+            *task = Some(ttl_ms);
+        }
+    }
+
+    /// `tasks/result` of `task_id`, for the tool call `self` made the task of.
+    pub fn task_result(&self, task_id: &str) -> Self {
+        Call::TaskResult(GetTaskParams::new(task_id), self.input_responses().cloned())
     }
 
     pub fn read_resource(uri: &str, input: InputRound) -> Self {
@@ -116,11 +136,12 @@ impl Call {
     pub fn method(&self) -> &'static str {
         match self {
             Call::List(listing, _) => listing.method(),
-            Call::CallTool(_) => "tools/call",
+            Call::CallTool(..) => "tools/call",
             Call::ReadResource(_) => "resources/read",
             Call::GetPrompt(_) => "prompts/get",
             Call::GetTask(_) => "tasks/get",
             Call::CancelTask(_) => "tasks/cancel",
+            Call::TaskResult(..) => "tasks/result",
         }
     }
 
@@ -130,18 +151,19 @@ impl Call {
     pub fn name(&self) -> Option<&str> {
         match self {
             Call::List(..) => None,
-            Call::CallTool(p) => Some(&p.name),
+            Call::CallTool(p, _) => Some(&p.name),
             Call::ReadResource(p) => Some(&p.uri),
             Call::GetPrompt(p) => Some(&p.name),
             Call::GetTask(p) => Some(&p.task_id),
             Call::CancelTask(p) => Some(&p.task_id),
+            Call::TaskResult(p, _) => Some(&p.task_id),
         }
     }
 
     /// The tool's arguments (for its `Mcp-Param-*` headers).
     pub fn tool_arguments(&self) -> Option<&JsonObject> {
         match self {
-            Call::CallTool(p) => p.arguments.as_ref(),
+            Call::CallTool(p, _) => p.arguments.as_ref(),
             _ => None,
         }
     }
@@ -151,7 +173,8 @@ impl Call {
     pub fn input_responses(&self) -> Option<&InputResponses> {
         match self {
             Call::List(..) | Call::GetTask(_) | Call::CancelTask(_) => None,
-            Call::CallTool(p) => p.input_responses.as_ref(),
+            Call::CallTool(p, _) => p.input_responses.as_ref(),
+            Call::TaskResult(_, answers) => answers.as_ref(),
             Call::ReadResource(p) => p.input_responses.as_ref(),
             Call::GetPrompt(p) => p.input_responses.as_ref(),
         }
@@ -166,11 +189,20 @@ impl Call {
         let method = self.method();
         let params = match self {
             Call::List(_, p) => serde_json::to_string(p),
-            Call::CallTool(p) => answerable(p, meta.is_some(), |p| (&mut p.input_responses, &mut p.request_state)),
+            Call::CallTool(p, task) => answerable(p, meta.is_some(), |p| (&mut p.input_responses, &mut p.request_state)).map(|params| {
+                match task.filter(|_| meta.is_none()) {
+                    // The parameters are an object: `task` goes before its end.
+                    Some(ttl) => {
+                        format!("{}{}\"task\":{{\"ttl\":{ttl}}}}}", &params[..params.len() - 1], if params.len() > 2 { "," } else { "" })
+                    }
+                    None => params,
+                }
+            }),
             Call::ReadResource(p) => answerable(p, meta.is_some(), |p| (&mut p.input_responses, &mut p.request_state)),
             Call::GetPrompt(p) => answerable(p, meta.is_some(), |p| (&mut p.input_responses, &mut p.request_state)),
             Call::GetTask(p) => serde_json::to_string(p),
             Call::CancelTask(p) => serde_json::to_string(p),
+            Call::TaskResult(p, _) => serde_json::to_string(p),
         }
         .expect("request parameters serialise");
         let mut out = serde_json::to_string(&Envelope { jsonrpc: "2.0", id, method, params: &Placeholder }).expect("serialises");
@@ -275,6 +307,29 @@ mod tests {
         // A session-based server gets neither _meta nor the 2026-07-28 fields.
         let legacy: Value = serde_json::from_str(&call.body(43, None)).unwrap();
         assert_eq!(legacy["params"], json!({"name": "echo", "arguments": {"text": "a \"quoted\" \u{e9}\n"}}));
+    }
+
+    #[test]
+    fn a_tool_call_made_a_task_of_for_a_session_based_server() {
+        let answers = InputRound {
+            responses: Some([("elicitation/create".to_owned(), json!({"action": "decline"}))].into_iter().collect()),
+            request_state: None,
+        };
+        let mut call = Call::call_tool("research", object(json!({"topic": "x"})), answers);
+        call.as_task(300_000);
+        let body: Value = serde_json::from_str(&call.body(7, None)).unwrap();
+        assert_eq!(body["params"], json!({"name": "research", "arguments": {"topic": "x"}, "task": {"ttl": 300_000}}));
+        // Task augmentation is the session-based revisions'; 2026-07-28 has the tasks extension.
+        let modern: Value = serde_json::from_str(&call.body(8, Some("{}"))).unwrap();
+        assert!(modern["params"].get("task").is_none(), "{modern}");
+        let mut fetch = call.task_result("t-1");
+        assert_eq!((fetch.method(), fetch.name()), ("tasks/result", Some("t-1")));
+        assert!(fetch.input_responses().is_some_and(|a| a.contains_key("elicitation/create")), "the call's answers go with it");
+        let body: Value = serde_json::from_str(&fetch.body(9, None)).unwrap();
+        assert_eq!(body["params"], json!({"taskId": "t-1"}));
+        let mut bare = Call::call_tool("noargs", JsonObject::new(), InputRound::default());
+        bare.as_task(1);
+        assert_eq!(serde_json::from_str::<Value>(&bare.body(1, None)).unwrap()["params"]["task"], json!({"ttl": 1}));
     }
 
     #[test]

@@ -40,7 +40,7 @@ use rmcp::model::{ErrorCode, ErrorData, InitializeRequestParams, ProtocolVersion
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use stream::{Exchange, Outcome};
 use url::Url;
 
@@ -246,6 +246,14 @@ pub struct Learned {
     /// tools once to learn them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub output_schemas_unshared: bool,
+    /// A session-based server's `initialize` declared task-augmented
+    /// `tools/call` (2025-11-25 `capabilities.tasks.requests.tools.call`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tool_tasks: bool,
+    /// The tools whose `execution.taskSupport` is `required`, as of the last
+    /// complete tool list: on such a server they are called as tasks.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub task_required_tools: BTreeSet<String>,
 }
 
 impl Learned {
@@ -328,6 +336,26 @@ impl McpError {
             other => other,
         }
     }
+}
+
+/// How long a task made of a tool call is kept by the server (2025-11-25
+/// `task.ttl`), from its creation: long enough for any synchronous call.
+const TASK_TTL_MS: u64 = 10 * 60 * 1000;
+
+/// The id of the task a 2025-11-25 `CreateTaskResult` announces, if the
+/// result is one (a server may run the call directly instead).
+fn created_task(result: &RawValue) -> Option<String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Created {
+        task: Option<CreatedTask>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct CreatedTask {
+        task_id: String,
+    }
+    serde_json::from_str::<Created>(result.get()).ok()?.task.map(|t| t.task_id).filter(|id| !id.is_empty())
 }
 
 /// The JSON-RPC errors by which a 2026-07-28 server identifies itself.
@@ -498,6 +526,7 @@ impl McpSession {
         if !(200..300).contains(&response.status) {
             return Err(status_error(&host, &response));
         }
+        self.learned.tool_tasks = result.pointer("/capabilities/tasks/requests/tools/call").is_some_and(Value::is_object);
         self.learned.era = Some(Era::Legacy {
             version: agreed.to_owned(),
             session_id,
@@ -708,6 +737,11 @@ impl McpSession {
                     let schemas = output::declared(&items);
                     self.learned.output_schemas_unshared = output::too_large_to_share(&schemas);
                     self.learned.output_schemas = if self.learned.output_schemas_unshared { BTreeMap::new() } else { schemas.clone() };
+                    self.learned.task_required_tools = items
+                        .iter()
+                        .filter(|tool| tool.pointer("/execution/taskSupport").and_then(Value::as_str) == Some("required"))
+                        .filter_map(|tool| tool.get("name")?.as_str().map(str::to_owned))
+                        .collect();
                     self.outputs.listed = Some(schemas);
                 }
                 return Ok(items);
@@ -731,18 +765,34 @@ impl McpSession {
     /// from a tool list and shared with every backend (`Learned`): the tools
     /// of a server never listed are listed before the first call, so that
     /// a listing failure never follows a call the server carried out.
+    ///
+    /// A tool a session-based server requires to run as a task (2025-11-25
+    /// `execution.taskSupport: "required"`) is called as one, and its result
+    /// fetched with `tasks/result`, which waits for the task to end.
     pub async fn call_tool(&mut self, http: &HttpClient, target: &Target<'_>, call: &mut Call) -> Result<Box<RawValue>, McpError> {
         if !self.learned.tools_listed || (self.learned.output_schemas_unshared && self.outputs.listed.is_none()) {
             self.list_tools(http, target).await?;
         }
-        let result = match self.request(http, target, call).await {
+        let tool = call.name().unwrap_or_default().to_owned();
+        let as_task = matches!(self.learned.era, Some(Era::Legacy { .. }))
+            && self.learned.tool_tasks
+            && self.learned.task_required_tools.contains(&tool);
+        if as_task {
+            call.as_task(TASK_TTL_MS);
+        }
+        let mut result = match self.request(http, target, call).await {
             Err(McpError::Rpc { code, .. }) if code == i64::from(ErrorCode::HEADER_MISMATCH.0) => {
                 self.list_tools(http, target).await?;
                 self.request(http, target, call).await
             }
             other => other,
         }?;
-        let tool = call.name().unwrap_or_default();
+        if as_task {
+            if let Some(task_id) = created_task(&result) {
+                result = self.request(http, target, &mut call.task_result(&task_id)).await?;
+            }
+        }
+        let tool = tool.as_str();
         let schema = match &self.outputs.listed {
             Some(here) if self.learned.output_schemas_unshared => here.get(tool),
             _ => self.learned.output_schemas.get(tool),
@@ -824,6 +874,17 @@ mod tests {
         assert!((a - b).abs() >= 1 << 16, "{a} {b}");
         // And within one process, each request has an id of its own.
         assert_eq!((first.id(), first.id()), (a + 1, a + 2));
+    }
+
+    #[test]
+    fn a_created_task_is_told_from_a_result() {
+        let raw = |v: Value| RawValue::from_string(v.to_string()).unwrap();
+        let created = json!({"task": {"taskId": "t-1", "status": "working", "createdAt": "2025-11-25T10:30:00Z", "ttl": 60000}});
+        assert_eq!(created_task(&raw(created)).as_deref(), Some("t-1"));
+        // A server that runs the call directly answers with its result.
+        assert_eq!(created_task(&raw(json!({"content": [{"type": "text", "text": "done"}]}))), None);
+        assert_eq!(created_task(&raw(json!({"task": {"taskId": ""}}))), None);
+        assert_eq!(created_task(&raw(json!({"task": "t-1"}))), None);
     }
 
     #[test]
