@@ -98,26 +98,33 @@ expired() {
   sleep 2.5
 }
 
-# herd ID LEVEL: 16 callers at once, each in a transaction at LEVEL, on an
-# expired token: all succeed, with exactly one refresh and no reuse.
-herd() {
-  local id=$1 level=$2 refreshes errors revoked i ok
-  expired "$id"
-  refreshes=$(oidc_stat 'grants.refresh_token') errors=$(oidc_stat 'grant_errors.invalid_grant') revoked=$(oidc_stat revoked_grants)
-  local pids=()
-  for i in $(seq 16); do
-    as_alice -c "BEGIN ISOLATION LEVEL $level" -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"herd $i\"}')" -c "COMMIT" \
-      >"$dir/herd.$i" 2>&1 &
+# concurrent_calls N ID TAG LEVEL: N callers at once, each in a transaction
+# at LEVEL, echo "TAG i"; prints how many were answered (the others'
+# errors go to standard error).
+concurrent_calls() {
+  local n=$1 id=$2 tag=$3 level=$4 i ok pids=()
+  for i in $(seq "$n"); do
+    as_alice -c "BEGIN ISOLATION LEVEL $level" -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"$tag $i\"}')" -c "COMMIT" \
+      >"$dir/$tag.$i" 2>&1 &
     pids+=($!)
   done
   wait "${pids[@]}"
-  ok=$(cat "$dir"/herd.* | grep -c '"text": "herd [0-9]*"')
-  check "$label, $level: 16 callers on an expired token all succeed" "^16$" "$ok"
-  [ "$ok" = 16 ] || grep -h ERROR "$dir"/herd.* | sort | uniq -c | head -5
+  ok=$(cat "$dir/$tag".* | grep -c "\"text\": \"$tag [0-9]*\"")
+  [ "$ok" = "$n" ] || grep -h ERROR "$dir/$tag".* | sort | uniq -c | head -5 >&2
+  rm -f "$dir/$tag".*
+  echo "$ok"
+}
+
+# herd ID LEVEL: 16 callers at once, each in a transaction at LEVEL, on an
+# expired token: all succeed, with exactly one refresh and no reuse.
+herd() {
+  local id=$1 level=$2 refreshes errors revoked
+  expired "$id"
+  refreshes=$(oidc_stat 'grants.refresh_token') errors=$(oidc_stat 'grant_errors.invalid_grant') revoked=$(oidc_stat revoked_grants)
+  check "$label, $level: 16 callers on an expired token all succeed" "^16$" "$(concurrent_calls 16 "$id" herd "$level")"
   check "$label, $level: ... with exactly one refresh" "^1$" "$(delta "$refreshes" "$(oidc_stat 'grants.refresh_token')")"
   check "$label, $level: ... and no refresh token reused" "^0 0$" \
     "$(delta "$errors" "$(oidc_stat 'grant_errors.invalid_grant')") $(delta "$revoked" "$(oidc_stat revoked_grants)")"
-  rm -f "$dir"/herd.*
 }
 
 # listen_for CHANNEL SECONDS FILE: a session that LISTENs meanwhile, in the
@@ -179,7 +186,7 @@ service_client() {
 # demands its nonce in every proof (jwt-dpop-nonce).
 dpop_resource() {
   [[ "DPoP resource" =~ ${PEERS_ONLY:-.} ]] || return 0
-  local id before errors revoked ok i pids=() token out tool_names=add,admin_action,echo,slow,whoami
+  local id before errors revoked token out tool_names=add,admin_action,echo,slow,whoami
   das() { counter "$dpop_issuer" "$1"; }
   dttl() { curl -sf -X POST "$dpop_issuer/_test/ttl?seconds=$1" >/dev/null; }
   id=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('DPoP resource', '$dpop_url', 'oauth') RETURNING id")
@@ -191,15 +198,7 @@ dpop_resource() {
     "$(das 'token_types.DPoP') $(das 'grant_errors.use_dpop_nonce')"
   sleep 2.5
   before=$(das grants.refresh_token) errors=$(das 'grant_errors.invalid_grant') revoked=$(das revoked_grants)
-  for i in $(seq 8); do
-    as_alice -c "SELECT mcp_call_tool('$id', 'echo', '{\"text\": \"bound $i\"}')" >"$dir/dpop.$i" 2>&1 &
-    pids+=($!)
-  done
-  wait "${pids[@]}"
-  ok=$(cat "$dir"/dpop.* | grep -c '"text": "bound [0-9]*"')
-  check "DPoP resource: 8 callers on an expired token all answered" "^8$" "$ok"
-  [ "$ok" = 8 ] || grep -h ERROR "$dir"/dpop.* | sort | uniq -c | head -5
-  rm -f "$dir"/dpop.*
+  check "DPoP resource: 8 callers on an expired token all answered" "^8$" "$(concurrent_calls 8 "$id" bound "READ COMMITTED")"
   check "DPoP resource: ... after one refresh, proved with the refresh token's key" "^1 0 0$" \
     "$(delta "$before" "$(das grants.refresh_token)") $(delta "$errors" "$(das 'grant_errors.invalid_grant')") $(delta "$revoked" "$(das revoked_grants)")"
   check "DPoP resource: ... its token bound too, and never a Bearer one" "^2 0$" "$(das 'token_types.DPoP') $(das 'token_types.Bearer // 0')"
