@@ -169,4 +169,23 @@ check "when it starts to want one (400 Mcp-Session-Id required), a session is st
 check "... one initialize" "^1$" "$(delta "$initializes" "$(stat initializes)")"
 check "... and the row shares the session" '"session_id": "session-' "$(learned "$loose" '"session_id": "session-')"
 
+# A session-based server that requires a tool to run as a task (2025-11-25):
+# called with `task`, its result fetched with tasks/result.
+behave '{"legacy_only": true, "legacy_tasks": true}'
+tasked=$(as_alice -c "INSERT INTO user_mcp_servers (name, url, auth_type) VALUES ('Tasked', '$base/mcp', 'oauth') RETURNING id")
+sign_in "$tasked"
+calls=$(stat tool_calls) results=$(stat task_results)
+check "a tool the server requires to run as a task is called as one" '"text": "as a task"' \
+  "$(as_alice -c "SELECT mcp_call_tool('$tasked', 'echo', '{\"text\": \"as a task\"}')" 2>&1)"
+check "... one call, its result fetched with tasks/result" "^1 1$" "$(delta "$calls" "$(stat tool_calls)") $(delta "$results" "$(stat task_results)")"
+check "... tools it does not require it of are called directly" '"structuredContent": \{"sum": 5' \
+  "$(as_alice -c "SELECT mcp_call_tool('$tasked', 'add', '{\"a\": 2, \"b\": 3}')" 2>&1)"
+# The session gone between the call and the fetch: the task was made, so
+# the call may have run; it is not made again.
+behave '{"legacy_only": true, "legacy_tasks": true, "end_session_at_task_result": true}'
+calls=$(stat tool_calls)
+out=$(psql_q -U alice -v VERBOSITY=verbose -c "SELECT mcp_call_tool('$tasked', 'echo', '{\"text\": \"lost fetch\"}')" 2>&1)
+check "a task whose result cannot be fetched: MC005, the call may have run" "ERROR:  MC005:.*whether it was carried out is unknown" "$(tr -d '\n' <<<"$out")"
+check "... and the call was not made again" "^1$" "$(delta "$calls" "$(stat tool_calls)")"
+
 finish_checks protocol

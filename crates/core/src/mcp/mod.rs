@@ -789,7 +789,12 @@ impl McpSession {
         }?;
         if as_task {
             if let Some(task_id) = created_task(&result) {
-                result = self.request(http, target, &mut call.task_result(&task_id)).await?;
+                // The server took the call: whatever happens to the fetch,
+                // the tool may have run, so it is never made again.
+                result = match self.request(http, target, &mut call.task_result(&task_id)).await {
+                    Err(McpError::SessionEnded { host, .. }) => return Err(McpError::SessionEnded { host, mid_request: true }),
+                    other => other?,
+                };
             }
         }
         let tool = tool.as_str();
