@@ -184,20 +184,17 @@ impl Call {
     /// 2026-07-28 request (see `request_meta`), written into the parameters
     /// as it is (it is the same for every request of a session, so it is
     /// serialised once); without it the request is for a session-based
-    /// server, which knows neither `_meta` context nor `inputResponses`.
+    /// server, which knows neither `_meta` context nor `inputResponses`,
+    /// and a tool call made a task of carries `task` instead.
     pub fn body(&mut self, id: i64, meta: Option<&str>) -> String {
         let method = self.method();
+        let task = match self {
+            Call::CallTool(_, Some(ttl)) if meta.is_none() => Some(format!("{{\"ttl\":{ttl}}}")),
+            _ => None,
+        };
         let params = match self {
             Call::List(_, p) => serde_json::to_string(p),
-            Call::CallTool(p, task) => answerable(p, meta.is_some(), |p| (&mut p.input_responses, &mut p.request_state)).map(|params| {
-                match task.filter(|_| meta.is_none()) {
-                    // The parameters are an object: `task` goes before its end.
-                    Some(ttl) => {
-                        format!("{}{}\"task\":{{\"ttl\":{ttl}}}}}", &params[..params.len() - 1], if params.len() > 2 { "," } else { "" })
-                    }
-                    None => params,
-                }
-            }),
+            Call::CallTool(p, _) => answerable(p, meta.is_some(), |p| (&mut p.input_responses, &mut p.request_state)),
             Call::ReadResource(p) => answerable(p, meta.is_some(), |p| (&mut p.input_responses, &mut p.request_state)),
             Call::GetPrompt(p) => answerable(p, meta.is_some(), |p| (&mut p.input_responses, &mut p.request_state)),
             Call::GetTask(p) => serde_json::to_string(p),
@@ -207,16 +204,19 @@ impl Call {
         .expect("request parameters serialise");
         let mut out = serde_json::to_string(&Envelope { jsonrpc: "2.0", id, method, params: &Placeholder }).expect("serialises");
         // The envelope ends with the placeholder's `null}`: the parameters
-        // (an object, so ending with `}`) go there, with `_meta` added last.
+        // (an object, so ending with `}`) go there, with `_meta` (or `task`)
+        // added last.
         out.truncate(out.len() - "null}".len());
-        match meta {
-            Some(meta) => {
+        match meta.map(|m| ("_meta", m)).or(task.as_deref().map(|t| ("task", t))) {
+            Some((name, value)) => {
                 out.push_str(&params[..params.len() - 1]);
                 if params.len() > 2 {
                     out.push(',');
                 }
-                out.push_str("\"_meta\":");
-                out.push_str(meta);
+                out.push('"');
+                out.push_str(name);
+                out.push_str("\":");
+                out.push_str(value);
                 out.push_str("}}");
             }
             None => {
