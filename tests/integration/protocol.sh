@@ -187,5 +187,10 @@ calls=$(stat tool_calls)
 out=$(psql_q -U alice -v VERBOSITY=verbose -c "SELECT mcp_call_tool('$tasked', 'echo', '{\"text\": \"lost fetch\"}')" 2>&1)
 check "a task whose result cannot be fetched: MC005, the call may have run" "ERROR:  MC005:.*whether it was carried out is unknown" "$(tr -d '\n' <<<"$out")"
 check "... and the call was not made again" "^1$" "$(delta "$calls" "$(stat tool_calls)")"
+behave '{"legacy_only": true, "legacy_tasks": true}'
+initializes=$(stat initializes)
+check "... the next call works, in a new session" '"text": "after the lost fetch"' \
+  "$(as_alice -c "SELECT mcp_call_tool('$tasked', 'echo', '{\"text\": \"after the lost fetch\"}')" 2>&1)"
+check "... one new session" "^1$" "$(delta "$initializes" "$(stat initializes)")"
 
 finish_checks protocol

@@ -292,6 +292,18 @@ everything_server() {
     "$(ev "$form SELECT mcp_call_tool('$id', 'simulate-research-query', '{\"topic\": \"python\", \"ambiguous\": true}')")"
   check "everything server: ... and is answered from SQL" 'Clarification\*\*: programming' \
     "$(ev "$form SELECT mcp_call_tool('$id', 'simulate-research-query', '{\"topic\": \"python\", \"ambiguous\": true}', '{\"elicitation/create\": {\"action\": \"accept\", \"content\": {\"interpretation\": \"programming\"}}}', NULL)")"
+  local pids=() i
+  for i in 1 2; do
+    as_alice -c "BEGIN ISOLATION LEVEL REPEATABLE READ" -c "SELECT mcp_call_tool('$id', 'simulate-research-query', '{\"topic\": \"topic $i\"}')" -c "COMMIT" \
+      >"$dir/research.$i" 2>&1 &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  check "everything server: ... two backends at once, in REPEATABLE READ, each its own task" "^2$" "$(cat "$dir"/research.* | grep -c '# Research Report: topic [12]')"
+  out=$(as_alice -v ON_ERROR_STOP=0 -c "SET statement_timeout = '1s'" -c "SELECT mcp_call_tool('$id', 'simulate-research-query', '{\"topic\": \"too slow\"}')" \
+    -c "RESET statement_timeout" -c "SELECT mcp_call_tool('$id', 'echo', '{\"message\": \"still here\"}')" 2>&1)
+  check "everything server: ... a statement_timeout ends the wait for the task (57014)" "canceling statement due to statement timeout" "$out"
+  check "everything server: ... and the backend's next call works" '"text": "Echo: still here"' "$out"
   out=$(ev "SELECT mcp_call_tool_async('$id', 'simulate-research-query', '{\"topic\": \"queued\"}')")
   check "everything server: ... and queued, by the queue worker" '# Research Report: queued' "$(ev "SELECT mcp_call_result($out, '60s')")"
   refute "everything server: nothing recorded as an error" "." "$(ev "SELECT last_error FROM user_mcp_servers WHERE id = '$id'")"
